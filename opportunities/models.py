@@ -1,0 +1,292 @@
+"""Opportunities, contact roles, their history, the field catalog from describe, and sync state."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.db import models
+
+from people.models import Person
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class LiveManager(models.Manager[_M]):
+    """Rows not deleted in Salesforce: what lists, filters and the Opportunity Info tab show."""
+
+    def get_queryset(self) -> models.QuerySet[_M]:
+        return super().get_queryset().filter(is_deleted=False)
+
+
+class Opportunity(models.Model):
+    """A Salesforce Opportunity.
+
+    Standard fields are columns (`SALESFORCE_COLUMNS` maps API names to them); every other field
+    describe shows, standard or custom, is in `custom_fields` keyed by its API name (`Region__c`).
+    `currency_iso_code` is kept but never displayed: amounts show in the subscription's default
+    currency. A deleted opportunity stays as a tombstone (`is_deleted`) so that its history and
+    re-reads of old versions keep working; `Opportunity.live` hides it.
+    """
+
+    SALESFORCE_COLUMNS: dict[str, str] = {
+        "Name": "name",
+        "AccountId": "account_sf_id",
+        "StageName": "stage_name",
+        "Amount": "amount",
+        "ExpectedRevenue": "expected_revenue",
+        "Probability": "probability",
+        "CloseDate": "close_date",
+        "Type": "type",
+        "LeadSource": "lead_source",
+        "IsClosed": "is_closed",
+        "IsWon": "is_won",
+        "ForecastCategoryName": "forecast_category",
+        "NextStep": "next_step",
+        "CurrencyIsoCode": "currency_iso_code",
+        "OwnerId": "owner_sf_id",
+        "CreatedDate": "created_in_salesforce",
+        "LastModifiedDate": "last_modified_in_salesforce",
+    }
+
+    sf_id = models.CharField("Salesforce id", max_length=18, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+    account_sf_id = models.CharField("Salesforce Account id", max_length=18, blank=True)
+    account_name = models.CharField(max_length=255, blank=True)
+    stage_name = models.CharField("stage", max_length=255, blank=True, db_index=True)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    expected_revenue = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    probability = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    close_date = models.DateField(null=True, blank=True)
+    type = models.CharField(max_length=255, blank=True)
+    lead_source = models.CharField(max_length=255, blank=True)
+    is_closed = models.BooleanField(default=False)
+    is_won = models.BooleanField(default=False)
+    forecast_category = models.CharField(max_length=255, blank=True)
+    next_step = models.CharField(max_length=255, blank=True)
+    currency_iso_code = models.CharField(max_length=3, blank=True)
+    owner_sf_id = models.CharField("Salesforce owner id", max_length=18, blank=True)
+    created_in_salesforce = models.DateTimeField(null=True, blank=True)
+    last_modified_in_salesforce = models.DateTimeField(null=True, blank=True)
+    system_modstamp = models.DateTimeField(null=True, blank=True)
+    is_deleted = models.BooleanField(default=False)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    objects = models.Manager()
+    live = LiveManager()
+
+    class Meta:
+        ordering = ["-close_date", "id"]
+        indexes = [
+            models.Index(fields=["is_deleted", "is_closed", "is_won"], name="opp_state_idx"),
+            models.Index(fields=["close_date"], name="opp_close_date_idx"),
+        ]
+        verbose_name_plural = "opportunities"
+
+    def __str__(self) -> str:
+        return self.name or self.sf_id
+
+
+class ContactRole(models.Model):
+    """A Salesforce OpportunityContactRole: the only link between a person and an opportunity.
+
+    The Salesforce ids are kept as plain strings: a role may point at a contact (or opportunity)
+    OppSync does not know yet or cannot see; `person` links up when that contact arrives. A deleted
+    role stays as a tombstone (`is_deleted`) like opportunities do.
+    """
+
+    sf_id = models.CharField("Salesforce id", max_length=18, unique=True)
+    opportunity = models.ForeignKey(
+        Opportunity, null=True, blank=True, on_delete=models.SET_NULL, related_name="contact_roles"
+    )
+    person = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="contact_roles"
+    )
+    sf_opportunity_id = models.CharField("Salesforce Opportunity id", max_length=18, db_index=True)
+    sf_contact_id = models.CharField("Salesforce Contact id", max_length=18, blank=True, db_index=True)
+    role = models.CharField(max_length=255, blank=True)
+    is_primary = models.BooleanField(default=False)
+    system_modstamp = models.DateTimeField(null=True, blank=True)
+    is_deleted = models.BooleanField(default=False)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    objects = models.Manager()
+    live = LiveManager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["person", "is_deleted"], name="role_person_idx"),
+            models.Index(fields=["opportunity", "is_deleted"], name="role_opportunity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role or 'Contact role'} {self.sf_id}"
+
+
+class FieldDefinition(models.Model):
+    """One field of a Salesforce object as the integration user's describe shows it.
+
+    Built from describe and refreshed about once a minute. A field that vanishes from describe is
+    deactivated (`is_active=False`), never deleted, so old values and smart lists stay readable.
+    It drives the SELECT list of the sync, the constraint catalog and the API's `custom_fields`.
+    """
+
+    sobject = models.CharField("Salesforce object", max_length=80)
+    api_name = models.CharField(max_length=255)
+    label = models.CharField(max_length=255)
+    field_type = models.CharField(max_length=40, help_text="Salesforce describe type, e.g. picklist")
+    soap_type = models.CharField(max_length=40, blank=True)
+    picklist_values = models.JSONField(default=list, blank=True)
+    reference_to = models.JSONField(default=list, blank=True)
+    length = models.PositiveIntegerField(default=0)
+    precision = models.PositiveIntegerField(default=0)
+    scale = models.PositiveIntegerField(default=0)
+    is_custom = models.BooleanField(default=False)
+    is_calculated = models.BooleanField(default=False)
+    is_nillable = models.BooleanField(default=True)
+    is_filterable = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sobject", "api_name"], name="field_definition_unique"),
+        ]
+        ordering = ["sobject", "api_name"]
+
+    def __str__(self) -> str:
+        return f"{self.sobject}.{self.api_name}"
+
+
+class ActivityType(models.TextChoices):
+    ADDED_TO_OPPORTUNITY = "added_to_opportunity", "Added to Opportunity"
+    REMOVED_FROM_OPPORTUNITY = "removed_from_opportunity", "Removed from Opportunity"
+    OPPORTUNITY_UPDATED = "opportunity_updated", "Opportunity is Updated"
+
+
+class Activity(models.Model):
+    """Something that happened to a person's opportunities, recorded by the sync (product.md §2).
+
+    Added/removed carry the contact role's `role` and `is_primary`; an update carries the
+    Salesforce API name of the changed `field` with its previous and new values (one activity per
+    changed field and per attached person). `is_initial_load` marks what the first full load of an
+    org recorded: triggers never fire for it.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="activities")
+    opportunity = models.ForeignKey(
+        Opportunity, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+    activity_type = models.CharField(max_length=40, choices=ActivityType.choices)
+    occurred_at = models.DateTimeField(help_text="When it happened in Salesforce.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    sf_contact_role_id = models.CharField(max_length=18, blank=True)
+    role = models.CharField(max_length=255, blank=True)
+    is_primary = models.BooleanField(null=True, blank=True)
+    field = models.CharField(max_length=255, blank=True, help_text="Salesforce API name")
+    previous_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    is_initial_load = models.BooleanField(default=False)
+    sync_cycle = models.ForeignKey(
+        "SyncCycle", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["person", "activity_type", "occurred_at"], name="activity_person_idx"),
+            models.Index(fields=["opportunity", "occurred_at"], name="activity_opportunity_idx"),
+            models.Index(fields=["activity_type", "field", "occurred_at"], name="activity_field_idx"),
+        ]
+        verbose_name_plural = "activities"
+
+    def __str__(self) -> str:
+        return f"{self.get_activity_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    PAUSED = "paused", "Paused"
+
+
+class SyncState(models.Model):
+    """Where the sync of one Salesforce object stands between cycles.
+
+    `watermark` is the upper bound of the last window that committed (SystemModstamp); the next
+    window starts a lookback before it. `deleted_checked_until` is the end of the last getDeleted
+    window (whole minutes).
+    """
+
+    sobject = models.CharField(max_length=80, unique=True)
+    watermark = models.DateTimeField(null=True, blank=True)
+    deleted_checked_until = models.DateTimeField(null=True, blank=True)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    initial_load_completed_at = models.DateTimeField(null=True, blank=True)
+    last_describe_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.sobject} up to {self.watermark}"
+
+
+class SyncCycle(models.Model):
+    """One sync cycle over all objects: when it ran, how it ended, what it cost."""
+
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    error_message = models.TextField(blank=True)
+    api_calls = models.PositiveIntegerField(default=0)
+    api_usage_used = models.PositiveIntegerField(null=True, blank=True)
+    api_usage_max = models.PositiveIntegerField(null=True, blank=True)
+    is_initial_load = models.BooleanField(default=False)
+    reconciled = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["status", "started_at"], name="sync_cycle_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Cycle {self.pk} {self.status} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class SyncObjectRun(models.Model):
+    """What one cycle did for one Salesforce object: counts, window, calls, outcome."""
+
+    cycle = models.ForeignKey(SyncCycle, on_delete=models.CASCADE, related_name="object_runs")
+    sobject = models.CharField(max_length=80)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    deleted_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "sobject"]
+        indexes = [models.Index(fields=["sobject", "started_at"], name="sync_object_run_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sobject} in cycle {self.cycle_id}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()

@@ -1,0 +1,24 @@
+"""Admin building blocks shared by the apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+
+class SyncedReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """An admin for data that Salesforce owns: everybody, superusers included, may only look.
+
+    The sync is one-way: an edit here would be overwritten by the next cycle, so none is offered.
+    """
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

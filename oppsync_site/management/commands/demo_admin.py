@@ -1,0 +1,24 @@
+"""Create the demo administrator that `make run` prints, unless it exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create a demo superuser (for `make run` on a local machine) and print how to log in."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--password", default="admin")
+        parser.add_argument("--url", default="http://127.0.0.1:8000/admin/")
+
+    def handle(self, *args: Any, username: str, password: str, url: str, **options: Any) -> None:
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=username).exists():
+            user_model.objects.create_superuser(username=username, email="", password=password)
+            self.stdout.write(f"Created the demo administrator {username!r}.")
+        self.stdout.write(self.style.SUCCESS(f"OppSync: open {url} and log in as {username} / {password}"))

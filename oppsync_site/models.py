@@ -1,0 +1,55 @@
+"""Models that belong to the whole site rather than to one app."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .currencies import currency_symbol, validate_currency_code
+
+
+class SubscriptionSettings(models.Model):
+    """The subscription's settings, one row (pk=1). Only Administrators may change them.
+
+    `default_currency` is the currency every amount is shown in, whatever Salesforce's
+    CurrencyIsoCode says (product.md §1, "One currency").
+    """
+
+    SINGLETON_PK = 1
+
+    default_currency = models.CharField(
+        max_length=3,
+        default="USD",
+        validators=[validate_currency_code],
+        help_text="ISO 4217 code of the currency every amount is shown in.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "settings"
+        verbose_name_plural = "settings"
+
+    def __str__(self) -> str:
+        return f"Settings (default currency {self.default_currency})"
+
+    @property
+    def currency_symbol(self) -> str:
+        return currency_symbol(self.default_currency)
+
+    @classmethod
+    def load(cls) -> SubscriptionSettings:
+        settings, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return settings
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a Celery worker ran the beat-scheduled heartbeat task, one row per host.
+
+    It shows that beat and at least one worker are alive; the sync status page reads it.
+    """
+
+    hostname = models.CharField(max_length=255, unique=True)
+    last_beat_at = models.DateTimeField()
+    beats = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.hostname} at {self.last_beat_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,16 @@
+"""Test settings: fast password hashing, a file SQLite test database that other processes
+(Celery workers started by integration tests) can open too."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-insecure-key")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+
+from .base import *  # noqa: F403
+from .base import DATABASES, VAR_DIR
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-oppsync.sqlite3")}

@@ -1,0 +1,63 @@
+"""factory_boy factories for the synced models."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from opportunities.models import Activity, ActivityType, ContactRole, Opportunity
+from people.models import Person
+
+
+def _sf_id(prefix: str, n: int) -> str:
+    return f"{prefix}{n:015d}"[:18]
+
+
+class PersonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Person
+
+    sf_contact_id = factory.Sequence(lambda n: _sf_id("003", n))
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Faker("email")
+    company = factory.Faker("company")
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Opportunity
+
+    sf_id = factory.Sequence(lambda n: _sf_id("006", n))
+    name = factory.Sequence(lambda n: f"Deal {n}")
+    stage_name = "Prospecting"
+    amount = Decimal("1000.00")
+    probability = Decimal("10")
+    expected_revenue = Decimal("100.00")
+    close_date = factory.LazyFunction(lambda: dt.date.today() + dt.timedelta(days=30))
+    system_modstamp = factory.LazyFunction(timezone.now)
+
+
+class ContactRoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ContactRole
+
+    sf_id = factory.Sequence(lambda n: _sf_id("00K", n))
+    opportunity = factory.SubFactory(OpportunityFactory)
+    person = factory.SubFactory(PersonFactory)
+    sf_opportunity_id = factory.LazyAttribute(lambda o: o.opportunity.sf_id)
+    sf_contact_id = factory.LazyAttribute(lambda o: o.person.sf_contact_id)
+    role = "Decision Maker"
+
+
+class ActivityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Activity
+
+    person = factory.SubFactory(PersonFactory)
+    opportunity = factory.SubFactory(OpportunityFactory)
+    activity_type = ActivityType.ADDED_TO_OPPORTUNITY
+    occurred_at = factory.LazyFunction(timezone.now)

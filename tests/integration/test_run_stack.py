@@ -1,0 +1,71 @@
+"""`make run`'s processes (honcho with the Procfile): the admin logs in while a worker and beat run
+and the beat-scheduled heartbeat executes, on the file broker and on Redis."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+
+from oppsync_site.models import WorkerHeartbeat
+from tests.processes import free_port, process_env, running, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def _admin_login(base: str) -> str:
+    session = requests.Session()
+    login_url = f"{base}/admin/login/"
+    page = session.get(login_url, timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    response = session.post(
+        login_url,
+        data={
+            "csrfmiddlewaretoken": token.group(1),
+            "username": "demo",
+            "password": "demo-pass",
+            "next": "/admin/",
+        },
+        headers={"Referer": login_url},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.text
+
+
+def _web_is_up(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/admin/login/", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.mark.parametrize("broker", ["file", "redis"])
+def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
+    User.objects.create_superuser(username="demo", password="demo-pass", email="")
+    port = free_port()
+    env = process_env(
+        OPPSYNC_VAR_DIR=str(tmp_path / "var"),
+        OPPSYNC_PORT=str(port),
+        CELERY_HEARTBEAT_INTERVAL="1",
+        REDIS_URL="redis://127.0.0.1:6379/15" if broker == "redis" else "",
+    )
+    log = tmp_path / "honcho.log"
+    base = f"http://127.0.0.1:{port}"
+
+    with running(["honcho", "start", "-f", "Procfile"], env=env, log=log):
+        wait_until(lambda: _web_is_up(base), timeout=60, what="the web process", log=log)
+        home = _admin_login(base)
+        assert "Salesforce opportunities for marketing" in home
+        assert "Log out" in home
+
+        beats = wait_until(
+            lambda: WorkerHeartbeat.objects.filter(beats__gte=2).first(),
+            timeout=90,
+            what="two heartbeats run by the worker",
+            log=log,
+        )
+    assert beats.beats >= 2
