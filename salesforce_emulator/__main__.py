@@ -1,0 +1,78 @@
+"""`python -m salesforce_emulator`: serve the emulated org over HTTPS."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from .app import Emulator, EmulatorConfig, build_app
+from .generator import generate_org
+from .tls import ensure_tls_files
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m salesforce_emulator", description=__doc__)
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("var/emulator"), help="where the org and its CA live"
+    )
+    parser.add_argument("--host", default="localhost", help="host name in instance_url and the certificate")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument(
+        "--generate", type=int, default=0, metavar="N", help="generate N opportunities if the org is empty"
+    )
+    parser.add_argument(
+        "--people", type=int, default=None, help="people to generate (default: as many as opportunities)"
+    )
+    parser.add_argument(
+        "--sales-team-rate", type=float, default=0.0, help="edits per second by the emulated sales team"
+    )
+    parser.add_argument("--session-seconds", type=float, default=7200.0, help="lifetime of an access token")
+    parser.add_argument("--client-id", default="oppsync-demo-client")
+    parser.add_argument("--client-secret", default="oppsync-demo-secret")
+    parser.add_argument("--username", default="integration@oppsync.example")
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s emulator %(levelname)s %(message)s")
+    tls = ensure_tls_files(args.data_dir, [args.host, "localhost", "127.0.0.1"])
+    config = EmulatorConfig(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        username=args.username,
+        jwt_public_key_file=tls.jwt_public_key_file,
+        session_seconds=args.session_seconds,
+    )
+    emulator = Emulator(config)
+    if args.generate and emulator.store.count("Opportunity") == 0:
+        summary = generate_org(emulator.store, opportunities=args.generate, people=args.people)
+        print(f"Generated an org: {summary}", flush=True)
+    app = build_app(emulator, sales_team_rate=args.sales_team_rate)
+    print(
+        f"Salesforce emulator at {config.instance_url}\n"
+        f"  SALESFORCE_LOGIN_URL={config.instance_url}\n"
+        f"  SALESFORCE_CLIENT_ID={config.client_id}\n"
+        f"  SALESFORCE_CLIENT_SECRET={config.client_secret}\n"
+        f"  SALESFORCE_CA_BUNDLE={tls.ca_file.resolve()}",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.bind,
+        port=args.port,
+        ssl_certfile=str(tls.cert_chain_file),
+        ssl_keyfile=str(tls.key_file),
+        log_level=args.log_level,
+        access_log=False,
+        timeout_keep_alive=30,
+    )
+
+
+if __name__ == "__main__":
+    main()
