@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         ssl_certfile=str(tls.cert_chain_file),
         ssl_keyfile=str(tls.key_file),
         log_level=args.log_level,
+        timeout_graceful_shutdown=2,
         access_log=False,
         timeout_keep_alive=30,
     )
