@@ -42,7 +42,10 @@ def main() -> None:
     def progress(sobject: str, count: int) -> None:
         if time.monotonic() - last_report[0] > 15:
             last_report[0] = time.monotonic()
-            print(f"  ... {sobject}: {store.count(sobject):,} after {time.monotonic() - started:.0f}s", flush=True)
+            print(
+                f"  ... {sobject}: {store.count(sobject):,} after {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
 
     summary = generate_org(store, opportunities=args.opportunities, progress=progress)
     generation_seconds = time.monotonic() - started
@@ -59,10 +62,16 @@ def main() -> None:
         http.verify = str(process.ca_file)
         token = http.post(
             f"{process.instance_url}/services/oauth2/token",
-            data={"grant_type": "client_credentials", "client_id": "oppsync-demo-client", "client_secret": "oppsync-demo-secret"},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "oppsync-demo-client",
+                "client_secret": "oppsync-demo-secret",
+            },
             timeout=30,
         ).json()
-        sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=http, version="59.0")
+        sf = Salesforce(
+            instance_url=token["instance_url"], session_id=token["access_token"], session=http, version="59.0"
+        )
         calls_before = control.api_calls()
         started = time.monotonic()
         count = 0
@@ -70,7 +79,9 @@ def main() -> None:
         for _ in sf.query_all_iter(soql, include_deleted=True):
             count += 1
         paging_seconds = time.monotonic() - started
-        print(f"paged_records: {count:,}  paging_seconds: {paging_seconds:.1f}  records_per_second: {count / paging_seconds:,.0f}  api_calls: {control.api_calls() - calls_before}")
+        print(
+            f"paged_records: {count:,}  paging_seconds: {paging_seconds:.1f}  records_per_second: {count / paging_seconds:,.0f}  api_calls: {control.api_calls() - calls_before}"
+        )
     finally:
         process.stop()
 

@@ -58,7 +58,9 @@ class EmulatorControl:
         self._call("PATCH", f"records/{sobject}", body)
 
     def delete(self, sobject: str, *ids: str, backdate_seconds: float = 0) -> None:
-        self._call("POST", f"records/{sobject}/delete", {"ids": list(ids), "backdate_seconds": backdate_seconds})
+        self._call(
+            "POST", f"records/{sobject}/delete", {"ids": list(ids), "backdate_seconds": backdate_seconds}
+        )
 
     def undelete(self, sobject: str, *ids: str) -> None:
         self._call("POST", f"records/{sobject}/undelete", {"ids": list(ids)})

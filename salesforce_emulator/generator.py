@@ -27,7 +27,7 @@ BATCH = 20_000
 HIDDEN_CONTACT_SHARE = 0.02
 # Weights of the stages in a living pipeline: many early, a good share closed.
 STAGE_WEIGHTS = [14, 10, 9, 8, 7, 6, 7, 6, 18, 15]
-ROLE_COUNT_WEIGHTS = [12, 30, 25, 17, 10, 6]  # 0..5 roles per opportunity
+ROLE_COUNT_WEIGHTS = [10, 17, 22, 24, 15, 12]  # 0..5 roles per opportunity, 2.5 on average
 
 
 class Pools:

@@ -154,6 +154,15 @@ SALESFORCE_CA_BUNDLE = env.str("SALESFORCE_CA_BUNDLE", default="")
 SALESFORCE_SYNC_INTERVAL = env.float("SALESFORCE_SYNC_INTERVAL", default=5.0)
 SALESFORCE_API_BUDGET = env.float("SALESFORCE_API_BUDGET", default=0.25)
 SALESFORCE_QUOTA_PAUSE = env.float("SALESFORCE_QUOTA_PAUSE", default=0.8)
+# Tuning knobs of the sync (README lists them); the defaults suit a real org.
+SALESFORCE_LOOKBACK_SECONDS = env.float("SALESFORCE_LOOKBACK_SECONDS", default=60.0)
+SALESFORCE_CLOCK_LEAD_SECONDS = env.float("SALESFORCE_CLOCK_LEAD_SECONDS", default=5.0)
+SALESFORCE_DESCRIBE_INTERVAL = env.float("SALESFORCE_DESCRIBE_INTERVAL", default=60.0)
+SALESFORCE_DELETED_INTERVAL = env.float("SALESFORCE_DELETED_INTERVAL", default=60.0)
+SALESFORCE_RECONCILE_INTERVAL = env.float("SALESFORCE_RECONCILE_INTERVAL", default=24 * 3600.0)
+SALESFORCE_BULK_THRESHOLD = env.int("SALESFORCE_BULK_THRESHOLD", default=50_000)
+SALESFORCE_SYNC_LOCK_SECONDS = env.float("SALESFORCE_SYNC_LOCK_SECONDS", default=120.0)
+SALESFORCE_RETRY_BACKOFF = env.float("SALESFORCE_RETRY_BACKOFF", default=1.0)
 
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
@@ -193,6 +202,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oppsync_site.tasks.heartbeat",
         "schedule": celery_schedule(CELERY_HEARTBEAT_INTERVAL),
         "options": {"expires": CELERY_HEARTBEAT_INTERVAL},
+    },
+    "salesforce-sync-cycle": {
+        "task": "opportunities.sync.tasks.sync_cycle",
+        "schedule": celery_schedule(SALESFORCE_SYNC_INTERVAL),
+        # A tick that waited longer than an interval is stale: the next one replaces it.
+        "options": {"queue": "sync", "expires": max(SALESFORCE_SYNC_INTERVAL, 1.0)},
     },
 }
 

@@ -25,13 +25,22 @@ def test_request_limit_exceeded_once_the_daily_limit_is_used(emulator, sf):
         with pytest.raises(SalesforceRefusedRequest) as error:
             sf.query("SELECT Id FROM User")
         assert error.value.status == 403
-        assert error.value.content == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+        assert error.value.content == [
+            {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+        ]
     finally:
         emulator.faults(api_usage={"max": 100_000})
 
 
 def test_an_injected_request_limit_error(emulator, sf):
-    emulator.faults(error={"status": 403, "error_code": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded.", "times": 1})
+    emulator.faults(
+        error={
+            "status": 403,
+            "error_code": "REQUEST_LIMIT_EXCEEDED",
+            "message": "TotalRequests Limit exceeded.",
+            "times": 1,
+        }
+    )
     with pytest.raises(SalesforceRefusedRequest):
         sf.query("SELECT Id FROM User")
     sf.query("SELECT Id FROM User")
@@ -39,7 +48,14 @@ def test_an_injected_request_limit_error(emulator, sf):
 
 @pytest.mark.parametrize("status", [500, 502, 503, 420, 429])
 def test_server_errors_n_times_then_recovery(emulator, sf, status):
-    emulator.faults(error={"status": status, "error_code": "SERVER_UNAVAILABLE" if status >= 500 else None, "message": "Server unavailable", "times": 2})
+    emulator.faults(
+        error={
+            "status": status,
+            "error_code": "SERVER_UNAVAILABLE" if status >= 500 else None,
+            "message": "Server unavailable",
+            "times": 2,
+        }
+    )
     for _ in range(2):
         with pytest.raises(SalesforceGeneralError) as error:
             sf.query("SELECT Id FROM User")
@@ -48,7 +64,15 @@ def test_server_errors_n_times_then_recovery(emulator, sf, status):
 
 
 def test_errors_can_target_one_resource(emulator, sf):
-    emulator.faults(error={"status": 503, "error_code": "SERVER_UNAVAILABLE", "message": "busy", "times": 1, "path_contains": "/limits"})
+    emulator.faults(
+        error={
+            "status": 503,
+            "error_code": "SERVER_UNAVAILABLE",
+            "message": "busy",
+            "times": 1,
+            "path_contains": "/limits",
+        }
+    )
     sf.query("SELECT Id FROM User")
     with pytest.raises(SalesforceGeneralError):
         sf.limits()
@@ -70,8 +94,12 @@ def test_query_timeout_for_wide_windows(emulator, sf):
     narrow = f"SELECT Id FROM Opportunity WHERE SystemModstamp > {(now - dt.timedelta(days=3)).strftime('%Y-%m-%dT%H:%M:%SZ')} AND SystemModstamp <= {now.strftime('%Y-%m-%dT%H:%M:%SZ')}"
     sf.query(narrow)
     with pytest.raises(SalesforceMalformedRequest) as error:
-        sf.query(f"SELECT Id FROM Opportunity WHERE SystemModstamp > {(now - dt.timedelta(days=30)).strftime('%Y-%m-%dT%H:%M:%SZ')}")
-    assert error.value.content == [{"message": "Your query request was running for too long.", "errorCode": "QUERY_TIMEOUT"}]
+        sf.query(
+            f"SELECT Id FROM Opportunity WHERE SystemModstamp > {(now - dt.timedelta(days=30)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        )
+    assert error.value.content == [
+        {"message": "Your query request was running for too long.", "errorCode": "QUERY_TIMEOUT"}
+    ]
     with pytest.raises(SalesforceMalformedRequest):
         sf.query("SELECT Id FROM Opportunity")
 
@@ -95,20 +123,38 @@ def test_expired_sessions(emulator, sf):
 
 
 def test_late_commits_appear_with_an_older_system_modstamp(emulator, sf):
-    [early] = emulator.create("Opportunity", {"Name": "On time", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
-    reader_upper = sf.query(f"SELECT SystemModstamp FROM Opportunity WHERE Id = '{early}'")["records"][0]["SystemModstamp"]
+    [early] = emulator.create(
+        "Opportunity", {"Name": "On time", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    reader_upper = sf.query(f"SELECT SystemModstamp FROM Opportunity WHERE Id = '{early}'")["records"][0][
+        "SystemModstamp"
+    ]
     # Committed after a reader's window ended at `reader_upper`, yet dated inside that window.
-    [late] = emulator.create("Opportunity", {"Name": "Late", "StageName": "Prospecting", "CloseDate": "2031-01-01"}, backdate_seconds=30)
-    stamp = sf.query(f"SELECT SystemModstamp FROM Opportunity WHERE Id = '{late}'")["records"][0]["SystemModstamp"]
+    [late] = emulator.create(
+        "Opportunity",
+        {"Name": "Late", "StageName": "Prospecting", "CloseDate": "2031-01-01"},
+        backdate_seconds=30,
+    )
+    stamp = sf.query(f"SELECT SystemModstamp FROM Opportunity WHERE Id = '{late}'")["records"][0][
+        "SystemModstamp"
+    ]
     assert stamp < reader_upper
-    window = sf.query(f"SELECT Id FROM Opportunity WHERE SystemModstamp <= {reader_upper.replace('+0000', 'Z')} AND Id = '{late}'")
+    window = sf.query(
+        f"SELECT Id FROM Opportunity WHERE SystemModstamp <= {reader_upper.replace('+0000', 'Z')} AND Id = '{late}'"
+    )
     assert window["totalSize"] == 1
 
 
 def test_many_rows_share_one_system_modstamp_across_a_page_boundary(emulator, sf):
-    ids = emulator.create("Contact", *[{"LastName": f"Tied {n}", "Department": "Tied"} for n in range(9)], same_modstamp=True)
+    ids = emulator.create(
+        "Contact", *[{"LastName": f"Tied {n}", "Department": "Tied"} for n in range(9)], same_modstamp=True
+    )
     emulator.faults(page_size=4)
-    rows = list(sf.query_all_iter("SELECT Id, SystemModstamp FROM Contact WHERE Department = 'Tied' ORDER BY SystemModstamp ASC, Id ASC"))
+    rows = list(
+        sf.query_all_iter(
+            "SELECT Id, SystemModstamp FROM Contact WHERE Department = 'Tied' ORDER BY SystemModstamp ASC, Id ASC"
+        )
+    )
     assert len({r["SystemModstamp"] for r in rows}) == 1
     assert sorted(r["Id"] for r in rows) == sorted(ids)
     assert len(rows) == 9  # paged 4 + 4 + 1 without losing or repeating a tied row

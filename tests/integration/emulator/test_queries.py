@@ -30,8 +30,20 @@ def test_query_shape_matches_the_reference(emulator, sf):
     assert result["done"] is True
     assert "nextRecordsUrl" not in result
     first, second = result["records"]
-    assert list(first) == ["attributes", "Id", "Name", "Account", "Amount", "CloseDate", "IsClosed", "SystemModstamp"]
-    assert first["attributes"] == {"type": "Opportunity", "url": f"/services/data/v59.0/sobjects/Opportunity/{orphan}"}
+    assert list(first) == [
+        "attributes",
+        "Id",
+        "Name",
+        "Account",
+        "Amount",
+        "CloseDate",
+        "IsClosed",
+        "SystemModstamp",
+    ]
+    assert first["attributes"] == {
+        "type": "Opportunity",
+        "url": f"/services/data/v59.0/sobjects/Opportunity/{orphan}",
+    }
     assert first["Account"] is None
     assert second["Account"]["Name"] == "Shape Inc"
     assert second["Account"]["attributes"]["type"] == "Account"
@@ -102,8 +114,11 @@ def test_soql_where_supports_the_subset(emulator, sf):
         _opportunity("Subset B", Amount=20.0, LeadSource="Other"),
         _opportunity("Subset C's", Amount=None, StageName="Closed Won"),
     )
+
     def names(where):
-        rows = sf.query_all(f"SELECT Name FROM Opportunity WHERE Name LIKE 'Subset%' AND ({where}) ORDER BY Name")["records"]
+        rows = sf.query_all(
+            f"SELECT Name FROM Opportunity WHERE Name LIKE 'Subset%' AND ({where}) ORDER BY Name"
+        )["records"]
         return [r["Name"] for r in rows]
 
     assert names("Amount > 15") == ["Subset B"]
@@ -114,7 +129,9 @@ def test_soql_where_supports_the_subset(emulator, sf):
     assert names("LeadSource NOT IN ('Web')") == ["Subset B", "Subset C's"]
     assert names("IsWon = TRUE OR (Amount < 15 AND NOT LeadSource = 'Other')") == ["Subset A", "Subset C's"]
     assert names("Name = 'Subset C\\'s'") == ["Subset C's"]
-    assert names(f"CloseDate = 2031-06-30 AND CreatedDate > {(NOW - dt.timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}") == ["Subset A", "Subset B", "Subset C's"]
+    assert names(
+        f"CloseDate = 2031-06-30 AND CreatedDate > {(NOW - dt.timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    ) == ["Subset A", "Subset B", "Subset C's"]
     assert len(ids) == 3
     limited = sf.query("SELECT Name FROM Opportunity WHERE Name LIKE 'Subset%' ORDER BY Name DESC LIMIT 2")
     assert limited["totalSize"] == 2 and [r["Name"] for r in limited["records"]] == ["Subset C's", "Subset B"]
@@ -164,11 +181,23 @@ def test_limits_and_the_limit_header_on_every_response(emulator, sf):
 def test_composite_runs_several_queries_as_one_call(emulator, sf):
     before = emulator.api_calls()
     requests = [
-        {"method": "GET", "url": f"/services/data/v59.0/queryAll/?q=SELECT+Id+FROM+{name}+LIMIT+1", "referenceId": name}
+        {
+            "method": "GET",
+            "url": f"/services/data/v59.0/queryAll/?q=SELECT+Id+FROM+{name}+LIMIT+1",
+            "referenceId": name,
+        }
         for name in ("Contact", "Lead", "Opportunity", "OpportunityContactRole")
     ]
-    requests.append({"method": "GET", "url": "/services/data/v59.0/sobjects/Opportunity/describe", "referenceId": "describe"})
-    requests.append({"method": "GET", "url": "/services/data/v59.0/query/?q=SELECT+Nope+FROM+Lead", "referenceId": "bad"})
+    requests.append(
+        {
+            "method": "GET",
+            "url": "/services/data/v59.0/sobjects/Opportunity/describe",
+            "referenceId": "describe",
+        }
+    )
+    requests.append(
+        {"method": "GET", "url": "/services/data/v59.0/query/?q=SELECT+Nope+FROM+Lead", "referenceId": "bad"}
+    )
     result = sf.restful("composite", method="POST", json={"allOrNone": False, "compositeRequest": requests})
     assert emulator.api_calls() == before + 1
     by_reference = {r["referenceId"]: r for r in result["compositeResponse"]}
@@ -181,15 +210,26 @@ def test_composite_runs_several_queries_as_one_call(emulator, sf):
 
 
 def test_composite_refuses_more_than_five_queries(sf):
-    requests = [{"method": "GET", "url": "/services/data/v59.0/query/?q=SELECT+Id+FROM+User", "referenceId": f"q{n}"} for n in range(6)]
+    requests = [
+        {"method": "GET", "url": "/services/data/v59.0/query/?q=SELECT+Id+FROM+User", "referenceId": f"q{n}"}
+        for n in range(6)
+    ]
     with pytest.raises(SalesforceMalformedRequest):
         sf.restful("composite", method="POST", json={"compositeRequest": requests})
 
 
 def test_bulk2_query_all_pages_csv_with_locators(emulator, sf):
-    ids = emulator.create("Lead", *[{"LastName": f"Bulk, \"{n}\"", "Company": "Bulk Co", "Title": None} for n in range(25)])
+    ids = emulator.create(
+        "Lead", *[{"LastName": f'Bulk, "{n}"', "Company": "Bulk Co", "Title": None} for n in range(25)]
+    )
     emulator.delete("Lead", ids[0])
-    pages = list(sf.bulk2.Lead.query_all("SELECT Id, LastName, Title, IsDeleted, SystemModstamp FROM Lead WHERE Company = 'Bulk Co'", max_records=10, wait=0.05))
+    pages = list(
+        sf.bulk2.Lead.query_all(
+            "SELECT Id, LastName, Title, IsDeleted, SystemModstamp FROM Lead WHERE Company = 'Bulk Co'",
+            max_records=10,
+            wait=0.05,
+        )
+    )
     assert len(pages) == 3
     rows = [row for page in pages for row in csv.DictReader(io.StringIO(page))]
     assert sorted(r["Id"] for r in rows) == sorted(ids)
@@ -197,7 +237,7 @@ def test_bulk2_query_all_pages_csv_with_locators(emulator, sf):
     assert deleted["IsDeleted"] == "true"
     assert deleted["Title"] == ""
     assert deleted["SystemModstamp"].endswith("Z")
-    assert rows[1]["LastName"].startswith("Bulk, \"")
+    assert rows[1]["LastName"].startswith('Bulk, "')
     assert pages[0].splitlines()[0] == '"Id","LastName","Title","IsDeleted","SystemModstamp"'
 
 
@@ -218,5 +258,9 @@ def test_bulk2_results_before_completion_are_refused(emulator, sf):
 
 def test_bulk2_refuses_compound_fields(sf):
     with pytest.raises(SalesforceMalformedRequest) as error:
-        sf.restful("jobs/query", method="POST", json={"operation": "query", "query": "SELECT Id, MailingAddress FROM Contact"})
+        sf.restful(
+            "jobs/query",
+            method="POST",
+            json={"operation": "query", "query": "SELECT Id, MailingAddress FROM Contact"},
+        )
     assert "Selecting compound data not supported in Bulk Query" in error.value.content[0]["message"]

@@ -15,24 +15,47 @@ FIELDS = "Id, StageName, IsClosed, IsWon, Probability, ForecastCategory, Forecas
 
 
 def _get(sf, sobject, record_id, fields=FIELDS, include_deleted=True):
-    rows = sf.query(f"SELECT {fields} FROM {sobject} WHERE Id = '{record_id}'", include_deleted=include_deleted)["records"]
+    rows = sf.query(
+        f"SELECT {fields} FROM {sobject} WHERE Id = '{record_id}'", include_deleted=include_deleted
+    )["records"]
     return rows[0] if rows else None
 
 
 def test_stage_drives_closed_won_probability_and_forecast(emulator, sf):
-    [opportunity] = emulator.create("Opportunity", {"Name": "Stages", "StageName": "Prospecting", "CloseDate": "2031-01-01", "Amount": 20000.0})
+    [opportunity] = emulator.create(
+        "Opportunity",
+        {"Name": "Stages", "StageName": "Prospecting", "CloseDate": "2031-01-01", "Amount": 20000.0},
+    )
     row = _get(sf, "Opportunity", opportunity)
-    assert (row["IsClosed"], row["IsWon"], row["Probability"], row["ForecastCategory"]) == (False, False, 10.0, "Pipeline")
+    assert (row["IsClosed"], row["IsWon"], row["Probability"], row["ForecastCategory"]) == (
+        False,
+        False,
+        10.0,
+        "Pipeline",
+    )
     assert row["ExpectedRevenue"] == 2000.0
     emulator.update("Opportunity", {"Id": opportunity, "StageName": "Closed Won"})
     won = _get(sf, "Opportunity", opportunity)
-    assert (won["IsClosed"], won["IsWon"], won["Probability"], won["ForecastCategory"], won["ForecastCategoryName"]) == (True, True, 100.0, "Closed", "Closed")
+    assert (
+        won["IsClosed"],
+        won["IsWon"],
+        won["Probability"],
+        won["ForecastCategory"],
+        won["ForecastCategoryName"],
+    ) == (True, True, 100.0, "Closed", "Closed")
     assert won["ExpectedRevenue"] == 20000.0
     assert won["SystemModstamp"] > row["SystemModstamp"]
     emulator.update("Opportunity", {"Id": opportunity, "StageName": "Closed Lost"})
     lost = _get(sf, "Opportunity", opportunity)
-    assert (lost["IsClosed"], lost["IsWon"], lost["Probability"], lost["ExpectedRevenue"]) == (True, False, 0.0, 0.0)
-    emulator.update("Opportunity", {"Id": opportunity, "StageName": "Negotiation/Review", "Probability": 35.0})
+    assert (lost["IsClosed"], lost["IsWon"], lost["Probability"], lost["ExpectedRevenue"]) == (
+        True,
+        False,
+        0.0,
+        0.0,
+    )
+    emulator.update(
+        "Opportunity", {"Id": opportunity, "StageName": "Negotiation/Review", "Probability": 35.0}
+    )
     custom = _get(sf, "Opportunity", opportunity)
     assert (custom["Probability"], custom["ExpectedRevenue"]) == (35.0, 7000.0)
 
@@ -67,8 +90,12 @@ def test_soft_delete_undelete_and_purge(emulator, sf):
 
 def test_a_contact_role_deleted_directly_is_a_hard_delete(emulator, sf):
     [contact] = emulator.create("Contact", {"LastName": "Role"})
-    [opportunity] = emulator.create("Opportunity", {"Name": "Roles", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
-    [role] = emulator.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact, "Role": "Evaluator"})
+    [opportunity] = emulator.create(
+        "Opportunity", {"Name": "Roles", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    [role] = emulator.create(
+        "OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact, "Role": "Evaluator"}
+    )
     emulator.delete("OpportunityContactRole", role, backdate_seconds=61)
     assert _get(sf, "OpportunityContactRole", role, "Id") is None  # not even queryAll sees it
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -78,7 +105,9 @@ def test_a_contact_role_deleted_directly_is_a_hard_delete(emulator, sf):
 
 def test_deleting_an_opportunity_soft_deletes_its_roles_and_undelete_restores_them(emulator, sf):
     [contact] = emulator.create("Contact", {"LastName": "Cascade"})
-    [opportunity] = emulator.create("Opportunity", {"Name": "Cascade", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
+    [opportunity] = emulator.create(
+        "Opportunity", {"Name": "Cascade", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
     [role] = emulator.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact})
     emulator.delete("Opportunity", opportunity)
     row = _get(sf, "OpportunityContactRole", role, "Id, IsDeleted")
@@ -89,29 +118,48 @@ def test_deleting_an_opportunity_soft_deletes_its_roles_and_undelete_restores_th
 
 def test_one_primary_contact_role_per_opportunity(emulator, sf):
     [a, b] = emulator.create("Contact", {"LastName": "A"}, {"LastName": "B"})
-    [opportunity] = emulator.create("Opportunity", {"Name": "Primary", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
-    [first] = emulator.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": a, "IsPrimary": True})
-    [second] = emulator.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": b, "IsPrimary": True})
+    [opportunity] = emulator.create(
+        "Opportunity", {"Name": "Primary", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    [first] = emulator.create(
+        "OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": a, "IsPrimary": True}
+    )
+    [second] = emulator.create(
+        "OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": b, "IsPrimary": True}
+    )
     assert _get(sf, "OpportunityContactRole", first, "Id, IsPrimary")["IsPrimary"] is False
     assert _get(sf, "OpportunityContactRole", second, "Id, IsPrimary")["IsPrimary"] is True
 
 
 def test_lead_conversion(emulator, sf):
-    [lead] = emulator.create("Lead", {"FirstName": "Lee", "LastName": "Convert", "Company": "Convert Co", "Email": "lee@convert.example"})
+    [lead] = emulator.create(
+        "Lead",
+        {"FirstName": "Lee", "LastName": "Convert", "Company": "Convert Co", "Email": "lee@convert.example"},
+    )
     result = emulator.convert_lead(lead)
-    converted = _get(sf, "Lead", lead, "Id, IsConverted, ConvertedContactId, ConvertedAccountId, ConvertedOpportunityId, Status, IsDeleted", include_deleted=False)
+    converted = _get(
+        sf,
+        "Lead",
+        lead,
+        "Id, IsConverted, ConvertedContactId, ConvertedAccountId, ConvertedOpportunityId, Status, IsDeleted",
+        include_deleted=False,
+    )
     assert converted["IsConverted"] is True and converted["IsDeleted"] is False  # converted leads stay
     assert converted["ConvertedContactId"] == result["contactId"]
     assert converted["Status"] == "Closed - Converted"
     contact = _get(sf, "Contact", result["contactId"], "Id, Email, AccountId")
     assert contact["Email"] == "lee@convert.example" and contact["AccountId"] == result["accountId"]
-    roles = sf.query(f"SELECT Id, ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId = '{result['opportunityId']}'")["records"]
+    roles = sf.query(
+        f"SELECT Id, ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId = '{result['opportunityId']}'"
+    )["records"]
     assert [(r["ContactId"], r["IsPrimary"]) for r in roles] == [(result["contactId"], True)]
 
 
 def test_merging_contacts_soft_deletes_losers_and_moves_their_roles(emulator, sf):
     [master, loser] = emulator.create("Contact", {"LastName": "Master"}, {"LastName": "Loser"})
-    [opportunity] = emulator.create("Opportunity", {"Name": "Merge", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
+    [opportunity] = emulator.create(
+        "Opportunity", {"Name": "Merge", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
     [role] = emulator.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": loser})
     emulator.merge("Contact", master, loser)
     merged = _get(sf, "Contact", loser, "Id, IsDeleted, MasterRecordId")
@@ -121,7 +169,9 @@ def test_merging_contacts_soft_deletes_losers_and_moves_their_roles(emulator, sf
 
 def test_hidden_contacts_are_invisible_but_roles_still_point_at_them(emulator, sf):
     [contact] = emulator.create("Contact", {"LastName": "Secret"})
-    [opportunity] = emulator.create("Opportunity", {"Name": "Secretive", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
+    [opportunity] = emulator.create(
+        "Opportunity", {"Name": "Secretive", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
     [role] = emulator.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact})
     emulator.set_visible("Contact", [contact], False)
     assert _get(sf, "Contact", contact, "Id") is None
@@ -132,7 +182,9 @@ def test_hidden_contacts_are_invisible_but_roles_still_point_at_them(emulator, s
 
 def test_silent_values_do_not_bump_system_modstamp(emulator, sf):
     emulator.add_field("Opportunity", "Score__c", "double")
-    [opportunity] = emulator.create("Opportunity", {"Name": "Formula", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
+    [opportunity] = emulator.create(
+        "Opportunity", {"Name": "Formula", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
     before = _get(sf, "Opportunity", opportunity, "Id, Score__c, SystemModstamp")
     emulator.set_values_silently("Opportunity", "Score__c", {opportunity: 42.5})
     after = _get(sf, "Opportunity", opportunity, "Id, Score__c, SystemModstamp")

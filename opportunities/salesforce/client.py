@@ -1,0 +1,296 @@
+"""The Salesforce boundary: the only module that imports simple-salesforce.
+
+It logs in (auth.py), reuses the token until the org says it expired (401 INVALID_SESSION_ID) and
+then logs in again, retries 5xx, 406, 420, 429 and dropped connections with exponential backoff,
+counts every API call and reads `Sforce-Limit-Info` after each one, and turns Salesforce's errors
+into our own exceptions. It returns plain records (dicts keyed by API name, relationship fields
+flattened to `Account.Name`).
+
+Reference: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError as LibrarySalesforceError,
+)
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+)
+
+from .auth import SalesforceConfig, Token, http_session, token_request
+from .exceptions import (
+    SalesforceError,
+    SalesforceInvalidField,
+    SalesforceQueryTimeout,
+    SalesforceQuotaExceeded,
+    SalesforceRequestError,
+    SalesforceTransientError,
+)
+from .records import FieldInfo, ObjectDescription
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({406, 420, 429, 500, 502, 503, 504})
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+@dataclass
+class QueryPage:
+    """One page of a query: its records, the total over all pages and the next page's URL."""
+
+    records: list[dict[str, Any]]
+    total_size: int
+    next_url: str | None
+
+
+@dataclass
+class DeletedResult:
+    deleted: list[tuple[str, str]]  # (id, deletedDate)
+    earliest_date_available: str
+    latest_date_covered: str
+
+
+@dataclass
+class CompositeResult:
+    status: int
+    body: Any
+
+    def raise_for_error(self) -> None:
+        if self.status >= 300:
+            raise error_from_body(self.status, self.body)
+
+
+def error_from_body(status: int, body: Any) -> SalesforceError:
+    """Our exception for a Salesforce error response (a JSON array of {message, errorCode})."""
+    first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+    code = str(first.get("errorCode", ""))
+    message = str(first.get("message", "")).strip() or f"HTTP {status}"
+    if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+        return SalesforceQuotaExceeded(
+            f"The org's daily API limit is used up ({message}); the sync resumes later."
+        )
+    if code == "INVALID_FIELD":
+        return SalesforceInvalidField(message.splitlines()[-1])
+    if code == "QUERY_TIMEOUT":
+        return SalesforceQueryTimeout(message)
+    if status in RETRYABLE_STATUS:
+        return SalesforceTransientError(f"Salesforce answered HTTP {status} {code}: {message}".strip())
+    return SalesforceRequestError(f"Salesforce refused a request: {code or status}: {message}", code, status)
+
+
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """Drop `attributes`; `{"Account": {"Name": "Acme"}}` becomes `{"Account.Name": "Acme"}`."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        if isinstance(value, dict) and "attributes" in value:
+            for inner_key, inner_value in value.items():
+                if inner_key != "attributes":
+                    flat[f"{key}.{inner_key}"] = inner_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def page_from_body(body: dict[str, Any]) -> QueryPage:
+    return QueryPage(
+        records=[flatten(r) for r in body.get("records", [])],
+        total_size=int(body.get("totalSize", 0)),
+        next_url=body.get("nextRecordsUrl") if not body.get("done", True) else None,
+    )
+
+
+class SalesforceClient:
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        *,
+        max_attempts: int = 4,
+        backoff_seconds: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.sleep = sleep
+        self.session = http_session(config)
+        self.session.hooks["response"].append(self._count_call)
+        self.calls = 0
+        self.api_usage: tuple[int, int] | None = None
+        self._token: Token | None = None
+        self._sf: Salesforce | None = None
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+    def _count_call(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every REST or Bulk request counts against the org's daily limit; the token call does not."""
+        if "/services/data/" in response.url:
+            self.calls += 1
+            match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+            if match:
+                self.api_usage = (int(match.group(1)), int(match.group(2)))
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self._token = token_request(self.config, self.session)
+            self._sf = Salesforce(
+                instance_url=self._token.instance_url,
+                session_id=self._token.access_token,
+                session=self.session,
+                version=self.config.api_version,
+                parse_float=Decimal,
+            )
+        return self._sf
+
+    def _call(self, what: str, function: Callable[[Salesforce], T]) -> T:
+        """Run one call with re-login on an expired session and backoff on transient errors."""
+        relogged = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return function(self.sf)
+            except SalesforceExpiredSession:
+                if relogged:
+                    raise SalesforceRequestError(
+                        f"{what}: the org rejected a fresh session (INVALID_SESSION_ID).",
+                        "INVALID_SESSION_ID",
+                        401,
+                    ) from None
+                logger.info("Salesforce session expired; logging in again")
+                self._sf = None
+                relogged = True
+                attempt -= 1
+                continue
+            except LibrarySalesforceError as error:
+                mapped = error_from_body(error.status, error.content)
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                ValueError,
+            ) as error:
+                mapped = SalesforceTransientError(
+                    f"{what}: connection to Salesforce failed ({type(error).__name__})."
+                )
+            except SalesforceTransientError as error:  # from the login
+                mapped = error
+            if not isinstance(mapped, SalesforceTransientError) or attempt >= self.max_attempts:
+                raise mapped
+            delay = self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
+            logger.warning("%s failed (%s); retry %d in %.1fs", what, mapped, attempt, delay)
+            self.sleep(delay)
+
+    # --- the calls --------------------------------------------------------------------------------
+    def _path(self, path: str) -> str:
+        return f"/services/data/v{self.config.api_version}/{path}"
+
+    def describe(self, sobject: str) -> ObjectDescription:
+        body = self._call(f"describe {sobject}", lambda sf: sf.restful(f"sobjects/{sobject}/describe"))
+        return description_from_body(sobject, body or {})
+
+    def query_url(self, soql: str, *, include_deleted: bool = True) -> str:
+        resource = "queryAll" if include_deleted else "query"
+        return self._path(f"{resource}/?q={urllib.parse.quote_plus(soql)}")
+
+    def describe_url(self, sobject: str) -> str:
+        return self._path(f"sobjects/{sobject}/describe")
+
+    def deleted_url(self, sobject: str, start: str, end: str) -> str:
+        params = urllib.parse.urlencode({"start": start, "end": end})
+        return self._path(f"sobjects/{sobject}/deleted/?{params}")
+
+    def composite(self, subrequests: list[tuple[str, str]]) -> dict[str, CompositeResult]:
+        """GET subrequests (referenceId, url) in one Composite call: one API call for all of them.
+
+        Reference: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_composite.htm
+        """
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [
+                {"method": "GET", "url": url, "referenceId": ref} for ref, url in subrequests
+            ],
+        }
+        result = self._call("composite", lambda sf: sf.restful("composite", method="POST", json=body)) or {}
+        return {
+            item["referenceId"]: CompositeResult(int(item["httpStatusCode"]), item["body"])
+            for item in result["compositeResponse"]
+        }
+
+    def query(self, soql: str, *, include_deleted: bool = True, batch_size: int | None = None) -> QueryPage:
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
+        body = self._call(
+            "query",
+            lambda sf: sf.query(
+                soql, include_deleted=include_deleted, **({"headers": headers} if headers else {})
+            ),
+        )
+        return page_from_body(body)
+
+    def query_more(self, next_url: str) -> QueryPage:
+        body = self._call("query page", lambda sf: sf.query_more(next_url, identifier_is_url=True))
+        return page_from_body(body)
+
+    def query_all(self, soql: str, *, include_deleted: bool = True) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records, following nextRecordsUrl (never LIMIT/OFFSET)."""
+        page = self.query(soql, include_deleted=include_deleted)
+        yield page.records
+        while page.next_url:
+            page = self.query_more(page.next_url)
+            yield page.records
+
+    def deleted(self, sobject: str, start: str, end: str) -> DeletedResult:
+        body = self._call(
+            f"getDeleted {sobject}",
+            lambda sf: sf.restful(f"sobjects/{sobject}/deleted/", params={"start": start, "end": end}),
+        )
+        return deleted_from_body(body or {})
+
+    def limits(self) -> dict[str, Any]:
+        return dict(self._call("limits", lambda sf: sf.limits()))
+
+    def bulk_query(
+        self, sobject: str, soql: str, *, include_deleted: bool = True
+    ) -> Iterator[list[dict[str, str]]]:
+        """Bulk API 2.0 query job; yields pages of CSV rows (strings, empty for null).
+
+        Reference: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm
+        """
+
+        def run(sf: Salesforce) -> list[str]:
+            handler = getattr(sf.bulk2, sobject)
+            method = handler.query_all if include_deleted else handler.query
+            return list(method(soql, max_records=50000, wait=0.5))
+
+        for page in self._call(f"bulk query {sobject}", run):
+            yield list(csv.DictReader(io.StringIO(page)))
+
+
+def description_from_body(sobject: str, body: dict[str, Any]) -> ObjectDescription:
+    fields = {raw["name"]: FieldInfo.from_describe(raw) for raw in body.get("fields", [])}
+    return ObjectDescription(name=sobject, fields=fields)
+
+
+def deleted_from_body(body: dict[str, Any]) -> DeletedResult:
+    return DeletedResult(
+        deleted=[(d["id"], d["deletedDate"]) for d in body.get("deletedRecords", [])],
+        earliest_date_available=str(body.get("earliestDateAvailable") or ""),
+        latest_date_covered=str(body.get("latestDateCovered") or ""),
+    )

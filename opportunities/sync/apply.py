@@ -1,0 +1,672 @@
+"""Apply pages of Salesforce records to OppSync's tables, and record what changed as activities.
+
+Every function here is idempotent: a row whose stored SystemModstamp is not older than the
+incoming one is skipped, so re-reading a window (the lookback, a retry after a crash) changes
+nothing and records no activity twice. Activities come from comparing what was stored with what
+arrived (product.md §2):
+
+- a contact role that becomes *linked* (live, with a known person and a live opportunity) records
+  Added to Opportunity; one that stops being linked records Removed from Opportunity;
+- a changed opportunity field records one Opportunity is Updated per field and per linked person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Q
+
+from people.models import Person
+
+from ..models import Activity, ActivityType, ContactRole, Opportunity, SyncCycle
+from ..salesforce.records import FieldInfo, json_value, parse_value
+
+logger = logging.getLogger(__name__)
+
+NOT_STORED = frozenset({"Id", "IsDeleted", "SystemModstamp"})
+# Audit fields change on every write; an activity for them would drown the real changes.
+NOT_TRACKED = frozenset(
+    {
+        "Id",
+        "IsDeleted",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "CreatedDate",
+        "CreatedById",
+        "LastViewedDate",
+        "LastReferencedDate",
+        "LastActivityDate",
+    }
+)
+OPPORTUNITY_COLUMNS = {**Opportunity.SALESFORCE_COLUMNS, "Account.Name": "account_name"}
+CONTACT_COLUMNS = {
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Email": "email",
+    "Title": "title",
+    "LeadSource": "lead_source",
+    "Phone": "phone",
+    "Account.Name": "company",
+}
+LEAD_COLUMNS = {
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Email": "email",
+    "Title": "title",
+    "LeadSource": "lead_source",
+    "Phone": "phone",
+    "Company": "company",
+}
+ROLE_COLUMNS = {"Role": "role", "IsPrimary": "is_primary"}
+
+
+@dataclass
+class Counters:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def fail(self, record_id: str, error: Exception) -> None:
+        self.failed += 1
+        if len(self.errors) < 5:
+            self.errors.append(f"{record_id}: {error}")
+        logger.warning("Skipped Salesforce record %s: %s", record_id, error)
+
+
+@dataclass
+class ApplyContext:
+    cycle: SyncCycle | None
+    is_initial_load: bool
+    counters: Counters
+    # Reconciliation re-applies rows whose SystemModstamp did not move (sharing changes).
+    force: bool = False
+
+    def is_stale(self, stored: dt.datetime | None, incoming: dt.datetime) -> bool:
+        """The idempotence rule: skip a row whose stored SystemModstamp is not older."""
+        if stored is None:
+            return False
+        return stored > incoming if self.force else stored >= incoming
+
+
+def parse_record(raw: dict[str, Any], fields: dict[str, FieldInfo]) -> dict[str, Any]:
+    """Python values by API name; a value that does not fit its type raises ValueError."""
+    parsed: dict[str, Any] = {}
+    for name, value in raw.items():
+        info = fields.get(name)
+        parsed[name] = parse_value(
+            info.type if info else ("datetime" if name == "SystemModstamp" else "string"), value
+        )
+    if not raw.get("Id"):
+        raise ValueError("record without an Id")
+    if not isinstance(parsed.get("SystemModstamp"), dt.datetime):
+        raise ValueError("record without a SystemModstamp")
+    return parsed
+
+
+def _column_value(model: type[models.Model], column: str, value: Any) -> Any:
+    """Fit a value to its column: text is trimmed to the column's length and never null."""
+    model_field = model._meta.get_field(column)
+    if isinstance(model_field, models.CharField):
+        text = "" if value is None else str(value)
+        return text[: model_field.max_length] if model_field.max_length else text
+    if isinstance(model_field, models.BooleanField) and not model_field.null:
+        return bool(value)
+    if isinstance(model_field, models.DecimalField) and value is not None:
+        limit = Decimal(10) ** (model_field.max_digits - model_field.decimal_places)
+        if abs(value) >= limit:
+            raise ValueError(f"{value} does not fit {column}")
+        return value
+    return value
+
+
+def split_values(
+    parsed: dict[str, Any], columns: dict[str, str], model: type[models.Model]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(column values, custom_fields) of a parsed record."""
+    column_values: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for name, value in parsed.items():
+        if name in NOT_STORED:
+            continue
+        if name in columns:
+            column_values[columns[name]] = _column_value(model, columns[name], value)
+        elif "." not in name:
+            custom[name] = json_value(value)
+    return column_values, custom
+
+
+def _activity(
+    ctx: ApplyContext,
+    *,
+    person_id: int,
+    opportunity_id: int | None,
+    activity_type: str,
+    occurred_at: dt.datetime,
+    **extra: Any,
+) -> Activity:
+    return Activity(
+        person_id=person_id,
+        opportunity_id=opportunity_id,
+        activity_type=activity_type,
+        occurred_at=occurred_at,
+        is_initial_load=ctx.is_initial_load,
+        sync_cycle=ctx.cycle,
+        **extra,
+    )
+
+
+def _role_activity(
+    ctx: ApplyContext, role: ContactRole, activity_type: str, occurred_at: dt.datetime
+) -> Activity:
+    assert role.person_id is not None
+    return _activity(
+        ctx,
+        person_id=role.person_id,
+        opportunity_id=role.opportunity_id,
+        activity_type=activity_type,
+        occurred_at=occurred_at,
+        sf_contact_role_id=role.sf_id,
+        role=role.role,
+        is_primary=role.is_primary,
+    )
+
+
+def _linked(role: ContactRole, live_opportunity_ids: set[int]) -> bool:
+    return (
+        (not role.is_deleted) and role.person_id is not None and role.opportunity_id in live_opportunity_ids
+    )
+
+
+# --- Opportunities ------------------------------------------------------------------------------------
+def opportunities_apply(
+    records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext
+) -> None:
+    parsed_by_id = _parse_all(records, fields, ctx.counters)
+    if not parsed_by_id:
+        return
+    with transaction.atomic():
+        existing = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id))}
+        to_create: list[Opportunity] = []
+        changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]] = []
+        for sf_id, parsed in parsed_by_id.items():
+            modstamp = parsed["SystemModstamp"]
+            opportunity = existing.get(sf_id)
+            if opportunity is not None and ctx.is_stale(opportunity.system_modstamp, modstamp):
+                ctx.counters.skipped += 1
+                continue
+            try:
+                column_values, custom = split_values(parsed, OPPORTUNITY_COLUMNS, Opportunity)
+            except ValueError as error:
+                ctx.counters.fail(sf_id, error)
+                continue
+            is_deleted = bool(parsed.get("IsDeleted"))
+            if opportunity is None:
+                to_create.append(
+                    Opportunity(
+                        sf_id=sf_id,
+                        system_modstamp=modstamp,
+                        is_deleted=is_deleted,
+                        custom_fields=custom,
+                        **column_values,
+                    )
+                )
+                ctx.counters.created += 1
+                continue
+            field_changes = _opportunity_changes(opportunity, column_values, custom, parsed)
+            was_deleted = opportunity.is_deleted
+            for column, value in column_values.items():
+                setattr(opportunity, column, value)
+            opportunity.custom_fields = {**opportunity.custom_fields, **custom}
+            opportunity.system_modstamp = modstamp
+            opportunity.is_deleted = is_deleted
+            changed.append((opportunity, field_changes, was_deleted, is_deleted, modstamp))
+            if is_deleted and not was_deleted:
+                ctx.counters.deleted += 1
+            else:
+                ctx.counters.updated += 1
+        Opportunity.objects.bulk_create(to_create, batch_size=1000)
+        if changed:
+            update_fields = [
+                *set(OPPORTUNITY_COLUMNS.values()),
+                "custom_fields",
+                "system_modstamp",
+                "is_deleted",
+                "synced_at",
+            ]
+            Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
+        activities = _opportunity_activities(changed, ctx)
+        activities += _link_roles_to_new_opportunities(to_create, ctx)
+        Activity.objects.bulk_create(activities, batch_size=1000)
+
+
+def _opportunity_changes(
+    opportunity: Opportunity, column_values: dict[str, Any], custom: dict[str, Any], parsed: dict[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """{API name: (previous, new)} as JSON values, for tracked fields that changed."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    reverse = {column: api for api, column in OPPORTUNITY_COLUMNS.items()}
+    for column, new in column_values.items():
+        api_name = reverse[column]
+        old = getattr(opportunity, column)
+        if api_name not in NOT_TRACKED and api_name in parsed and old != new:
+            changes[api_name] = (json_value(old), json_value(new))
+    for api_name, new in custom.items():
+        old = opportunity.custom_fields.get(api_name)
+        if api_name not in NOT_TRACKED and api_name in opportunity.custom_fields and old != new:
+            changes[api_name] = (old, new)
+    return changes
+
+
+def _opportunity_activities(
+    changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]], ctx: ApplyContext
+) -> list[Activity]:
+    if not changed:
+        return []
+    opportunity_ids = [c[0].pk for c in changed]
+    roles_by_opportunity: dict[int, list[ContactRole]] = {}
+    for role in ContactRole.objects.filter(
+        opportunity_id__in=opportunity_ids, is_deleted=False, person__isnull=False
+    ):
+        assert role.opportunity_id is not None
+        roles_by_opportunity.setdefault(role.opportunity_id, []).append(role)
+    activities: list[Activity] = []
+    for opportunity, field_changes, was_deleted, is_deleted, modstamp in changed:
+        roles = roles_by_opportunity.get(opportunity.pk, [])
+        if was_deleted != is_deleted:
+            # Deleting an opportunity removes its people from it; undeleting adds them back.
+            kind = ActivityType.REMOVED_FROM_OPPORTUNITY if is_deleted else ActivityType.ADDED_TO_OPPORTUNITY
+            activities += [_role_activity(ctx, role, kind, modstamp) for role in roles]
+            continue
+        if is_deleted:
+            continue
+        seen_people: set[int] = set()
+        for role in roles:
+            assert role.person_id is not None
+            if role.person_id in seen_people:  # one activity per person, even with two roles
+                continue
+            seen_people.add(role.person_id)
+            for api_name, (previous, new) in field_changes.items():
+                activities.append(
+                    _activity(
+                        ctx,
+                        person_id=role.person_id,
+                        opportunity_id=opportunity.pk,
+                        activity_type=ActivityType.OPPORTUNITY_UPDATED,
+                        occurred_at=modstamp,
+                        field=api_name,
+                        previous_value=previous,
+                        new_value=new,
+                        sf_contact_role_id=role.sf_id,
+                        role=role.role,
+                        is_primary=role.is_primary,
+                    )
+                )
+    return activities
+
+
+def _link_roles_to_new_opportunities(created: list[Opportunity], ctx: ApplyContext) -> list[Activity]:
+    """Roles that arrived before their opportunity link up now; live ones with a person are added."""
+    if not created:
+        return []
+    by_sf_id = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=[o.sf_id for o in created])}
+    waiting = list(ContactRole.objects.filter(sf_opportunity_id__in=list(by_sf_id), opportunity__isnull=True))
+    activities = []
+    for role in waiting:
+        opportunity = by_sf_id[role.sf_opportunity_id]
+        role.opportunity_id = opportunity.pk
+        if not role.is_deleted and not opportunity.is_deleted and role.person_id is not None:
+            occurred_at = role.system_modstamp or opportunity.system_modstamp or dt.datetime.now(dt.UTC)
+            activities.append(_role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
+    ContactRole.objects.bulk_update(waiting, ["opportunity"], batch_size=500)
+    return activities
+
+
+# --- Contact roles ------------------------------------------------------------------------------------
+def contact_roles_apply(
+    records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext
+) -> None:
+    parsed_by_id = _parse_all(records, fields, ctx.counters)
+    if not parsed_by_id:
+        return
+    with transaction.atomic():
+        existing = {r.sf_id: r for r in ContactRole.objects.filter(sf_id__in=list(parsed_by_id))}
+        contact_ids = {p.get("ContactId") for p in parsed_by_id.values() if p.get("ContactId")}
+        opportunity_sf_ids = {p.get("OpportunityId") for p in parsed_by_id.values() if p.get("OpportunityId")}
+        opportunity_sf_ids |= {r.sf_opportunity_id for r in existing.values()}
+        people = dict(Person.objects.filter(sf_contact_id__in=contact_ids).values_list("sf_contact_id", "id"))
+        opportunities = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=opportunity_sf_ids)}
+        live_opportunity_ids = {o.pk for o in opportunities.values() if not o.is_deleted}
+        to_create: list[ContactRole] = []
+        to_update: list[ContactRole] = []
+        activities: list[Activity] = []
+        for sf_id, parsed in parsed_by_id.items():
+            modstamp = parsed["SystemModstamp"]
+            role = existing.get(sf_id)
+            if role is not None and ctx.is_stale(role.system_modstamp, modstamp):
+                ctx.counters.skipped += 1
+                continue
+            try:
+                column_values, custom = split_values(parsed, ROLE_COLUMNS, ContactRole)
+            except ValueError as error:
+                ctx.counters.fail(sf_id, error)
+                continue
+            contact_id = parsed.get("ContactId") or ""
+            opportunity_sf_id = parsed.get("OpportunityId") or (role.sf_opportunity_id if role else "")
+            opportunity = opportunities.get(opportunity_sf_id)
+            values = {
+                **column_values,
+                "custom_fields": custom,
+                "sf_contact_id": contact_id,
+                "sf_opportunity_id": opportunity_sf_id,
+                "person_id": people.get(contact_id),
+                "opportunity_id": opportunity.pk if opportunity else None,
+                "system_modstamp": modstamp,
+                "is_deleted": bool(parsed.get("IsDeleted")),
+            }
+            if role is None:
+                role = ContactRole(sf_id=sf_id, **values)
+                to_create.append(role)
+                ctx.counters.created += 1
+                if _linked(role, live_opportunity_ids):
+                    activities.append(_role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, modstamp))
+                continue
+            before = ContactRole(
+                person_id=role.person_id,
+                opportunity_id=role.opportunity_id,
+                is_deleted=role.is_deleted,
+                role=role.role,
+                is_primary=role.is_primary,
+                sf_id=role.sf_id,
+            )
+            for name, value in values.items():
+                setattr(role, name, value)
+            to_update.append(role)
+            was_linked, is_linked = _linked(before, live_opportunity_ids), _linked(role, live_opportunity_ids)
+            moved = (before.person_id, before.opportunity_id) != (role.person_id, role.opportunity_id)
+            if was_linked and (not is_linked or moved):
+                activities.append(
+                    _role_activity(ctx, before, ActivityType.REMOVED_FROM_OPPORTUNITY, modstamp)
+                )
+            if is_linked and (not was_linked or moved):
+                activities.append(_role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, modstamp))
+            if role.is_deleted and not before.is_deleted:
+                ctx.counters.deleted += 1
+            else:
+                ctx.counters.updated += 1
+        ContactRole.objects.bulk_create(to_create, batch_size=1000)
+        ContactRole.objects.bulk_update(
+            to_update,
+            [
+                "role",
+                "is_primary",
+                "custom_fields",
+                "sf_contact_id",
+                "sf_opportunity_id",
+                "person",
+                "opportunity",
+                "system_modstamp",
+                "is_deleted",
+                "synced_at",
+            ],
+            batch_size=500,
+        )
+        Activity.objects.bulk_create(activities, batch_size=1000)
+
+
+def contact_roles_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at: dt.datetime) -> None:
+    """Hard deletes found by getDeleted or reconciliation: the role is gone from Salesforce."""
+    with transaction.atomic():
+        roles = list(
+            ContactRole.objects.filter(sf_id__in=list(sf_ids), is_deleted=False).select_related("opportunity")
+        )
+        activities = [
+            _role_activity(ctx, role, ActivityType.REMOVED_FROM_OPPORTUNITY, deleted_at)
+            for role in roles
+            if role.person_id is not None and role.opportunity is not None and not role.opportunity.is_deleted
+        ]
+        ContactRole.objects.filter(pk__in=[r.pk for r in roles]).update(is_deleted=True)
+        Activity.objects.bulk_create(activities, batch_size=1000)
+        ctx.counters.deleted += len(roles)
+
+
+def opportunities_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at: dt.datetime) -> None:
+    """Opportunities gone from Salesforce (purged, or no longer visible): their people are removed."""
+    with transaction.atomic():
+        opportunities = list(Opportunity.objects.filter(sf_id__in=list(sf_ids), is_deleted=False))
+        roles = ContactRole.objects.filter(
+            opportunity__in=opportunities, is_deleted=False, person__isnull=False
+        )
+        activities = [
+            _role_activity(ctx, role, ActivityType.REMOVED_FROM_OPPORTUNITY, deleted_at) for role in roles
+        ]
+        Opportunity.objects.filter(pk__in=[o.pk for o in opportunities]).update(is_deleted=True)
+        Activity.objects.bulk_create(activities, batch_size=1000)
+        ctx.counters.deleted += len(opportunities)
+
+
+# --- People -------------------------------------------------------------------------------------------
+def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
+    parsed_by_id = _parse_all(records, fields, ctx.counters)
+    if not parsed_by_id:
+        return
+    with transaction.atomic():
+        existing = {p.sf_contact_id: p for p in Person.objects.filter(sf_contact_id__in=list(parsed_by_id))}
+        to_create: list[Person] = []
+        to_update: list[Person] = []
+        merges: list[tuple[str, str]] = []
+        for sf_id, parsed in parsed_by_id.items():
+            modstamp = parsed["SystemModstamp"]
+            person = existing.get(sf_id)
+            if person is not None and ctx.is_stale(person.contact_system_modstamp, modstamp):
+                ctx.counters.skipped += 1
+                continue
+            try:
+                column_values, custom = split_values(parsed, CONTACT_COLUMNS, Person)
+            except ValueError as error:
+                ctx.counters.fail(sf_id, error)
+                continue
+            is_deleted = bool(parsed.get("IsDeleted"))
+            if parsed.get("MasterRecordId") and is_deleted:
+                merges.append((sf_id, parsed["MasterRecordId"]))
+            if person is None:
+                to_create.append(
+                    Person(
+                        sf_contact_id=sf_id,
+                        contact_system_modstamp=modstamp,
+                        is_deleted_in_salesforce=is_deleted,
+                        custom_fields=custom,
+                        **column_values,
+                    )
+                )
+                ctx.counters.created += 1
+                continue
+            if is_deleted and not person.is_deleted_in_salesforce:
+                ctx.counters.deleted += 1
+            else:
+                ctx.counters.updated += 1
+            for column, value in column_values.items():
+                setattr(person, column, value)
+            person.custom_fields = custom
+            person.contact_system_modstamp = modstamp
+            person.is_deleted_in_salesforce = is_deleted
+            to_update.append(person)
+        Person.objects.bulk_create(to_create, batch_size=1000)
+        Person.objects.bulk_update(
+            to_update,
+            [
+                *set(CONTACT_COLUMNS.values()),
+                "custom_fields",
+                "contact_system_modstamp",
+                "is_deleted_in_salesforce",
+                "updated_at",
+            ],
+            batch_size=500,
+        )
+        activities = _link_roles_to_new_people([p.sf_contact_id for p in to_create if p.sf_contact_id], ctx)
+        Activity.objects.bulk_create(activities, batch_size=1000)
+        for loser_id, master_id in merges:
+            people_merge(loser_contact_id=loser_id, master_contact_id=master_id)
+
+
+def _link_roles_to_new_people(contact_ids: list[str], ctx: ApplyContext) -> list[Activity]:
+    """Roles that pointed at a contact OppSync did not know link up when the contact arrives."""
+    if not contact_ids:
+        return []
+    people = dict(Person.objects.filter(sf_contact_id__in=contact_ids).values_list("sf_contact_id", "id"))
+    waiting = list(
+        ContactRole.objects.filter(sf_contact_id__in=contact_ids, person__isnull=True).select_related(
+            "opportunity"
+        )
+    )
+    activities = []
+    for role in waiting:
+        role.person_id = people.get(role.sf_contact_id)
+        if (
+            role.person_id
+            and not role.is_deleted
+            and role.opportunity is not None
+            and not role.opportunity.is_deleted
+        ):
+            occurred_at = role.system_modstamp or role.opportunity.system_modstamp or dt.datetime.now(dt.UTC)
+            activities.append(_role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
+    ContactRole.objects.bulk_update(waiting, ["person"], batch_size=500)
+    return activities
+
+
+def people_merge(*, loser_contact_id: str, master_contact_id: str) -> None:
+    """A contact merged into another: its history moves to the master person, it points there."""
+    loser = Person.objects.filter(sf_contact_id=loser_contact_id).first()
+    master = Person.objects.filter(sf_contact_id=master_contact_id).first()
+    if loser is None or master is None or loser.pk == master.pk:
+        return
+    Activity.objects.filter(person=loser).update(person=master)
+    Person.objects.filter(pk=loser.pk).update(merged_into=master, is_deleted_in_salesforce=True)
+
+
+def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
+    parsed_by_id = _parse_all(records, fields, ctx.counters)
+    if not parsed_by_id:
+        return
+    with transaction.atomic():
+        converted_to = {
+            p.get("ConvertedContactId") for p in parsed_by_id.values() if p.get("ConvertedContactId")
+        }
+        people = Person.objects.filter(
+            Q(sf_lead_id__in=list(parsed_by_id)) | Q(sf_contact_id__in=converted_to)
+        )
+        by_lead = {p.sf_lead_id: p for p in people if p.sf_lead_id}
+        by_contact = {p.sf_contact_id: p for p in people if p.sf_contact_id}
+        for sf_id, parsed in parsed_by_id.items():
+            modstamp = parsed["SystemModstamp"]
+            person = by_lead.get(sf_id)
+            if person is not None and ctx.is_stale(person.lead_system_modstamp, modstamp):
+                ctx.counters.skipped += 1
+                continue
+            try:
+                column_values, custom = split_values(parsed, LEAD_COLUMNS, Person)
+            except ValueError as error:
+                ctx.counters.fail(sf_id, error)
+                continue
+            is_deleted = bool(parsed.get("IsDeleted"))
+            contact_id = parsed.get("ConvertedContactId")
+            contact_person = by_contact.get(contact_id) if contact_id else None
+            if contact_person is not None and person is not None and contact_person.pk != person.pk:
+                # Lead conversion: one person, the contact's; the lead's history moves along.
+                Activity.objects.filter(person=person).update(person=contact_person)
+                person.delete()
+                person = None
+            if person is None and contact_person is not None:
+                person = contact_person
+            created = person is None
+            if person is None:
+                person = Person(sf_lead_id=sf_id)
+            person.sf_lead_id = sf_id
+            person.lead_system_modstamp = modstamp
+            if contact_id and not person.sf_contact_id:
+                person.sf_contact_id = contact_id  # the contact, when it arrives, updates this person
+            if person.contact_system_modstamp is None:
+                # Until a contact exists, the lead's values are the person's; then the contact's win.
+                for column, value in column_values.items():
+                    setattr(person, column, value)
+                person.custom_fields = custom
+                person.is_deleted_in_salesforce = is_deleted
+            person.save()
+            by_lead[sf_id] = person
+            if created:
+                ctx.counters.created += 1
+            elif is_deleted:
+                ctx.counters.deleted += 1
+            else:
+                ctx.counters.updated += 1
+
+
+def people_flag_deleted(
+    *, contact_ids: Iterable[str] = (), lead_ids: Iterable[str] = (), ctx: ApplyContext
+) -> None:
+    """Contacts or leads gone from Salesforce: flagged, never erased (their history stays)."""
+    flagged = Person.objects.filter(
+        Q(sf_contact_id__in=list(contact_ids)) | Q(sf_lead_id__in=list(lead_ids), sf_contact_id__isnull=True),
+        is_deleted_in_salesforce=False,
+    ).update(is_deleted_in_salesforce=True)
+    ctx.counters.deleted += flagged
+
+
+# --- Back-fill of fields that appeared ------------------------------------------------------------------
+def values_backfill(sobject: str, records: list[dict[str, Any]], fields: dict[str, FieldInfo]) -> int:
+    """New fields' values for existing rows, without touching SystemModstamp or recording activities
+    (the values did not change in Salesforce; they became visible)."""
+    model, key, columns = {
+        "Opportunity": (Opportunity, "sf_id", OPPORTUNITY_COLUMNS),
+        "OpportunityContactRole": (ContactRole, "sf_id", ROLE_COLUMNS),
+        "Contact": (Person, "sf_contact_id", CONTACT_COLUMNS),
+        "Lead": (Person, "sf_lead_id", LEAD_COLUMNS),
+    }[sobject]
+    by_id: dict[str, dict[str, Any]] = {}
+    for raw in records:
+        try:
+            by_id[raw["Id"]] = {
+                name: parse_value(fields[name].type, value)
+                for name, value in raw.items()
+                if name in fields and name != "Id"
+            }
+        except (KeyError, ValueError) as error:
+            logger.warning("Back-fill skipped %s: %s", raw.get("Id"), error)
+    rows = list(model.objects.filter(**{f"{key}__in": list(by_id)}))  # type: ignore[attr-defined]  # all three have objects
+    changed_columns: set[str] = set()
+    for row in rows:
+        if model is Person and sobject == "Lead" and row.contact_system_modstamp is not None:
+            continue  # the contact's values win
+        for name, value in by_id[getattr(row, key)].items():
+            if name in columns:
+                setattr(row, columns[name], _column_value(model, columns[name], value))
+                changed_columns.add(columns[name])
+            else:
+                row.custom_fields = {**row.custom_fields, name: json_value(value)}
+    model.objects.bulk_update(rows, [*changed_columns, "custom_fields"], batch_size=500)  # type: ignore[attr-defined]
+    return len(rows)
+
+
+def _parse_all(
+    records: list[dict[str, Any]], fields: dict[str, FieldInfo], counters: Counters
+) -> dict[str, dict[str, Any]]:
+    parsed_by_id: dict[str, dict[str, Any]] = {}
+    for raw in records:
+        try:
+            parsed = parse_record(raw, fields)
+        except ValueError as error:
+            counters.fail(str(raw.get("Id")), error)
+            continue
+        previous = parsed_by_id.get(parsed["Id"])
+        if previous is None or previous["SystemModstamp"] <= parsed["SystemModstamp"]:
+            parsed_by_id[parsed["Id"]] = parsed
+    return parsed_by_id

@@ -1,0 +1,554 @@
+"""The sync cycle: Salesforce to OppSync in seconds, with nothing lost (salesforce-api.md §4.6).
+
+A cycle, under a lock so only one runs anywhere:
+
+1. Quota guard: above `SALESFORCE_QUOTA_PAUSE` of the org's daily limit the cycle pauses.
+2. Fields: on the first cycle describe every object; after that describe rides along in the cycle's
+   Composite request about once a minute, and at once when a query reports INVALID_FIELD.
+3. One Composite request (one API call) carries, per object in the order Contact, Lead,
+   Opportunity, OpportunityContactRole, the window query
+   `SystemModstamp > watermark - lookback AND SystemModstamp <= now` on queryAll, plus the due
+   describes and getDeleted windows (whole minutes). An idle cycle costs exactly that one call.
+4. Pages beyond the first follow `nextRecordsUrl`; an initial load above `SALESFORCE_BULK_THRESHOLD`
+   rows goes through a Bulk API 2.0 queryAll job instead; a QUERY_TIMEOUT halves the window.
+   Each page is applied in one transaction (idempotent upserts, activities from the differences);
+   the watermark moves to the window's upper bound only after the whole window committed.
+5. Fields that appeared are back-filled for existing rows; getDeleted and, periodically or on
+   request, an id reconciliation find hard deletes (and rows that became visible).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Avg
+from django.utils import timezone
+
+from people.models import Person
+
+from ..models import (
+    ContactRole,
+    FieldDefinition,
+    Opportunity,
+    SyncCycle,
+    SyncObjectRun,
+    SyncState,
+    SyncStatus,
+)
+from ..salesforce.client import (
+    CompositeResult,
+    SalesforceClient,
+    deleted_from_body,
+    description_from_body,
+    page_from_body,
+)
+from ..salesforce.exceptions import (
+    SalesforceError,
+    SalesforceInvalidField,
+    SalesforceQueryTimeout,
+    SalesforceQuotaExceeded,
+    SalesforceRequestError,
+)
+from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
+from . import apply
+from .fields import active_fields, field_definitions_sync, select_list
+from .lock import SyncLock
+
+logger = logging.getLogger(__name__)
+
+SYNCED_OBJECTS = ("Contact", "Lead", "Opportunity", "OpportunityContactRole")
+APPLIERS: dict[str, Callable[[list[dict[str, Any]], dict[str, FieldInfo], apply.ApplyContext], None]] = {
+    "Contact": apply.contacts_apply,
+    "Lead": apply.leads_apply,
+    "Opportunity": apply.opportunities_apply,
+    "OpportunityContactRole": apply.contact_roles_apply,
+}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
+PAGE_SIZE = 2000
+ID_CHUNK = 200
+LIMITS_REFRESH = dt.timedelta(minutes=5)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _older_than(moment: dt.datetime | None, now: dt.datetime, age: dt.timedelta) -> bool:
+    return moment is None or now - moment >= age
+
+
+def minute_floor(value: dt.datetime) -> dt.datetime:
+    return value.replace(second=0, microsecond=0)
+
+
+def window_soql(sobject: str, fields: dict[str, FieldInfo], lower: dt.datetime, upper: dt.datetime) -> str:
+    return (
+        f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} "
+        f"WHERE SystemModstamp > {soql_datetime(lower)} AND SystemModstamp <= {soql_datetime(upper)} "
+        "ORDER BY SystemModstamp ASC, Id ASC"
+    )
+
+
+@dataclass
+class ObjectProgress:
+    run: SyncObjectRun
+    context: apply.ApplyContext
+    calls_before: int
+
+
+class SyncEngine:
+    def __init__(self, client: SalesforceClient, *, progress: Progress | None = None) -> None:
+        self.client = client
+        self.progress = progress
+        self.lock = SyncLock()
+        self.lookback = dt.timedelta(seconds=settings.SALESFORCE_LOOKBACK_SECONDS)
+
+    # --- the cycle --------------------------------------------------------------------------------
+    def run_cycle(self, *, reconcile: bool = False) -> SyncCycle | None:
+        """Run one cycle; None when another cycle holds the lock."""
+        if not self.lock.acquire():
+            logger.info("Another sync cycle is running; this one stands down.")
+            return None
+        cycle = SyncCycle.objects.create(started_at=timezone.now())
+        calls_before = self.client.calls
+        try:
+            self._quota_guard()
+            self._cycle(cycle, reconcile=reconcile)
+            cycle.status = SyncStatus.SUCCEEDED
+        except SalesforceQuotaExceeded as error:
+            cycle.status, cycle.error_message = SyncStatus.PAUSED, str(error)
+        except SalesforceError as error:
+            cycle.status, cycle.error_message = SyncStatus.FAILED, str(error)
+            logger.warning("Sync cycle %s failed: %s", cycle.pk, error)
+        except Exception as error:
+            cycle.status = SyncStatus.FAILED
+            cycle.error_message = (
+                f"Internal error ({type(error).__name__}: {error}); details are in the worker log."
+            )
+            logger.exception("Sync cycle %s failed", cycle.pk)
+        finally:
+            cycle.ended_at = timezone.now()
+            cycle.api_calls = self.client.calls - calls_before
+            if self.client.api_usage:
+                cycle.api_usage_used, cycle.api_usage_max = self.client.api_usage
+            cycle.save()
+            SyncObjectRun.objects.filter(cycle=cycle, status=SyncStatus.RUNNING).update(
+                status=cycle.status, ended_at=cycle.ended_at, error_message=cycle.error_message[:2000]
+            )
+            self.lock.release()
+        return cycle
+
+    def _quota_guard(self) -> None:
+        usage = self.client.api_usage
+        if usage is None:
+            last = SyncCycle.objects.exclude(api_usage_max=None).order_by("-started_at").first()
+            usage = (last.api_usage_used or 0, last.api_usage_max or 0) if last else None
+        if not usage or not usage[1] or usage[0] / usage[1] < settings.SALESFORCE_QUOTA_PAUSE:
+            return
+        last_paused = SyncCycle.objects.filter(status=SyncStatus.PAUSED).order_by("-started_at").first()
+        if last_paused is None or timezone.now() - last_paused.started_at > LIMITS_REFRESH:
+            # The daily limit rolls: look again now and then, with one cheap call.
+            limits = self.client.limits().get("DailyApiRequests", {})
+            usage = (int(limits.get("Max", 0)) - int(limits.get("Remaining", 0)), int(limits.get("Max", 0)))
+            self.client.api_usage = usage
+            if not usage[1] or usage[0] / usage[1] < settings.SALESFORCE_QUOTA_PAUSE:
+                return
+        raise SalesforceQuotaExceeded(
+            f"Paused: the org has used {usage[0]:,} of its {usage[1]:,} daily API calls "
+            f"({usage[0] / usage[1]:.0%}), above SALESFORCE_QUOTA_PAUSE ({settings.SALESFORCE_QUOTA_PAUSE:.0%})."
+        )
+
+    def _cycle(self, cycle: SyncCycle, *, reconcile: bool) -> None:
+        now = timezone.now()
+        states = {}
+        for sobject in SYNCED_OBJECTS:
+            states[sobject], _ = SyncState.objects.get_or_create(
+                sobject=sobject, defaults={"deleted_checked_until": minute_floor(now)}
+            )
+        initial = any(state.initial_load_completed_at is None for state in states.values())
+        if initial != cycle.is_initial_load:
+            cycle.is_initial_load = initial
+            cycle.save(update_fields=["is_initial_load"])
+
+        unknown = [
+            s
+            for s in SYNCED_OBJECTS
+            if not FieldDefinition.objects.filter(sobject=s, is_active=True).exists()
+        ]
+        backfills: dict[str, list[str]] = {}
+        if unknown:
+            results = self.client.composite([(f"describe:{s}", self.client.describe_url(s)) for s in unknown])
+            for sobject in unknown:
+                self._describe_result(
+                    sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
+                )
+
+        describe_interval = dt.timedelta(seconds=settings.SALESFORCE_DESCRIBE_INTERVAL)
+        describe_due = [
+            s
+            for s in SYNCED_OBJECTS
+            if s not in unknown and _older_than(states[s].last_describe_at, now, describe_interval)
+        ]
+        # The upper bound leads our clock a little: the org's clock may run ahead of ours, and a
+        # row stamped beyond the bound would wait a cycle. Late commits below it are caught by
+        # the next window's lookback, so leading costs nothing.
+        upper = now + dt.timedelta(seconds=settings.SALESFORCE_CLOCK_LEAD_SECONDS)
+        windows = {s: (self._lower_bound(states[s]), upper) for s in SYNCED_OBJECTS}
+        fields = {s: active_fields(s) for s in SYNCED_OBJECTS}
+        subrequests = [(f"describe:{s}", self.client.describe_url(s)) for s in describe_due]
+        subrequests += [
+            (f"query:{s}", self.client.query_url(window_soql(s, fields[s], *windows[s])))
+            for s in SYNCED_OBJECTS
+        ]
+        deleted_windows = self._deleted_windows(states, now)
+        subrequests += [
+            (f"deleted:{s}", self.client.deleted_url(s, start.isoformat(), end.isoformat()))
+            for s, (start, end) in deleted_windows.items()
+        ]
+        results = self.client.composite(subrequests)
+        for sobject in describe_due:
+            self._describe_result(sobject, results[f"describe:{sobject}"], states[sobject], now, backfills)
+
+        needs_reconcile = reconcile
+        for sobject in SYNCED_OBJECTS:
+            progress = self._start_object(cycle, sobject, windows[sobject], initial)
+            state = states[sobject]
+            self._window(sobject, results[f"query:{sobject}"], windows[sobject], state, progress)
+            if backfills.get(sobject):
+                self._backfill(sobject, backfills[sobject])
+            if sobject in deleted_windows:
+                needs_reconcile |= self._deleted_result(
+                    sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
+                )
+            if state.initial_load_completed_at is None:
+                state.initial_load_completed_at = timezone.now()
+                state.last_reconciled_at = now  # a first load reads everything there is
+            state.save()
+            self._finish_object(progress)
+
+        reconcile_interval = dt.timedelta(seconds=settings.SALESFORCE_RECONCILE_INTERVAL)
+        due = [
+            s
+            for s in SYNCED_OBJECTS
+            if needs_reconcile
+            or (
+                states[s].last_reconciled_at is not None
+                and _older_than(states[s].last_reconciled_at, now, reconcile_interval)
+            )
+        ]
+        if due:
+            cycle.reconciled = True
+            cycle.save(update_fields=["reconciled"])
+        for sobject in due:
+            progress = self._start_object(cycle, sobject, None, initial)
+            self._reconcile(sobject, progress)
+            states[sobject].last_reconciled_at = now
+            states[sobject].save(update_fields=["last_reconciled_at"])
+            self._finish_object(progress)
+
+    def _lower_bound(self, state: SyncState) -> dt.datetime:
+        """A lookback before the watermark catches rows that committed late with an older stamp."""
+        return state.watermark - self.lookback if state.watermark is not None else EPOCH
+
+    # --- describe ---------------------------------------------------------------------------------
+    def _describe_result(
+        self,
+        sobject: str,
+        result: CompositeResult,
+        state: SyncState,
+        now: dt.datetime,
+        backfills: dict[str, list[str]],
+    ) -> None:
+        result.raise_for_error()
+        appeared = field_definitions_sync(description_from_body(sobject, result.body), now=now)
+        state.last_describe_at = now
+        state.save(update_fields=["last_describe_at"])
+        if appeared and state.watermark is not None:
+            backfills[sobject] = appeared
+
+    def _describe_now(self, sobject: str, state: SyncState) -> list[str]:
+        appeared = field_definitions_sync(self.client.describe(sobject), now=timezone.now())
+        state.last_describe_at = timezone.now()
+        state.save(update_fields=["last_describe_at"])
+        return appeared
+
+    # --- windows ----------------------------------------------------------------------------------
+    def _window(
+        self,
+        sobject: str,
+        first: CompositeResult,
+        window: tuple[dt.datetime, dt.datetime],
+        state: SyncState,
+        progress: ObjectProgress,
+    ) -> None:
+        lower, upper = window
+        try:
+            first.raise_for_error()
+            page = page_from_body(first.body)
+        except SalesforceInvalidField as error:
+            # A field vanished (field-level security, a deleted custom field): describe and retry.
+            logger.info("%s: %s; describing again", sobject, error)
+            appeared = self._describe_now(sobject, state)
+            if appeared and state.watermark is not None:
+                self._backfill(sobject, appeared)
+            page = self.client.query(window_soql(sobject, active_fields(sobject), lower, upper))
+        except SalesforceQueryTimeout:
+            self._split_window(sobject, lower, upper, state, progress)
+            return
+        fields = active_fields(sobject)
+        if state.initial_load_completed_at is None and page.total_size > settings.SALESFORCE_BULK_THRESHOLD:
+            self._bulk_window(sobject, fields, lower, upper, page.total_size, progress)
+        else:
+            self._apply(sobject, page.records, fields, progress, page.total_size)
+            while page.next_url:
+                page = self.client.query_more(page.next_url)
+                self._apply(sobject, page.records, fields, progress, page.total_size)
+        state.watermark = upper
+        state.save(update_fields=["watermark"])
+
+    def _split_window(
+        self, sobject: str, lower: dt.datetime, upper: dt.datetime, state: SyncState, progress: ObjectProgress
+    ) -> None:
+        """QUERY_TIMEOUT: read the window in halves, committing the watermark after each half."""
+        if upper - lower < dt.timedelta(minutes=1):
+            raise SalesforceQueryTimeout(
+                f"{sobject}: Salesforce times out even on a one-minute window ({lower:%Y-%m-%d %H:%M})."
+            )
+        middle = lower + (upper - lower) / 2
+        for part_lower, part_upper in ((lower, middle), (middle, upper)):
+            fields = active_fields(sobject)
+            try:
+                for records in self.client.query_all(window_soql(sobject, fields, part_lower, part_upper)):
+                    self._apply(sobject, records, fields, progress, 0)
+            except SalesforceQueryTimeout:
+                self._split_window(sobject, part_lower, part_upper, state, progress)
+            state.watermark = part_upper
+            state.save(update_fields=["watermark"])
+
+    def _bulk_window(
+        self,
+        sobject: str,
+        fields: dict[str, FieldInfo],
+        lower: dt.datetime,
+        upper: dt.datetime,
+        total: int,
+        progress: ObjectProgress,
+    ) -> None:
+        """A large first load through a Bulk API 2.0 queryAll job (CSV pages)."""
+        soql = window_soql(sobject, fields, lower, upper)
+        try:
+            for rows in self.client.bulk_query(sobject, soql):
+                for start in range(0, len(rows), PAGE_SIZE):
+                    self._apply(
+                        sobject, [dict(r) for r in rows[start : start + PAGE_SIZE]], fields, progress, total
+                    )
+        except SalesforceRequestError as error:
+            # Bulk refused (compound fields, daily job limit): REST pages do the same work.
+            logger.warning("%s: Bulk API refused (%s); paging through REST instead", sobject, error)
+            for records in self.client.query_all(soql):
+                self._apply(sobject, records, fields, progress, total)
+
+    def _apply(
+        self,
+        sobject: str,
+        records: list[dict[str, Any]],
+        fields: dict[str, FieldInfo],
+        progress: ObjectProgress,
+        total: int,
+    ) -> None:
+        if records:
+            APPLIERS[sobject](records, fields, progress.context)
+        self.lock.renew()
+        if self.progress and records:
+            self.progress(sobject, len(records), total)
+
+    # --- back-fill, deletes, reconciliation -------------------------------------------------------
+    def _backfill(self, sobject: str, names: list[str]) -> None:
+        """Values of fields that appeared, for the rows OppSync already has (no SystemModstamp
+        changed, so the windows would never bring them)."""
+        fields = active_fields(sobject)
+        names = [n for n in names if n in fields]
+        if not names:
+            return
+        soql = f"SELECT {', '.join(select_list(sobject, fields, only=names))} FROM {sobject}"
+        for records in self.client.query_all(soql):
+            apply.values_backfill(sobject, records, fields)
+            self.lock.renew()
+
+    def _deleted_windows(
+        self, states: dict[str, SyncState], now: dt.datetime
+    ) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+        interval = dt.timedelta(seconds=max(settings.SALESFORCE_DELETED_INTERVAL, 60))
+        end = minute_floor(now)
+        windows = {}
+        for sobject, state in states.items():
+            start = state.deleted_checked_until or end
+            oldest = end - dt.timedelta(days=14)
+            if end - start >= interval:
+                windows[sobject] = (max(start, oldest), end)
+        return windows
+
+    def _deleted_result(
+        self,
+        sobject: str,
+        result: CompositeResult,
+        window: tuple[dt.datetime, dt.datetime],
+        state: SyncState,
+        progress: ObjectProgress,
+    ) -> bool:
+        """Apply getDeleted; True when deletes were purged past our last check (reconcile)."""
+        try:
+            result.raise_for_error()
+        except SalesforceRequestError as error:
+            if error.error_code == "INVALID_REPLICATION_DATE":
+                state.deleted_checked_until = window[1]
+                return True
+            raise
+        deleted = deleted_from_body(result.body)
+        self._apply_hard_deletes(
+            sobject, [(i, parse_datetime(d)) for i, d in deleted.deleted], progress.context
+        )
+        covered = parse_datetime(deleted.latest_date_covered) if deleted.latest_date_covered else window[1]
+        state.deleted_checked_until = max(covered, window[0])
+        earliest = (
+            parse_datetime(deleted.earliest_date_available) if deleted.earliest_date_available else None
+        )
+        return earliest is not None and earliest > window[0]
+
+    def _apply_hard_deletes(
+        self, sobject: str, deleted: list[tuple[str, dt.datetime]], context: apply.ApplyContext
+    ) -> None:
+        """Deletes from getDeleted; a row changed after its deletion date was undeleted: kept."""
+        if not deleted:
+            return
+        model, key, stamp = {
+            "Opportunity": (Opportunity, "sf_id", "system_modstamp"),
+            "OpportunityContactRole": (ContactRole, "sf_id", "system_modstamp"),
+            "Contact": (Person, "sf_contact_id", "contact_system_modstamp"),
+            "Lead": (Person, "sf_lead_id", "lead_system_modstamp"),
+        }[sobject]
+        when = dict(deleted)
+        stored = dict(model.objects.filter(**{f"{key}__in": list(when)}).values_list(key, stamp))  # type: ignore[attr-defined]  # each has objects
+        gone = [i for i, d in when.items() if i in stored and (stored[i] is None or stored[i] <= d)]
+        self._mark_gone(sobject, gone, context, deleted_at=max(when.values()))
+
+    def _mark_gone(
+        self, sobject: str, ids: Iterable[str], context: apply.ApplyContext, *, deleted_at: dt.datetime
+    ) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        if sobject == "Opportunity":
+            apply.opportunities_delete(ids, context, deleted_at=deleted_at)
+        elif sobject == "OpportunityContactRole":
+            apply.contact_roles_delete(ids, context, deleted_at=deleted_at)
+        elif sobject == "Contact":
+            apply.people_flag_deleted(contact_ids=ids, ctx=context)
+        else:
+            apply.people_flag_deleted(lead_ids=ids, ctx=context)
+
+    def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
+        """Compare ids: local rows Salesforce no longer has are gone (hard deletes, purges, lost
+        visibility); rows Salesforce has that OppSync lacks (sharing changes) are fetched."""
+        remote: set[str] = set()
+        for records in self.client.query_all(f"SELECT Id FROM {sobject}", include_deleted=False):
+            remote.update(r["Id"] for r in records)
+            self.lock.renew()
+        live, known = self._local_ids(sobject)
+        self._mark_gone(sobject, live - remote, progress.context, deleted_at=timezone.now())
+        # Ids go into SOQL literals: only well-formed Salesforce ids get there.
+        missing = sorted(i for i in remote - live if SALESFORCE_ID.fullmatch(i))
+        fields = active_fields(sobject)
+        progress.context.force = True
+        for start in range(0, len(missing), ID_CHUNK):
+            quoted = ", ".join(f"'{i}'" for i in missing[start : start + ID_CHUNK])
+            soql = f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} WHERE Id IN ({quoted})"
+            for records in self.client.query_all(soql):
+                self._apply(sobject, records, fields, progress, len(missing))
+        progress.context.force = False
+        logger.info(
+            "Reconciled %s: %d gone, %d fetched (%d known)",
+            sobject,
+            len(live - remote),
+            len(missing),
+            len(known),
+        )
+
+    def _local_ids(self, sobject: str) -> tuple[set[str], set[str]]:
+        rows: Iterable[tuple[Any, bool]]
+        if sobject == "Opportunity":
+            rows = Opportunity.objects.values_list("sf_id", "is_deleted")
+        elif sobject == "OpportunityContactRole":
+            rows = ContactRole.objects.values_list("sf_id", "is_deleted")
+        elif sobject == "Contact":
+            rows = (
+                Person.objects.exclude(sf_contact_id=None)
+                .exclude(contact_system_modstamp=None)
+                .values_list("sf_contact_id", "is_deleted_in_salesforce")
+            )
+        else:
+            rows = Person.objects.exclude(sf_lead_id=None).values_list(
+                "sf_lead_id", "is_deleted_in_salesforce"
+            )
+        known = {str(i) for i, _ in rows}
+        live = {str(i) for i, deleted in rows if not deleted}
+        return live, known
+
+    # --- per-object runs --------------------------------------------------------------------------
+    def _start_object(
+        self, cycle: SyncCycle, sobject: str, window: tuple[dt.datetime, dt.datetime] | None, initial: bool
+    ) -> ObjectProgress:
+        run = SyncObjectRun.objects.create(
+            cycle=cycle,
+            sobject=sobject,
+            started_at=timezone.now(),
+            window_start=window[0] if window else None,
+            window_end=window[1] if window else None,
+        )
+        context = apply.ApplyContext(cycle=cycle, is_initial_load=initial, counters=apply.Counters())
+        return ObjectProgress(run=run, context=context, calls_before=self.client.calls)
+
+    def _finish_object(self, progress: ObjectProgress) -> None:
+        counters, run = progress.context.counters, progress.run
+        run.created_count, run.updated_count, run.deleted_count = (
+            counters.created,
+            counters.updated,
+            counters.deleted,
+        )
+        run.skipped_count, run.failed_count = counters.skipped, counters.failed
+        run.api_calls = self.client.calls - progress.calls_before
+        run.error_message = "; ".join(counters.errors)
+        run.status = SyncStatus.SUCCEEDED
+        run.ended_at = timezone.now()
+        run.save()
+
+
+def sync_due(now: dt.datetime | None = None) -> bool:
+    """Whether a beat tick should run a cycle now: the configured interval, stretched when it
+    would spend more than `SALESFORCE_API_BUDGET` of the org's daily limit."""
+    now = now or timezone.now()
+    last = SyncCycle.objects.order_by("-started_at").first()
+    if last is None:
+        return True
+    return now - last.started_at >= dt.timedelta(seconds=effective_interval())
+
+
+def effective_interval() -> float:
+    interval = float(settings.SALESFORCE_SYNC_INTERVAL)
+    recent = SyncCycle.objects.exclude(ended_at=None).order_by("-started_at")[:20]
+    average_calls = max(
+        1.0,
+        float(
+            SyncCycle.objects.filter(pk__in=[c.pk for c in recent]).aggregate(a=Avg("api_calls"))["a"] or 1.0
+        ),
+    )
+    maximum = next((c.api_usage_max for c in recent if c.api_usage_max), None)
+    if not maximum or settings.SALESFORCE_API_BUDGET <= 0:
+        return interval
+    budget_per_day = settings.SALESFORCE_API_BUDGET * maximum
+    return max(interval, 86400.0 * average_calls / budget_per_day)

@@ -1,0 +1,35 @@
+"""Entry points of the sync for tasks and commands: one client per process (its token is reused
+until Salesforce says it expired), one cycle at a time."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from ..models import SyncCycle
+from ..salesforce.auth import SalesforceConfig
+from ..salesforce.client import SalesforceClient
+from .engine import Progress, SyncEngine, sync_due
+
+_clients: dict[SalesforceConfig, SalesforceClient] = {}
+
+
+def salesforce_client() -> SalesforceClient:
+    config = SalesforceConfig.from_settings()
+    if config not in _clients:
+        _clients.clear()
+        _clients[config] = SalesforceClient(config, backoff_seconds=settings.SALESFORCE_RETRY_BACKOFF)
+    return _clients[config]
+
+
+def sync_configured() -> bool:
+    return SalesforceConfig.from_settings().configured
+
+
+def sync_cycle_run(
+    *, reconcile: bool = False, progress: Progress | None = None, only_when_due: bool = False
+) -> SyncCycle | None:
+    """Run one cycle now. With `only_when_due`, a beat tick that comes before the (budget-stretched)
+    interval has passed does nothing."""
+    if only_when_due and not sync_due():
+        return None
+    return SyncEngine(salesforce_client(), progress=progress).run_cycle(reconcile=reconcile)

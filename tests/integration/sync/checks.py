@@ -1,0 +1,167 @@
+"""Compare OppSync's database with the emulated org, value by value (and as a checksum)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+
+from opportunities.models import Activity, ContactRole, FieldDefinition, Opportunity
+from opportunities.sync.apply import CONTACT_COLUMNS, LEAD_COLUMNS, NOT_STORED, OPPORTUNITY_COLUMNS
+from people.models import Person
+
+SKIPPED_TYPES = {"address", "location", "base64"}
+
+
+def canonical(field_type: str, value: Any) -> Any:
+    """One spelling for a value, whether it came from the org's JSON or OppSync's columns."""
+    if value is None or value == "":
+        return None
+    if field_type == "boolean":
+        return bool(value)
+    if field_type in ("double", "currency", "percent", "int", "long"):
+        return str(Decimal(str(value)).normalize())
+    if field_type == "datetime":
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
+        return value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    if field_type == "date":
+        return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
+    return str(value)
+
+
+def _types(sobject: str) -> dict[str, str]:
+    return {
+        d.api_name: d.field_type
+        for d in FieldDefinition.objects.filter(sobject=sobject, is_active=True)
+        if d.field_type not in SKIPPED_TYPES and d.api_name not in NOT_STORED
+    }
+
+
+def org_snapshot(org) -> dict[str, dict[str, dict[str, Any]]]:
+    """What OppSync should hold, from the org: visible rows, synced fields, canonical values."""
+    snapshot: dict[str, dict[str, dict[str, Any]]] = {}
+    accounts = {a["Id"]: a.get("Name") for a in org.records("Account")}
+    for sobject in ("Opportunity", "OpportunityContactRole", "Contact", "Lead"):
+        types = _types(sobject)
+        rows = {}
+        for record in org.records(sobject, include_deleted=True):
+            if not record.pop("_visible"):
+                continue
+            values = {name: canonical(kind, record.get(name)) for name, kind in types.items()}
+            values["IsDeleted"] = bool(record.get("IsDeleted"))
+            if sobject in ("Opportunity", "Contact") and "AccountId" in types:
+                values["Account.Name"] = canonical("string", accounts.get(record.get("AccountId")))
+            rows[record["Id"]] = values
+        snapshot[sobject] = rows
+    return snapshot
+
+
+def local_snapshot() -> dict[str, dict[str, dict[str, Any]]]:
+    snapshot: dict[str, dict[str, dict[str, Any]]] = {}
+    types = _types("Opportunity")
+    reverse = {column: api for api, column in OPPORTUNITY_COLUMNS.items()}
+    rows = {}
+    for opportunity in Opportunity.objects.all():
+        values = {
+            name: canonical(kind, opportunity.custom_fields.get(name))
+            for name, kind in types.items()
+            if name not in OPPORTUNITY_COLUMNS
+        }
+        for column, api in reverse.items():
+            if api in types:
+                values[api] = canonical(types[api], getattr(opportunity, column))
+        values["IsDeleted"] = opportunity.is_deleted
+        if "AccountId" in types:
+            values["Account.Name"] = canonical("string", opportunity.account_name)
+        rows[opportunity.sf_id] = values
+    snapshot["Opportunity"] = rows
+    types = _types("OpportunityContactRole")
+    snapshot["OpportunityContactRole"] = {
+        role.sf_id: {
+            **{name: canonical(kind, role.custom_fields.get(name)) for name, kind in types.items()},
+            "OpportunityId": role.sf_opportunity_id,
+            "ContactId": role.sf_contact_id or None,
+            "Role": role.role or None,
+            "IsPrimary": role.is_primary,
+            "IsDeleted": role.is_deleted,
+        }
+        for role in ContactRole.objects.all()
+    }
+    for sobject, columns, key in (
+        ("Contact", CONTACT_COLUMNS, "sf_contact_id"),
+        ("Lead", LEAD_COLUMNS, "sf_lead_id"),
+    ):
+        types = _types(sobject)
+        rows = {}
+        for person in Person.objects.exclude(**{key: None}):
+            if sobject == "Contact" and person.contact_system_modstamp is None:
+                continue  # a converted lead waiting for its contact
+            if sobject == "Lead" and person.contact_system_modstamp is not None:
+                continue  # the contact's values won; compared as a contact
+            values = {
+                name: canonical(kind, person.custom_fields.get(name))
+                for name, kind in types.items()
+                if name not in columns
+            }
+            for api, column in columns.items():
+                if api in types or api == "Account.Name":
+                    values[api] = canonical(types.get(api, "string"), getattr(person, column))
+            values["IsDeleted"] = person.is_deleted_in_salesforce
+            rows[getattr(person, key)] = values
+        snapshot[sobject] = rows
+    return snapshot
+
+
+def checksum(snapshot: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(snapshot, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def assert_database_equals_org(org) -> None:
+    expected, actual = org_snapshot(org), local_snapshot()
+    # Hard-deleted roles are tombstones locally and absent in the org: compare live roles only.
+    expected_roles = {k: v for k, v in expected["OpportunityContactRole"].items()}
+    actual["OpportunityContactRole"] = {
+        k: v for k, v in actual["OpportunityContactRole"].items() if k in expected_roles or not v["IsDeleted"]
+    }
+    # Converted leads whose person is the contact's are compared as contacts.
+    expected["Lead"] = {
+        k: v for k, v in expected["Lead"].items() if k in actual["Lead"] or not v.get("ConvertedContactId")
+    }
+    for sobject in expected:
+        missing = sorted(set(expected[sobject]) - set(actual[sobject]))
+        extra = sorted(set(actual[sobject]) - set(expected[sobject]))
+        assert not missing, f"{sobject}: {len(missing)} rows missing in OppSync, e.g. {missing[:3]}"
+        assert not extra, f"{sobject}: {len(extra)} rows OppSync has that the org has not, e.g. {extra[:3]}"
+        for record_id, values in expected[sobject].items():
+            if sobject in ("Contact", "Lead") and values["IsDeleted"]:
+                assert actual[sobject][record_id]["IsDeleted"], (
+                    f"{sobject} {record_id} should be flagged deleted"
+                )
+                continue
+            differences = {
+                k: (v, actual[sobject][record_id].get(k))
+                for k, v in values.items()
+                if actual[sobject][record_id].get(k) != v
+            }
+            assert not differences, f"{sobject} {record_id} differs (org, OppSync): {differences}"
+    assert checksum(expected) == checksum(actual)
+
+
+def activity_keys() -> list[tuple]:
+    """Activities as comparable tuples, for "exactly the expected ones" and "nothing twice"."""
+    return sorted(
+        (
+            a.activity_type,
+            a.person.sf_contact_id or a.person.sf_lead_id,
+            a.opportunity.sf_id if a.opportunity else None,
+            a.field,
+            json.dumps(a.previous_value),
+            json.dumps(a.new_value),
+            a.sf_contact_role_id,
+            a.is_initial_load,
+        )
+        for a in Activity.objects.select_related("person", "opportunity")
+    )

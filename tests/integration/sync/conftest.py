@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+
+from opportunities.sync import service
+from salesforce_emulator.control import EmulatorProcess
+from tests.integration.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.processes import free_port
+
+
+@pytest.fixture
+def org(tmp_path):
+    """A fresh emulated org of its own for each test."""
+    process = EmulatorProcess(tmp_path / "org", free_port())
+    control = process.start()
+    control.process = process
+    yield control
+    process.stop()
+
+
+def salesforce_environment(org) -> dict[str, str]:
+    return {
+        "SALESFORCE_LOGIN_URL": org.instance_url,
+        "SALESFORCE_CLIENT_ID": CLIENT_ID,
+        "SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
+        "SALESFORCE_CA_BUNDLE": str(org.ca_file),
+    }
+
+
+@pytest.fixture
+def synced_settings(settings, org):
+    """Point the sync at the test's org; fast retries so fault tests stay quick."""
+    for name, value in salesforce_environment(org).items():
+        setattr(settings, name, value)
+    settings.SALESFORCE_RETRY_BACKOFF = 0.05
+    settings.SALESFORCE_SYNC_LOCK_SECONDS = 30
+    service._clients.clear()
+    yield settings
+    service._clients.clear()
