@@ -122,7 +122,7 @@ def checksum(snapshot: dict[str, Any]) -> str:
 def assert_database_equals_org(org) -> None:
     expected, actual = org_snapshot(org), local_snapshot()
     # Hard-deleted roles are tombstones locally and absent in the org: compare live roles only.
-    expected_roles = {k: v for k, v in expected["OpportunityContactRole"].items()}
+    expected_roles = expected["OpportunityContactRole"]
     actual["OpportunityContactRole"] = {
         k: v for k, v in actual["OpportunityContactRole"].items() if k in expected_roles or not v["IsDeleted"]
     }
