@@ -16,11 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## Run the whole application: web, Celery worker and beat.
+## Run the whole application: web, Celery worker and beat (and the emulator without credentials).
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_admin
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	$(BIN)/python manage.py run_stack
 
 ## Run lint, type checks and the whole suite on SQLite, then on PostgreSQL.
 test: venv services lint typecheck pytest-sqlite pytest-postgres

@@ -115,6 +115,10 @@ class SyncEngine:
             logger.info("Another sync cycle is running; this one stands down.")
             return None
         cycle = SyncCycle.objects.create(started_at=timezone.now())
+        # Holding the lock means no other cycle runs: one still marked running died with its worker.
+        SyncCycle.objects.filter(status=SyncStatus.RUNNING).exclude(pk=cycle.pk).update(
+            status=SyncStatus.FAILED, error_message="Abandoned: the worker running this cycle stopped."
+        )
         calls_before = self.client.calls
         try:
             self._quota_guard()
@@ -531,11 +535,14 @@ class SyncEngine:
 def sync_due(now: dt.datetime | None = None) -> bool:
     """Whether a beat tick should run a cycle now: the configured interval, stretched when it
     would spend more than `SALESFORCE_API_BUDGET` of the org's daily limit."""
+    interval = effective_interval()
+    configured = float(settings.SALESFORCE_SYNC_INTERVAL)
+    if interval <= configured:
+        return True  # beat's own spacing is the interval
     now = now or timezone.now()
     last = SyncCycle.objects.order_by("-started_at").first()
-    if last is None:
-        return True
-    return now - last.started_at >= dt.timedelta(seconds=effective_interval())
+    # Half a beat of slack: a tick arrives a little after the previous cycle's start time.
+    return last is None or now - last.started_at >= dt.timedelta(seconds=interval - configured / 2)
 
 
 def effective_interval() -> float:

@@ -1,14 +1,17 @@
-"""`make run`'s processes (honcho with the Procfile): the admin logs in while a worker and beat run
-and the beat-scheduled heartbeat executes, on the file broker and on Redis."""
+"""`make run`'s processes (`manage.py run_stack`, honcho): with no Salesforce credentials the
+bundled emulator runs with a demo org and the sync fills the database; the admin logs in while a
+worker and beat run and the beat-scheduled heartbeat executes; on the file broker and on Redis."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+import redis
 import requests
 from django.contrib.auth.models import User
 
+from opportunities.models import Opportunity
 from oppsync_site.models import WorkerHeartbeat
 from tests.processes import free_port, process_env, running, wait_until
 
@@ -50,13 +53,21 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
     env = process_env(
         OPPSYNC_VAR_DIR=str(tmp_path / "var"),
         OPPSYNC_PORT=str(port),
+        EMULATOR_PORT=str(free_port()),
+        DEMO_OPPORTUNITIES="300",
+        DEMO_PEOPLE="400",
         CELERY_HEARTBEAT_INTERVAL="1",
+        SALESFORCE_SYNC_INTERVAL="1",
         REDIS_URL="redis://127.0.0.1:6379/15" if broker == "redis" else "",
+        SALESFORCE_CLIENT_ID="",
+        SALESFORCE_CLIENT_SECRET="",
     )
+    if broker == "redis":
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     log = tmp_path / "honcho.log"
     base = f"http://127.0.0.1:{port}"
 
-    with running(["honcho", "start", "-f", "Procfile"], env=env, log=log):
+    with running(["python", "manage.py", "run_stack"], env=env, log=log):
         wait_until(lambda: _web_is_up(base), timeout=60, what="the web process", log=log)
         home = _admin_login(base)
         assert "Salesforce opportunities for marketing" in home
@@ -66,6 +77,12 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
             lambda: WorkerHeartbeat.objects.filter(beats__gte=2).first(),
             timeout=90,
             what="two heartbeats run by the worker",
+            log=log,
+        )
+        wait_until(
+            lambda: Opportunity.objects.count() >= 300,
+            timeout=120,
+            what="the demo org synced from the bundled emulator",
             log=log,
         )
     assert beats.beats >= 2

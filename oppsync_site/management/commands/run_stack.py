@@ -1,0 +1,53 @@
+"""Start the application's processes with honcho (what `make run` ends with).
+
+With Salesforce credentials configured it runs the `Procfile` (web, worker, beat) against that
+org. Without them it runs `Procfile.demo`, which adds the bundled Salesforce emulator with a demo
+org and its sales team, and points the sync at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from opportunities.salesforce.auth import SalesforceConfig
+
+DEMO_CLIENT_ID = "oppsync-demo-client"
+DEMO_CLIENT_SECRET = "oppsync-demo-secret"  # noqa: S105  # the bundled emulator's own demo credentials
+
+
+class Command(BaseCommand):
+    help = "Run web, Celery worker and beat (and, without Salesforce credentials, the emulator)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        env = dict(os.environ)
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env.setdefault("OPPSYNC_VAR_DIR", str(settings.VAR_DIR))
+        procfile = "Procfile"
+        if not SalesforceConfig.from_settings().configured:
+            port = env.setdefault("EMULATOR_PORT", "8443")
+            env.update(
+                {
+                    "SALESFORCE_LOGIN_URL": f"https://localhost:{port}",
+                    "SALESFORCE_CLIENT_ID": DEMO_CLIENT_ID,
+                    "SALESFORCE_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+                    "SALESFORCE_CA_BUNDLE": str(Path(env["OPPSYNC_VAR_DIR"]) / "emulator" / "ca.pem"),
+                }
+            )
+            procfile = "Procfile.demo"
+            self.stdout.write(
+                "No Salesforce credentials are set: starting the bundled Salesforce emulator with a demo org "
+                f"at https://localhost:{port}; its sales team keeps changing deals."
+            )
+        honcho = shutil.which("honcho", path=env["PATH"])
+        if honcho is None:
+            raise CommandError("honcho is not installed; run `make run`, which installs it.")
+        os.chdir(settings.BASE_DIR)
+        os.execve(honcho, [honcho, "start", "-f", procfile], env)  # noqa: S606  # replaces this process
