@@ -33,9 +33,13 @@ def main() -> None:
         # A describe rides along in the same call about once a minute; count the worst cycle too.
         average = sum(counts) / len(counts)
         print(f"idle_cycle_api_calls: min {min(counts)} max {max(counts)} average {average:.2f} (target 1)")
-        print(f"interval_seconds: {args.interval}  projected_calls_per_day: {average * 86400 / args.interval:,.0f}")
+        print(
+            f"interval_seconds: {args.interval}  projected_calls_per_day: {average * 86400 / args.interval:,.0f}"
+        )
         limits = org.stats()["api_usage"]
-        print(f"org_daily_limit: {limits['max']:,}  share_of_limit: {average * 86400 / args.interval / limits['max']:.1%}")
+        print(
+            f"org_daily_limit: {limits['max']:,}  share_of_limit: {average * 86400 / args.interval / limits['max']:.1%}"
+        )
     finally:
         process.stop()
 

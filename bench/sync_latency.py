@@ -41,9 +41,23 @@ def main() -> None:
 
         bin_dir = Path(sys.executable).parent
         worker = subprocess.Popen(
-            [str(bin_dir / "celery"), "-A", "oppsync_site", "worker", "--beat", "--queues", "sync,default",
-             "--concurrency", "1", "--loglevel", "WARNING", "--schedule", str(var_dir / "beat-schedule")],
-            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, start_new_session=True,
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "oppsync_site",
+                "worker",
+                "--beat",
+                "--queues",
+                "sync,default",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(var_dir / "beat-schedule"),
+            ],
+            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+            start_new_session=True,
         )
         deadline = time.monotonic() + 180
         while SyncState.objects.filter(initial_load_completed_at__isnull=False).count() < 4:
@@ -52,7 +66,13 @@ def main() -> None:
             time.sleep(0.5)
         open_ids = list(Opportunity.live.filter(is_closed=False).values_list("sf_id", flat=True))
         rng = random.Random(7)
-        stages = ["Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers", "Perception Analysis"]
+        stages = [
+            "Qualification",
+            "Needs Analysis",
+            "Value Proposition",
+            "Id. Decision Makers",
+            "Perception Analysis",
+        ]
         latencies = []
         for number in range(args.changes):
             sf_id = rng.choice(open_ids)

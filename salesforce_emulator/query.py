@@ -312,8 +312,10 @@ class QueryEngine:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow([s.column_header for s in prepared.selections])
-        for record in (json.loads(row[-1]) for row in rows):
-            writer.writerow([_csv_value(self._bulk_value(prepared, s, record)) for s in prepared.selections])
+        stored = [json.loads(row[-1]) for row in rows]
+        parents = self._parents(prepared, stored)
+        for record in stored:
+            writer.writerow([_csv_value(self._bulk_value(s, record, parents)) for s in prepared.selections])
         end = state["o"] + len(rows)
         done = end >= prepared.total or len(rows) < max_records
         next_locator = "null"
@@ -322,14 +324,14 @@ class QueryEngine:
             next_locator = base64.urlsafe_b64encode(json.dumps({"o": end, "k": after}).encode()).decode()
         return _quote_all(buffer.getvalue()), len(rows), next_locator
 
-    def _bulk_value(self, prepared: PreparedQuery, selection: Selection, record: dict[str, Any]) -> Any:
+    def _bulk_value(
+        self, selection: Selection, record: dict[str, Any], parents: dict[tuple[str, str], dict[str, Any]]
+    ) -> Any:
         if selection.relationship is None:
             value = record.get(selection.spec.name)
             return bulk_datetime(value) if selection.spec.type == "datetime" and value else value
         assert selection.target_object is not None and selection.target_spec is not None
-        parent = self._parents(prepared, [record]).get(
-            (selection.target_object, str(record.get(selection.spec.name)))
-        )
+        parent = parents.get((selection.target_object, str(record.get(selection.spec.name))))
         return parent.get(selection.target_spec.name) if parent else None
 
 

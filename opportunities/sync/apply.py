@@ -64,7 +64,12 @@ LEAD_COLUMNS = {
     "Phone": "phone",
     "Company": "company",
 }
-ROLE_COLUMNS = {"Role": "role", "IsPrimary": "is_primary"}
+ROLE_COLUMNS = {
+    "Role": "role",
+    "IsPrimary": "is_primary",
+    "OpportunityId": "sf_opportunity_id",
+    "ContactId": "sf_contact_id",
+}
 
 
 @dataclass
@@ -566,6 +571,8 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
         )
         by_lead = {p.sf_lead_id: p for p in people if p.sf_lead_id}
         by_contact = {p.sf_contact_id: p for p in people if p.sf_contact_id}
+        to_create: list[Person] = []
+        to_update: dict[int, Person] = {}
         for sf_id, parsed in parsed_by_id.items():
             modstamp = parsed["SystemModstamp"]
             person = by_lead.get(sf_id)
@@ -583,13 +590,17 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
             if contact_person is not None and person is not None and contact_person.pk != person.pk:
                 # Lead conversion: one person, the contact's; the lead's history moves along.
                 Activity.objects.filter(person=person).update(person=contact_person)
+                to_update.pop(person.pk, None)
                 person.delete()
                 person = None
             if person is None and contact_person is not None:
                 person = contact_person
             created = person is None
             if person is None:
-                person = Person(sf_lead_id=sf_id)
+                person = Person()
+                to_create.append(person)
+            elif person.pk is not None:
+                to_update[person.pk] = person
             person.sf_lead_id = sf_id
             person.lead_system_modstamp = modstamp
             if contact_id and not person.sf_contact_id:
@@ -600,7 +611,6 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
                     setattr(person, column, value)
                 person.custom_fields = custom
                 person.is_deleted_in_salesforce = is_deleted
-            person.save()
             by_lead[sf_id] = person
             if created:
                 ctx.counters.created += 1
@@ -608,6 +618,20 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
                 ctx.counters.deleted += 1
             else:
                 ctx.counters.updated += 1
+        Person.objects.bulk_create(to_create, batch_size=1000)
+        Person.objects.bulk_update(
+            list(to_update.values()),
+            [
+                *set(LEAD_COLUMNS.values()),
+                "sf_lead_id",
+                "sf_contact_id",
+                "custom_fields",
+                "lead_system_modstamp",
+                "is_deleted_in_salesforce",
+                "updated_at",
+            ],
+            batch_size=500,
+        )
 
 
 def people_flag_deleted(

@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ from ..models import (
 )
 from ..salesforce.client import (
     CompositeResult,
+    QueryPage,
     SalesforceClient,
     deleted_from_body,
     description_from_body,
@@ -308,12 +310,21 @@ class SyncEngine:
         if state.initial_load_completed_at is None and page.total_size > settings.SALESFORCE_BULK_THRESHOLD:
             self._bulk_window(sobject, fields, lower, upper, page.total_size, progress)
         else:
-            self._apply(sobject, page.records, fields, progress, page.total_size)
-            while page.next_url:
-                page = self.client.query_more(page.next_url)
-                self._apply(sobject, page.records, fields, progress, page.total_size)
+            self._apply_pages(sobject, page, fields, progress)
         state.watermark = upper
         state.save(update_fields=["watermark"])
+
+    def _apply_pages(
+        self, sobject: str, page: QueryPage, fields: dict[str, FieldInfo], progress: ObjectProgress
+    ) -> None:
+        """Apply a page while the next one downloads: the org's time and ours overlap."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-page") as pool:
+            while True:
+                upcoming = pool.submit(self.client.query_more, page.next_url) if page.next_url else None
+                self._apply(sobject, page.records, fields, progress, page.total_size)
+                if upcoming is None:
+                    return
+                page = upcoming.result()
 
     def _split_window(
         self, sobject: str, lower: dt.datetime, upper: dt.datetime, state: SyncState, progress: ObjectProgress

@@ -39,9 +39,25 @@ def worker_env(org, tmp_path, broker: str, **extra: str) -> dict[str, str]:
 def start_worker(env: dict[str, str], log) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
-        ["celery", "-A", "oppsync_site", "worker", "--beat", "--queues", "sync,default", "--concurrency", "1",
-         "--loglevel", "INFO", "--schedule", env["OPPSYNC_VAR_DIR"] + "/beat-schedule"],
-        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            "celery",
+            "-A",
+            "oppsync_site",
+            "worker",
+            "--beat",
+            "--queues",
+            "sync,default",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            env["OPPSYNC_VAR_DIR"] + "/beat-schedule",
+        ],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -59,11 +75,29 @@ def test_a_worker_syncs_the_org_and_its_changes(org, synced_settings, tmp_path, 
     log = tmp_path / "worker.log"
     worker = start_worker(worker_env(org, tmp_path, broker), log)
     try:
-        wait_until(lambda: Opportunity.objects.count() == 150, timeout=90, what="the initial load by the worker", log=log)
-        [deal] = org.create("Opportunity", {"Name": "Fresh from the field", "StageName": "Qualification", "CloseDate": "2031-03-01"})
-        wait_until(lambda: Opportunity.objects.filter(sf_id=deal).exists(), timeout=30, what="a new opportunity", log=log)
+        wait_until(
+            lambda: Opportunity.objects.count() == 150,
+            timeout=90,
+            what="the initial load by the worker",
+            log=log,
+        )
+        [deal] = org.create(
+            "Opportunity",
+            {"Name": "Fresh from the field", "StageName": "Qualification", "CloseDate": "2031-03-01"},
+        )
+        wait_until(
+            lambda: Opportunity.objects.filter(sf_id=deal).exists(),
+            timeout=30,
+            what="a new opportunity",
+            log=log,
+        )
         org.update("Opportunity", {"Id": deal, "StageName": "Closed Won"})
-        wait_until(lambda: Opportunity.objects.filter(sf_id=deal, stage_name="Closed Won").exists(), timeout=30, what="a stage change", log=log)
+        wait_until(
+            lambda: Opportunity.objects.filter(sf_id=deal, stage_name="Closed Won").exists(),
+            timeout=30,
+            what="a stage change",
+            log=log,
+        )
         assert SyncCycle.objects.filter(status=SyncStatus.SUCCEEDED).count() >= 3
     finally:
         stop(worker)
@@ -71,25 +105,38 @@ def test_a_worker_syncs_the_org_and_its_changes(org, synced_settings, tmp_path, 
 
 
 @pytest.mark.parametrize("broker", ["file", "redis"])
-def test_a_worker_killed_mid_cycle_loses_nothing_and_duplicates_nothing(org, synced_settings, tmp_path, broker):
+def test_a_worker_killed_mid_cycle_loses_nothing_and_duplicates_nothing(
+    org, synced_settings, tmp_path, broker
+):
     org.generate(opportunities=1500, people=600, seed=22)
     org.faults(page_size=50, slow={"seconds": 0.05, "times": 100_000})  # a long initial load
     log = tmp_path / "worker.log"
     env = worker_env(org, tmp_path, broker)
     worker = start_worker(env, log)
     try:
-        wait_until(lambda: 100 < Opportunity.objects.count() < 1400, timeout=120, what="a cycle half-way", log=log)
+        wait_until(
+            lambda: 100 < Opportunity.objects.count() < 1400, timeout=120, what="a cycle half-way", log=log
+        )
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
         assert SyncCycle.objects.filter(status=SyncStatus.RUNNING).exists()
         org.sales_team_act(times=30)
         org.clear_faults()
         worker = start_worker(env, log)
-        wait_until(lambda: SyncCycle.objects.filter(status=SyncStatus.SUCCEEDED).count() >= 2, timeout=120, what="cycles after the restart", log=log)
+        wait_until(
+            lambda: SyncCycle.objects.filter(status=SyncStatus.SUCCEEDED).count() >= 2,
+            timeout=120,
+            what="cycles after the restart",
+            log=log,
+        )
     finally:
         stop(worker)
     abandoned = SyncCycle.objects.filter(status=SyncStatus.FAILED, error_message__startswith="Abandoned")
     assert abandoned.exists()
     finish_in_test_process(org, synced_settings)
-    keys = list(Activity.objects.values_list("activity_type", "person_id", "opportunity_id", "field", "sf_contact_role_id", "occurred_at"))
+    keys = list(
+        Activity.objects.values_list(
+            "activity_type", "person_id", "opportunity_id", "field", "sf_contact_role_id", "occurred_at"
+        )
+    )
     assert len(keys) == len(set(keys)), "an activity was recorded twice"

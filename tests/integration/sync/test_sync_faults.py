@@ -29,7 +29,9 @@ def until_success(attempts: int = 3, **options) -> SyncCycle:
 
 def assert_no_activity_twice() -> None:
     keys = list(
-        Activity.objects.values_list("activity_type", "person_id", "opportunity_id", "field", "sf_contact_role_id", "occurred_at")
+        Activity.objects.values_list(
+            "activity_type", "person_id", "opportunity_id", "field", "sf_contact_role_id", "occurred_at"
+        )
     )
     assert len(keys) == len(set(keys)), "an activity was recorded twice"
 
@@ -46,9 +48,25 @@ def busy_org(org, synced_settings):
 
 FAULTS = {
     "expired session": {"expire_sessions": True},
-    "request limit exceeded once": {"error": {"status": 403, "error_code": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded.", "times": 1}},
-    "503 twice": {"error": {"status": 503, "error_code": "SERVER_UNAVAILABLE", "message": "busy", "times": 2}},
-    "500 persistently": {"error": {"status": 500, "error_code": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred.", "times": 12}},
+    "request limit exceeded once": {
+        "error": {
+            "status": 403,
+            "error_code": "REQUEST_LIMIT_EXCEEDED",
+            "message": "TotalRequests Limit exceeded.",
+            "times": 1,
+        }
+    },
+    "503 twice": {
+        "error": {"status": 503, "error_code": "SERVER_UNAVAILABLE", "message": "busy", "times": 2}
+    },
+    "500 persistently": {
+        "error": {
+            "status": 500,
+            "error_code": "UNKNOWN_EXCEPTION",
+            "message": "An unexpected error occurred.",
+            "times": 12,
+        }
+    },
     "429 once": {"error": {"status": 429, "error_code": None, "message": "", "times": 1}},
     "slow response": {"slow": {"seconds": 1.5, "times": 2}},
     "dropped connection mid-page": {"drop_connection": {"times": 2, "path_contains": "/query/"}},
@@ -75,10 +93,20 @@ def test_the_database_equals_the_org_once_a_fault_clears(busy_org, fault):
 
 
 def test_a_persistent_error_fails_the_cycle_with_words_a_person_understands(busy_org):
-    busy_org.faults(error={"status": 503, "error_code": "SERVER_UNAVAILABLE", "message": "Server down for maintenance", "times": 50})
+    busy_org.faults(
+        error={
+            "status": 503,
+            "error_code": "SERVER_UNAVAILABLE",
+            "message": "Server down for maintenance",
+            "times": 50,
+        }
+    )
     failed = cycle()
     assert failed.status == SyncStatus.FAILED
-    assert failed.error_message.startswith("composite: ") or "Server down for maintenance" in failed.error_message
+    assert (
+        failed.error_message.startswith("composite: ")
+        or "Server down for maintenance" in failed.error_message
+    )
     assert "503" in failed.error_message
 
 
@@ -103,14 +131,20 @@ def test_request_limit_exceeded_ends_the_cycle_cleanly(busy_org):
     assert cycle().api_calls == 0  # while paused, no call is spent
     busy_org.faults(api_usage={"used": 0, "max": 100_000})
     # Five minutes later the guard looks at limits/ again (one call) and the sync resumes.
-    SyncCycle.objects.filter(status=SyncStatus.PAUSED).update(started_at=stopped.started_at.replace(year=2000))
+    SyncCycle.objects.filter(status=SyncStatus.PAUSED).update(
+        started_at=stopped.started_at.replace(year=2000)
+    )
     until_success(reconcile=True)
     assert_database_equals_org(busy_org)
 
 
 def test_late_commits_are_caught_by_the_lookback(busy_org):
     until_success()
-    [late] = busy_org.create("Opportunity", {"Name": "Late", "StageName": "Prospecting", "CloseDate": "2031-01-01"}, backdate_seconds=30)
+    [late] = busy_org.create(
+        "Opportunity",
+        {"Name": "Late", "StageName": "Prospecting", "CloseDate": "2031-01-01"},
+        backdate_seconds=30,
+    )
     until_success(reconcile=True)
     assert Opportunity.objects.filter(sf_id=late).exists()
     assert_database_equals_org(busy_org)
