@@ -1,0 +1,162 @@
+"""/api/v1/opportunities/, /contact-roles/, /activities/ and /sync/status/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.mixins import SyncedDataContextMixin
+from oppsync_site.api.permissions import RolePermission
+from oppsync_site.models import WorkerHeartbeat
+
+from ..models import Activity, ContactRole, Opportunity, SyncCycle, SyncObjectRun, SyncState
+from ..selectors import (
+    ObjectSyncStatus,
+    activity_list,
+    contact_role_list,
+    last_cycles,
+    opportunity_list,
+    sync_status,
+)
+from ..sync.engine import effective_interval
+from .filters import ActivityFilter, ContactRoleFilter, OpportunityFilter
+from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunitySerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List opportunities", responses={200: OpportunitySerializer(many=True), **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(
+        summary="One opportunity", responses={200: OpportunitySerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+)
+class OpportunityViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Opportunity]):
+    """Opportunities not deleted in Salesforce. Amounts are in the subscription's default currency."""
+
+    queryset = opportunity_list()
+    serializer_class = OpportunitySerializer
+    filterset_class = OpportunityFilter
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List contact roles", responses={200: ContactRoleSerializer(many=True), **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(
+        summary="One contact role", responses={200: ContactRoleSerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+)
+class ContactRoleViewSet(viewsets.ReadOnlyModelViewSet[ContactRole]):
+    """Live contact roles: the links between people and opportunities."""
+
+    queryset = contact_role_list()
+    serializer_class = ContactRoleSerializer
+    filterset_class = ContactRoleFilter
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List activities", responses={200: ActivitySerializer(many=True), **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(
+        summary="One activity", responses={200: ActivitySerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+)
+class ActivityViewSet(viewsets.ReadOnlyModelViewSet[Activity]):
+    """What the sync recorded: added to, removed from, and updates of people's opportunities."""
+
+    queryset = activity_list()
+    serializer_class = ActivitySerializer
+    filterset_class = ActivityFilter
+
+
+def _run_json(run: SyncObjectRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "cycle": run.cycle_id,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "status": run.status,
+        "new": run.created_count,
+        "updated": run.updated_count,
+        "deleted": run.deleted_count,
+        "skipped": run.skipped_count,
+        "failed": run.failed_count,
+        "api_calls": run.api_calls,
+        "duration_seconds": run.duration_seconds,
+        "error": run.error_message,
+    }
+
+
+def _object_json(item: ObjectSyncStatus) -> dict[str, Any]:
+    state = item.state
+    return {
+        "sobject": item.sobject,
+        "watermark": state.watermark if state else None,
+        "deleted_checked_until": state.deleted_checked_until if state else None,
+        "last_reconciled_at": state.last_reconciled_at if state else None,
+        "initial_load_completed_at": state.initial_load_completed_at if state else None,
+        "last_run": _run_json(item.last_run),
+    }
+
+
+def _cycle_json(cycle: SyncCycle) -> dict[str, Any]:
+    return {
+        "id": cycle.pk,
+        "started_at": cycle.started_at,
+        "ended_at": cycle.ended_at,
+        "status": cycle.status,
+        "api_calls": cycle.api_calls,
+        "is_initial_load": cycle.is_initial_load,
+        "error": cycle.error_message,
+        "duration_seconds": cycle.duration_seconds,
+    }
+
+
+SYNC_STATUS_SCHEMA = inline_serializer(
+    "SyncStatus",
+    {
+        "objects": serializers.ListField(child=serializers.DictField()),
+        "cycles": serializers.ListField(child=serializers.DictField()),
+        "api_usage": serializers.DictField(),
+        "interval_seconds": serializers.FloatField(),
+        "workers": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class SyncStatusView(APIView):
+    """Sync health for Administrators: per object, its last run, counts and watermark; the last
+    cycles; Salesforce API calls used of the daily limit. There is no endpoint that starts a sync."""
+
+    permission_classes = [RolePermission]
+    read_permission = "opportunities.view_syncstate"
+    queryset = SyncState.objects.all()
+
+    @extend_schema(summary="Sync status", responses={200: SYNC_STATUS_SCHEMA, **ERROR_RESPONSES})
+    def get(self, request: Request) -> Response:
+        cycles = list(last_cycles())
+        latest_usage = next((c for c in cycles if c.api_usage_max), None)
+        return Response(
+            {
+                "objects": [_object_json(item) for item in sync_status()],
+                "cycles": [_cycle_json(c) for c in cycles],
+                "api_usage": {
+                    "used": latest_usage.api_usage_used if latest_usage else None,
+                    "max": latest_usage.api_usage_max if latest_usage else None,
+                },
+                "interval_seconds": effective_interval(),
+                "workers": [
+                    {"hostname": w.hostname, "last_beat_at": w.last_beat_at}
+                    for w in WorkerHeartbeat.objects.order_by("hostname")
+                ],
+            }
+        )

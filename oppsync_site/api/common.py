@@ -1,0 +1,94 @@
+"""What every endpoint of the REST API shares: pagination, permissions by role, JSON errors, and
+the OpenAPI descriptions of errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from oppsync_site.currencies import currency_symbol
+from oppsync_site.models import SubscriptionSettings
+
+
+class Pagination(PageNumberPagination):
+    """`{"count", "next", "previous", "results"}`; `page_size` may be given, at most 1000."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and (not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size):
+            raise ValidationError(
+                {"page_size": [f"page_size must be a whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw) if raw else self.page_size
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with every error body naming the problem under `detail` or per field."""
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, APIException) and isinstance(response.data, list):
+        response.data = {"detail": response.data}
+    return response
+
+
+def currency_context() -> dict[str, str]:
+    settings = SubscriptionSettings.load()
+    return {
+        "currency": settings.default_currency,
+        "currency_symbol": currency_symbol(settings.default_currency),
+    }
+
+
+ERROR_SERIALIZER = inline_serializer("Error", {"detail": serializers.CharField()})
+ERROR_RESPONSES = {
+    400: OpenApiResponse(
+        inline_serializer("ValidationError", {"field": serializers.ListField(child=serializers.CharField())}),
+        description="Bad input: the body names each problem by parameter or field.",
+        examples=[
+            OpenApiExample(
+                "Bad filter value",
+                value={"type": ["Select a valid choice. foo is not one of the available choices."]},
+            )
+        ],
+    ),
+    401: OpenApiResponse(
+        ERROR_SERIALIZER,
+        description="No or invalid credentials.",
+        examples=[
+            OpenApiExample(
+                "Unauthenticated", value={"detail": "Authentication credentials were not provided."}
+            )
+        ],
+    ),
+    403: OpenApiResponse(
+        ERROR_SERIALIZER,
+        description="Your role does not allow this.",
+        examples=[OpenApiExample("Forbidden", value={"detail": "Your role does not allow this."})],
+    ),
+    429: OpenApiResponse(
+        ERROR_SERIALIZER,
+        description="Too many requests; retry after the given seconds.",
+        examples=[
+            OpenApiExample(
+                "Throttled", value={"detail": "Request was throttled. Expected available in 30 seconds."}
+            )
+        ],
+    ),
+}
+NOT_FOUND = {
+    404: OpenApiResponse(
+        ERROR_SERIALIZER,
+        description="No such object.",
+        examples=[OpenApiExample("Not found", value={"detail": "No Person matches the given query."})],
+    )
+}

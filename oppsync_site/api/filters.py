@@ -1,0 +1,17 @@
+"""Filter types shared by the API's filter sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+
+
+class StrictBooleanFilter(django_filters.TypedChoiceFilter):
+    """`true` or `false`; anything else is a 400 that names the parameter (django-filter's own
+    boolean filter silently ignores values it does not understand)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("choices", [("true", "true"), ("false", "false")])
+        kwargs.setdefault("coerce", lambda value: value == "true")
+        super().__init__(*args, **kwargs)

@@ -1,0 +1,23 @@
+"""Serializer context every read endpoint of synced data needs, computed once per request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opportunities.selectors import active_custom_field_names
+
+from .common import currency_context
+
+
+class SyncedDataContextMixin:
+    def get_serializer_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_serializer_context()  # type: ignore[misc]  # a GenericAPIView mixin
+        if "currency" not in getattr(self, "_synced_context", {}):
+            self._synced_context = {
+                **currency_context(),
+                "custom_field_names": {
+                    sobject: active_custom_field_names(sobject)
+                    for sobject in ("Opportunity", "Contact", "Lead")
+                },
+            }
+        return {**context, **self._synced_context}

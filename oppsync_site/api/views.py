@@ -1,0 +1,60 @@
+"""/api/v1/settings/: the subscription's settings; only Administrators change them."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..currencies import currency_symbol
+from ..models import SubscriptionSettings
+from ..services import subscription_settings_update
+from .common import ERROR_RESPONSES
+from .permissions import RolePermission
+
+
+class SettingsSerializer(serializers.Serializer[SubscriptionSettings]):
+    default_currency = serializers.CharField(max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+    currency_symbol = serializers.CharField(read_only=True)
+
+
+class SettingsView(APIView):
+    permission_classes = [RolePermission]
+    read_permission = "oppsync_site.view_subscriptionsettings"
+    write_permission = "oppsync_site.change_subscriptionsettings"
+    queryset = SubscriptionSettings.objects.all()
+
+    def _body(self, settings: SubscriptionSettings) -> dict[str, str]:
+        return {
+            "default_currency": settings.default_currency,
+            "currency_symbol": currency_symbol(settings.default_currency),
+        }
+
+    @extend_schema(
+        summary="The subscription's settings", responses={200: SettingsSerializer, **ERROR_RESPONSES}
+    )
+    def get(self, request: Request) -> Response:
+        return Response(self._body(SubscriptionSettings.load()))
+
+    @extend_schema(
+        summary="Change the default currency (Administrators only)",
+        request=SettingsSerializer,
+        responses={200: SettingsSerializer, **ERROR_RESPONSES},
+        examples=[OpenApiExample("Euro", value={"default_currency": "EUR"}, request_only=True)],
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = SettingsSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if "default_currency" not in serializer.validated_data:
+            return Response(self._body(SubscriptionSettings.load()))
+        try:
+            settings = subscription_settings_update(
+                default_currency=serializer.validated_data["default_currency"]
+            )
+        except DjangoValidationError as error:
+            raise ValidationError({"default_currency": error.messages}) from error
+        return Response(self._body(settings))

@@ -1,0 +1,27 @@
+"""The REST API's routes (`/api/v1/`), its OpenAPI schema and its docs (served without a CDN)."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from opportunities.api.views import ActivityViewSet, ContactRoleViewSet, OpportunityViewSet, SyncStatusView
+from people.api.views import PersonViewSet
+
+from .api.views import SettingsView
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("persons", PersonViewSet, basename="person")
+router.register("opportunities", OpportunityViewSet, basename="opportunity")
+router.register("contact-roles", ContactRoleViewSet, basename="contact-role")
+router.register("activities", ActivityViewSet, basename="activity")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/settings/", SettingsView.as_view(), name="settings"),
+    path("v1/sync/status/", SyncStatusView.as_view(), name="sync-status"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]

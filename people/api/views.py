@@ -1,0 +1,47 @@
+"""/api/v1/persons/ and a person's opportunities (the Opportunity Info tab)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from opportunities.selectors import person_opportunity_roles
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.mixins import SyncedDataContextMixin
+
+from ..models import Person
+from .filters import PersonFilter
+from .serializers import PersonOpportunitySerializer, PersonSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List people", responses={200: PersonSerializer(many=True), **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(
+        summary="One person", responses={200: PersonSerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+)
+class PersonViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Person]):
+    """People synced from Salesforce Contacts and Leads. Read-only: Salesforce owns them."""
+
+    queryset = Person.objects.all().order_by("id")
+    serializer_class = PersonSerializer
+    filterset_class = PersonFilter
+
+    @extend_schema(
+        summary="A person's opportunities (the Opportunity Info tab)",
+        responses={200: PersonOpportunitySerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, serializer_class=PersonOpportunitySerializer)
+    def opportunities(self, request: Request, pk: str | None = None) -> Response:
+        person = self.get_object()
+        roles: QuerySet = person_opportunity_roles(person)
+        page = self.paginate_queryset(roles)
+        serializer = PersonOpportunitySerializer(page, many=True, context=self.get_serializer_context())
+        return self.get_paginated_response(serializer.data)
