@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from oppsync_site.api.filters import StrictBooleanFilter
+from oppsync_site.api.filters import IdFilter, StrictBooleanFilter
 
 from ..models import Activity, ActivityType, ContactRole, Opportunity
 
@@ -24,10 +24,10 @@ class OpportunityFilter(django_filters.FilterSet):
 
 
 class ContactRoleFilter(django_filters.FilterSet):
-    opportunity = django_filters.NumberFilter(
+    opportunity = IdFilter(
         field_name="opportunity_id", help_text="OppSync opportunity id."
     )
-    person = django_filters.NumberFilter(field_name="person_id", help_text="OppSync person id.")
+    person = IdFilter(field_name="person_id", help_text="OppSync person id.")
 
     class Meta:
         model = ContactRole
@@ -35,8 +35,8 @@ class ContactRoleFilter(django_filters.FilterSet):
 
 
 class ActivityFilter(django_filters.FilterSet):
-    person = django_filters.NumberFilter(field_name="person_id", help_text="OppSync person id.")
-    opportunity = django_filters.NumberFilter(
+    person = IdFilter(field_name="person_id", help_text="OppSync person id.")
+    opportunity = IdFilter(
         field_name="opportunity_id", help_text="OppSync opportunity id."
     )
     type = django_filters.ChoiceFilter(field_name="activity_type", choices=ActivityType.choices)

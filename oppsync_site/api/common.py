@@ -36,8 +36,13 @@ class Pagination(PageNumberPagination):
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with every error body naming the problem under `detail` or per field."""
     response = exception_handler(exc, context)
-    if response is not None and isinstance(exc, APIException) and isinstance(response.data, list):
+    if response is None or not isinstance(exc, APIException):
+        return response
+    if isinstance(response.data, list):
         response.data = {"detail": response.data}
+    if response.status_code == 400 and isinstance(response.data, dict):
+        # A 400 always lists its problems per key, so clients parse one shape.
+        response.data = {key: value if isinstance(value, list) else [value] for key, value in response.data.items()}
     return response
 
 
@@ -52,7 +57,11 @@ def currency_context() -> dict[str, str]:
 ERROR_SERIALIZER = inline_serializer("Error", {"detail": serializers.CharField()})
 ERROR_RESPONSES = {
     400: OpenApiResponse(
-        inline_serializer("ValidationError", {"field": serializers.ListField(child=serializers.CharField())}),
+        {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "Each key is a parameter or field; its value lists what is wrong with it.",
+        },
         description="Bad input: the body names each problem by parameter or field.",
         examples=[
             OpenApiExample(
@@ -74,6 +83,11 @@ ERROR_RESPONSES = {
         ERROR_SERIALIZER,
         description="Your role does not allow this.",
         examples=[OpenApiExample("Forbidden", value={"detail": "Your role does not allow this."})],
+    ),
+    404: OpenApiResponse(
+        ERROR_SERIALIZER,
+        description="No such object, or no such page.",
+        examples=[OpenApiExample("Not found", value={"detail": "Invalid page."})],
     ),
     429: OpenApiResponse(
         ERROR_SERIALIZER,
