@@ -24,9 +24,7 @@ class OpportunityFilter(django_filters.FilterSet):
 
 
 class ContactRoleFilter(django_filters.FilterSet):
-    opportunity = IdFilter(
-        field_name="opportunity_id", help_text="OppSync opportunity id."
-    )
+    opportunity = IdFilter(field_name="opportunity_id", help_text="OppSync opportunity id.")
     person = IdFilter(field_name="person_id", help_text="OppSync person id.")
 
     class Meta:
@@ -36,9 +34,7 @@ class ContactRoleFilter(django_filters.FilterSet):
 
 class ActivityFilter(django_filters.FilterSet):
     person = IdFilter(field_name="person_id", help_text="OppSync person id.")
-    opportunity = IdFilter(
-        field_name="opportunity_id", help_text="OppSync opportunity id."
-    )
+    opportunity = IdFilter(field_name="opportunity_id", help_text="OppSync opportunity id.")
     type = django_filters.ChoiceFilter(field_name="activity_type", choices=ActivityType.choices)
     since = django_filters.IsoDateTimeFilter(
         field_name="occurred_at", lookup_expr="gte", help_text="ISO 8601 date-time."

@@ -42,7 +42,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = {"detail": response.data}
     if response.status_code == 400 and isinstance(response.data, dict):
         # A 400 always lists its problems per key, so clients parse one shape.
-        response.data = {key: value if isinstance(value, list) else [value] for key, value in response.data.items()}
+        response.data = {
+            key: value if isinstance(value, list) else [value] for key, value in response.data.items()
+        }
     return response
 
 

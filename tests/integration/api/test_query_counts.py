@@ -31,7 +31,9 @@ def test_list_endpoints_use_a_fixed_number_of_queries(api, django_assert_max_num
     assert len(response.json()["results"]) == 200
 
 
-def test_a_persons_opportunities_and_sync_status_use_a_fixed_number_of_queries(api, django_assert_max_num_queries):
+def test_a_persons_opportunities_and_sync_status_use_a_fixed_number_of_queries(
+    api, django_assert_max_num_queries
+):
     person_ids = ContactRole.live.filter(person__isnull=False).values_list("person_id", flat=True)
     busiest = max(set(person_ids), key=lambda p: ContactRole.live.filter(person_id=p).count())
     client = api("administrator")

@@ -24,19 +24,35 @@ def _up(url: str) -> bool:
 @pytest.mark.parametrize("role", ["administrator", "viewer"])
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(synced_data, tmp_path, role):
     port = free_port()
-    env = process_env(OPPSYNC_VAR_DIR=str(tmp_path / "var"), API_THROTTLE_USER="100000/minute", DJANGO_DEBUG="false")
+    env = process_env(
+        OPPSYNC_VAR_DIR=str(tmp_path / "var"), API_THROTTLE_USER="100000/minute", DJANGO_DEBUG="false"
+    )
     log = tmp_path / "web.log"
     base = f"http://127.0.0.1:{port}"
     with running(["python", "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], env=env, log=log):
         wait_until(lambda: _up(f"{base}/api/schema/"), timeout=60, what="the web server", log=log)
         result = subprocess.run(
             [
-                "schemathesis", "run", f"{base}/api/schema/",
-                "--header", f"Authorization: Token {synced_data['tokens'][role]}",
-                "--checks", CHECKS, "--max-examples", "15", "--workers", "1",
-                "--phases", "examples,coverage,fuzzing", "--seed", "1",
+                "schemathesis",
+                "run",
+                f"{base}/api/schema/",
+                "--header",
+                f"Authorization: Token {synced_data['tokens'][role]}",
+                "--checks",
+                CHECKS,
+                "--max-examples",
+                "15",
+                "--workers",
+                "1",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--seed",
+                "1",
             ],
-            env=env, capture_output=True, text=True, timeout=600,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:] + "\n--- server log ---\n" + log.read_text()[-3000:]
