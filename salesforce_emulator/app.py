@@ -740,6 +740,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
                 "api_usage": {"used": used, "max": maximum},
                 "counts": {name: store.count(name) for name in OBJECT_NAMES},
                 "sales_team_actions": emulator.sales_team.actions,
+                "bulk_jobs": len(emulator.bulk_jobs),
             }
         )
 

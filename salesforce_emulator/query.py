@@ -8,8 +8,6 @@ other orders fall back to OFFSET.
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import json
 import secrets
 import time
@@ -309,20 +307,22 @@ class QueryEngine:
         )
         position = tuple(state["k"]) if state.get("k") is not None else None
         rows = self.fetch(prepared, offset=state["o"], position=position, count=max_records)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([s.column_header for s in prepared.selections])
         stored = [json.loads(row[-1]) for row in rows]
         parents = self._parents(prepared, stored)
+        lines = [",".join(_csv_cell(s.column_header) for s in prepared.selections)]
         for record in stored:
-            writer.writerow([_csv_value(self._bulk_value(s, record, parents)) for s in prepared.selections])
+            lines.append(
+                ",".join(
+                    _csv_cell(_csv_value(self._bulk_value(s, record, parents))) for s in prepared.selections
+                )
+            )
         end = state["o"] + len(rows)
         done = end >= prepared.total or len(rows) < max_records
         next_locator = "null"
         if not done:
             after = self.position_after(prepared, rows)
             next_locator = base64.urlsafe_b64encode(json.dumps({"o": end, "k": after}).encode()).decode()
-        return _quote_all(buffer.getvalue()), len(rows), next_locator
+        return "\n".join(lines) + "\n", len(rows), next_locator
 
     def _bulk_value(
         self, selection: Selection, record: dict[str, Any], parents: dict[tuple[str, str], dict[str, Any]]
@@ -343,10 +343,8 @@ def _csv_value(value: Any) -> str | None:
     return str(value)
 
 
-def _quote_all(text: str) -> str:
+def _csv_cell(value: str | None) -> str:
     """Bulk CSV quotes every value with `"` and leaves nulls as empty cells."""
-    out = io.StringIO()
-    reader = csv.reader(io.StringIO(text))
-    for row in reader:
-        out.write(",".join('"' + cell.replace('"', '""') + '"' if cell != "" else "" for cell in row) + "\n")
-    return out.getvalue()
+    if value is None or value == "":
+        return ""
+    return '"' + value.replace('"', '""') + '"'

@@ -250,7 +250,10 @@ class SalesforceClient:
 
     def query_all(self, soql: str, *, include_deleted: bool = True) -> Iterator[list[dict[str, Any]]]:
         """Pages of records, following nextRecordsUrl (never LIMIT/OFFSET)."""
-        page = self.query(soql, include_deleted=include_deleted)
+        return self.pages_from(self.query(soql, include_deleted=include_deleted))
+
+    def pages_from(self, page: QueryPage) -> Iterator[list[dict[str, Any]]]:
+        """This page's records, then those of every page after it."""
         yield page.records
         while page.next_url:
             page = self.query_more(page.next_url)
@@ -269,18 +272,41 @@ class SalesforceClient:
     def bulk_query(
         self, sobject: str, soql: str, *, include_deleted: bool = True
     ) -> Iterator[list[dict[str, str]]]:
-        """Bulk API 2.0 query job; yields pages of CSV rows (strings, empty for null).
+        """Bulk API 2.0 query job; yields pages of CSV rows (strings, empty for null) as they
+        download, so the caller can write one page while the next one travels.
 
         Reference: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm
         """
 
-        def run(sf: Salesforce) -> list[str]:
+        def start(sf: Salesforce) -> Iterator[str]:
             handler = getattr(sf.bulk2, sobject)
             method = handler.query_all if include_deleted else handler.query
-            return list(method(soql, max_records=50000, wait=0.5))
+            pages = iter(method(soql, max_records=50000, wait=0.5))
+            first = next(pages, None)  # creates the job, waits for it, reads the first page
+            return iter(()) if first is None else _chain(first, pages)
 
-        for page in self._call(f"bulk query {sobject}", run):
+        pages = self._call(f"bulk query {sobject}", start)
+        while True:
+            try:
+                page = next(pages, None)
+            except LibrarySalesforceError as error:
+                raise error_from_body(error.status, error.content) from error
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as error:
+                raise SalesforceTransientError(
+                    f"bulk query {sobject}: connection to Salesforce failed ({type(error).__name__})."
+                ) from error
+            if page is None:
+                return
             yield list(csv.DictReader(io.StringIO(page)))
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
 
 
 def description_from_body(sobject: str, body: dict[str, Any]) -> ObjectDescription:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -150,6 +150,28 @@ def split_values(
     return column_values, custom
 
 
+def _incoming(
+    parsed_by_id: dict[str, dict[str, Any]],
+    stored_stamp: Callable[[str], dt.datetime | None],
+    columns: dict[str, str],
+    model: type[models.Model],
+    ctx: ApplyContext,
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """The rows to apply: (id, parsed, column values, custom fields). Rows whose stored
+    SystemModstamp is not older are skipped (idempotence); rows whose values do not fit are
+    counted as failed and skipped, without stopping the page."""
+    for sf_id, parsed in parsed_by_id.items():
+        if ctx.is_stale(stored_stamp(sf_id), parsed["SystemModstamp"]):
+            ctx.counters.skipped += 1
+            continue
+        try:
+            column_values, custom = split_values(parsed, columns, model)
+        except ValueError as error:
+            ctx.counters.fail(sf_id, error)
+            continue
+        yield sf_id, parsed, column_values, custom
+
+
 def _activity(
     ctx: ApplyContext,
     *,
@@ -203,17 +225,12 @@ def opportunities_apply(
         existing = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id))}
         to_create: list[Opportunity] = []
         changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]] = []
-        for sf_id, parsed in parsed_by_id.items():
+        stamps = {sf_id: o.system_modstamp for sf_id, o in existing.items()}
+        for sf_id, parsed, column_values, custom in _incoming(
+            parsed_by_id, stamps.get, OPPORTUNITY_COLUMNS, Opportunity, ctx
+        ):
             modstamp = parsed["SystemModstamp"]
             opportunity = existing.get(sf_id)
-            if opportunity is not None and ctx.is_stale(opportunity.system_modstamp, modstamp):
-                ctx.counters.skipped += 1
-                continue
-            try:
-                column_values, custom = split_values(parsed, OPPORTUNITY_COLUMNS, Opportunity)
-            except ValueError as error:
-                ctx.counters.fail(sf_id, error)
-                continue
             is_deleted = bool(parsed.get("IsDeleted"))
             if opportunity is None:
                 to_create.append(
@@ -355,17 +372,12 @@ def contact_roles_apply(
         to_update: list[ContactRole] = []
         activities: list[Activity] = []
         added: list[str] = []  # new linked roles: their Added activities are written in one statement
-        for sf_id, parsed in parsed_by_id.items():
+        stamps = {sf_id: r.system_modstamp for sf_id, r in existing.items()}
+        for sf_id, parsed, column_values, custom in _incoming(
+            parsed_by_id, stamps.get, ROLE_COLUMNS, ContactRole, ctx
+        ):
             modstamp = parsed["SystemModstamp"]
             role = existing.get(sf_id)
-            if role is not None and ctx.is_stale(role.system_modstamp, modstamp):
-                ctx.counters.skipped += 1
-                continue
-            try:
-                column_values, custom = split_values(parsed, ROLE_COLUMNS, ContactRole)
-            except ValueError as error:
-                ctx.counters.fail(sf_id, error)
-                continue
             contact_id = parsed.get("ContactId") or ""
             opportunity_sf_id = parsed.get("OpportunityId") or (role.sf_opportunity_id if role else "")
             opportunity = opportunities.get(opportunity_sf_id)
@@ -496,17 +508,12 @@ def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], 
         to_create: list[Person] = []
         to_update: list[Person] = []
         merges: list[tuple[str, str]] = []
-        for sf_id, parsed in parsed_by_id.items():
+        stamps = {sf_id: p.contact_system_modstamp for sf_id, p in existing.items()}
+        for sf_id, parsed, column_values, custom in _incoming(
+            parsed_by_id, stamps.get, CONTACT_COLUMNS, Person, ctx
+        ):
             modstamp = parsed["SystemModstamp"]
             person = existing.get(sf_id)
-            if person is not None and ctx.is_stale(person.contact_system_modstamp, modstamp):
-                ctx.counters.skipped += 1
-                continue
-            try:
-                column_values, custom = split_values(parsed, CONTACT_COLUMNS, Person)
-            except ValueError as error:
-                ctx.counters.fail(sf_id, error)
-                continue
             is_deleted = bool(parsed.get("IsDeleted"))
             if parsed.get("MasterRecordId") and is_deleted:
                 merges.append((sf_id, parsed["MasterRecordId"]))
@@ -600,17 +607,12 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
         by_contact = {p.sf_contact_id: p for p in people if p.sf_contact_id}
         to_create: list[Person] = []
         to_update: dict[int, Person] = {}
-        for sf_id, parsed in parsed_by_id.items():
+        stamps = {sf_id: p.lead_system_modstamp for sf_id, p in by_lead.items()}
+        for sf_id, parsed, column_values, custom in _incoming(
+            parsed_by_id, stamps.get, LEAD_COLUMNS, Person, ctx
+        ):
             modstamp = parsed["SystemModstamp"]
             person = by_lead.get(sf_id)
-            if person is not None and ctx.is_stale(person.lead_system_modstamp, modstamp):
-                ctx.counters.skipped += 1
-                continue
-            try:
-                column_values, custom = split_values(parsed, LEAD_COLUMNS, Person)
-            except ValueError as error:
-                ctx.counters.fail(sf_id, error)
-                continue
             is_deleted = bool(parsed.get("IsDeleted"))
             contact_id = parsed.get("ConvertedContactId")
             contact_person = by_contact.get(contact_id) if contact_id else None

@@ -22,10 +22,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Avg
@@ -71,6 +71,7 @@ APPLIERS: dict[str, Callable[[list[dict[str, Any]], dict[str, FieldInfo], apply.
     "Opportunity": apply.opportunities_apply,
     "OpportunityContactRole": apply.contact_roles_apply,
 }
+T = TypeVar("T")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
 PAGE_SIZE = 2000
@@ -78,6 +79,18 @@ ID_CHUNK = 200
 LIMITS_REFRESH = dt.timedelta(minutes=5)
 
 Progress = Callable[[str, int, int], None]
+
+
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """Iterate while the next item is fetched in a thread: downloads overlap our writes."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-prefetch") as pool:
+        upcoming = pool.submit(next, items, None)
+        while True:
+            item = upcoming.result()
+            if item is None:
+                return
+            upcoming = pool.submit(next, items, None)
+            yield item
 
 
 def _older_than(moment: dt.datetime | None, now: dt.datetime, age: dt.timedelta) -> bool:
@@ -317,14 +330,9 @@ class SyncEngine:
     def _apply_pages(
         self, sobject: str, page: QueryPage, fields: dict[str, FieldInfo], progress: ObjectProgress
     ) -> None:
-        """Apply a page while the next one downloads: the org's time and ours overlap."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-page") as pool:
-            while True:
-                upcoming = pool.submit(self.client.query_more, page.next_url) if page.next_url else None
-                self._apply(sobject, page.records, fields, progress, page.total_size)
-                if upcoming is None:
-                    return
-                page = upcoming.result()
+        """Apply each page while the next one downloads: the org's time and ours overlap."""
+        for records in prefetched(self.client.pages_from(page)):
+            self._apply(sobject, records, fields, progress, page.total_size)
 
     def _split_window(
         self, sobject: str, lower: dt.datetime, upper: dt.datetime, state: SyncState, progress: ObjectProgress

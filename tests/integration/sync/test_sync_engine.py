@@ -57,6 +57,18 @@ def test_initial_sync_copies_the_org_exactly(org, synced_settings):
     ).exists()
 
 
+def test_a_large_first_load_goes_through_bulk_api(org, synced_settings):
+    synced_settings.SALESFORCE_BULK_THRESHOLD = 100
+    org.generate(opportunities=300, people=250, seed=9)
+    org.faults(page_size=200)
+    ok_cycle()
+    assert org.stats()["bulk_jobs"] >= 3  # Contact, Opportunity, OpportunityContactRole
+    assert_database_equals_org(org)
+    assert Activity.objects.filter(is_initial_load=True).count() == ContactRole.objects.filter(
+        is_deleted=False, person__isnull=False, opportunity__isnull=False
+    ).count()
+
+
 def test_running_the_same_cycle_twice_adds_nothing(org, synced_settings):
     org.generate(opportunities=60, people=50, seed=4)
     ok_cycle()
