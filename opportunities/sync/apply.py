@@ -340,8 +340,18 @@ def _link_roles_to_new_opportunities(created: list[Opportunity], ctx: ApplyConte
     """Roles that arrived before their opportunity link up now; live ones with a person are added."""
     if not created:
         return []
-    by_sf_id = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=[o.sf_id for o in created])}
-    waiting = list(ContactRole.objects.filter(sf_opportunity_id__in=list(by_sf_id), opportunity__isnull=True))
+    waiting = list(
+        ContactRole.objects.filter(sf_opportunity_id__in=[o.sf_id for o in created], opportunity__isnull=True)
+    )
+    if not waiting:
+        return []
+    # bulk_create does not set primary keys on every database: look the new rows up by Salesforce id.
+    by_sf_id = {
+        o.sf_id: o
+        for o in Opportunity.objects.filter(sf_id__in={r.sf_opportunity_id for r in waiting}).only(
+            "pk", "sf_id", "is_deleted", "system_modstamp"
+        )
+    }
     activities = []
     for role in waiting:
         opportunity = by_sf_id[role.sf_opportunity_id]
@@ -366,8 +376,12 @@ def contact_roles_apply(
         opportunity_sf_ids = {p.get("OpportunityId") for p in parsed_by_id.values() if p.get("OpportunityId")}
         opportunity_sf_ids |= {r.sf_opportunity_id for r in existing.values()}
         people = dict(Person.objects.filter(sf_contact_id__in=contact_ids).values_list("sf_contact_id", "id"))
-        opportunities = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=opportunity_sf_ids)}
-        live_opportunity_ids = {o.pk for o in opportunities.values() if not o.is_deleted}
+        # Only ids and the deleted flag: loading whole opportunities (custom_fields) costs a lot.
+        opportunity_rows = list(
+            Opportunity.objects.filter(sf_id__in=opportunity_sf_ids).values_list("sf_id", "pk", "is_deleted")
+        )
+        opportunities = {sf_id: pk for sf_id, pk, _ in opportunity_rows}
+        live_opportunity_ids = {pk for _, pk, deleted in opportunity_rows if not deleted}
         to_create: list[ContactRole] = []
         to_update: list[ContactRole] = []
         activities: list[Activity] = []
@@ -380,14 +394,14 @@ def contact_roles_apply(
             role = existing.get(sf_id)
             contact_id = parsed.get("ContactId") or ""
             opportunity_sf_id = parsed.get("OpportunityId") or (role.sf_opportunity_id if role else "")
-            opportunity = opportunities.get(opportunity_sf_id)
+            opportunity_pk = opportunities.get(opportunity_sf_id)
             values = {
                 **column_values,
                 "custom_fields": custom,
                 "sf_contact_id": contact_id,
                 "sf_opportunity_id": opportunity_sf_id,
                 "person_id": people.get(contact_id),
-                "opportunity_id": opportunity.pk if opportunity else None,
+                "opportunity_id": opportunity_pk,
                 "system_modstamp": modstamp,
                 "is_deleted": bool(parsed.get("IsDeleted")),
             }

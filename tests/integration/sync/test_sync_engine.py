@@ -64,9 +64,12 @@ def test_a_large_first_load_goes_through_bulk_api(org, synced_settings):
     ok_cycle()
     assert org.stats()["bulk_jobs"] >= 3  # Contact, Opportunity, OpportunityContactRole
     assert_database_equals_org(org)
-    assert Activity.objects.filter(is_initial_load=True).count() == ContactRole.objects.filter(
-        is_deleted=False, person__isnull=False, opportunity__isnull=False
-    ).count()
+    assert (
+        Activity.objects.filter(is_initial_load=True).count()
+        == ContactRole.objects.filter(
+            is_deleted=False, person__isnull=False, opportunity__isnull=False
+        ).count()
+    )
 
 
 def test_running_the_same_cycle_twice_adds_nothing(org, synced_settings):
