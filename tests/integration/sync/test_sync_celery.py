@@ -81,14 +81,19 @@ def test_a_worker_syncs_the_org_and_its_changes(org, synced_settings, tmp_path, 
             what="the initial load by the worker",
             log=log,
         )
+        [contact] = org.create("Contact", {"FirstName": "Field", "LastName": "Rep"})
         [deal] = org.create(
             "Opportunity",
             {"Name": "Fresh from the field", "StageName": "Qualification", "CloseDate": "2031-03-01"},
         )
+        org.create(
+            "OpportunityContactRole",
+            {"OpportunityId": deal, "ContactId": contact, "Role": "Economic Buyer", "IsPrimary": True},
+        )
         wait_until(
-            lambda: Opportunity.objects.filter(sf_id=deal).exists(),
+            lambda: Activity.objects.filter(opportunity__sf_id=deal).exists(),
             timeout=30,
-            what="a new opportunity",
+            what="a new deal with its buyer",
             log=log,
         )
         org.update("Opportunity", {"Id": deal, "StageName": "Closed Won"})
@@ -101,6 +106,22 @@ def test_a_worker_syncs_the_org_and_its_changes(org, synced_settings, tmp_path, 
         assert SyncCycle.objects.filter(status=SyncStatus.SUCCEEDED).count() >= 3
     finally:
         stop(worker)
+    assert_database_equals_org(org)  # what the worker wrote, before anything else runs
+    new = Activity.objects.filter(opportunity__sf_id=deal, is_initial_load=False)
+    added = new.get(activity_type="added_to_opportunity")
+    assert (added.person.sf_contact_id, added.role, added.is_primary) == (contact, "Economic Buyer", True)
+    stage = new.get(activity_type="opportunity_updated", field="StageName")
+    assert (stage.previous_value, stage.new_value) == ("Qualification", "Closed Won")
+    changed_fields = set(new.filter(activity_type="opportunity_updated").values_list("field", flat=True))
+    assert changed_fields == {
+        "StageName",
+        "IsClosed",
+        "IsWon",
+        "Probability",
+        "ForecastCategory",
+        "ForecastCategoryName",
+        "LastStageChangeDate",
+    }
     finish_in_test_process(org, synced_settings)
 
 
