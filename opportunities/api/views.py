@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.common import ERROR_RESPONSES, read_only_schema
 from oppsync_site.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.permissions import RolePermission
 from oppsync_site.models import WorkerHeartbeat
@@ -29,14 +29,7 @@ from .filters import ActivityFilter, ContactRoleFilter, OpportunityFilter
 from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunitySerializer
 
 
-@extend_schema_view(
-    list=extend_schema(
-        summary="List opportunities", responses={200: OpportunitySerializer(many=True), **ERROR_RESPONSES}
-    ),
-    retrieve=extend_schema(
-        summary="One opportunity", responses={200: OpportunitySerializer, **ERROR_RESPONSES, **NOT_FOUND}
-    ),
-)
+@read_only_schema("opportunities", "opportunity", OpportunitySerializer)
 class OpportunityViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Opportunity]):
     """Opportunities not deleted in Salesforce. Amounts are in the subscription's default currency."""
 
@@ -45,14 +38,7 @@ class OpportunityViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[O
     filterset_class = OpportunityFilter
 
 
-@extend_schema_view(
-    list=extend_schema(
-        summary="List contact roles", responses={200: ContactRoleSerializer(many=True), **ERROR_RESPONSES}
-    ),
-    retrieve=extend_schema(
-        summary="One contact role", responses={200: ContactRoleSerializer, **ERROR_RESPONSES, **NOT_FOUND}
-    ),
-)
+@read_only_schema("contact roles", "contact role", ContactRoleSerializer)
 class ContactRoleViewSet(viewsets.ReadOnlyModelViewSet[ContactRole]):
     """Live contact roles: the links between people and opportunities."""
 
@@ -61,14 +47,7 @@ class ContactRoleViewSet(viewsets.ReadOnlyModelViewSet[ContactRole]):
     filterset_class = ContactRoleFilter
 
 
-@extend_schema_view(
-    list=extend_schema(
-        summary="List activities", responses={200: ActivitySerializer(many=True), **ERROR_RESPONSES}
-    ),
-    retrieve=extend_schema(
-        summary="One activity", responses={200: ActivitySerializer, **ERROR_RESPONSES, **NOT_FOUND}
-    ),
-)
+@read_only_schema("activities", "activity", ActivitySerializer)
 class ActivityViewSet(viewsets.ReadOnlyModelViewSet[Activity]):
     """What the sync recorded: added to, removed from, and updates of people's opportunities."""
 

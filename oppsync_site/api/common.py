@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -108,3 +114,15 @@ NOT_FOUND = {
         examples=[OpenApiExample("Not found", value={"detail": "No Person matches the given query."})],
     )
 }
+
+
+def read_only_schema(plural: str, singular: str, serializer: type[serializers.Serializer[Any]]) -> Any:
+    """OpenAPI for a read-only viewset: its list and retrieve, with their errors."""
+    return extend_schema_view(
+        list=extend_schema(
+            summary=f"List {plural}", responses={200: serializer(many=True), **ERROR_RESPONSES}
+        ),
+        retrieve=extend_schema(
+            summary=f"One {singular}", responses={200: serializer, **ERROR_RESPONSES, **NOT_FOUND}
+        ),
+    )

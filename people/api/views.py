@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opportunities.selectors import person_opportunity_roles
-from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, read_only_schema
 from oppsync_site.api.mixins import SyncedDataContextMixin
 
 from ..models import Person
@@ -18,14 +18,7 @@ from .filters import PersonFilter
 from .serializers import PersonOpportunitySerializer, PersonSerializer
 
 
-@extend_schema_view(
-    list=extend_schema(
-        summary="List people", responses={200: PersonSerializer(many=True), **ERROR_RESPONSES}
-    ),
-    retrieve=extend_schema(
-        summary="One person", responses={200: PersonSerializer, **ERROR_RESPONSES, **NOT_FOUND}
-    ),
-)
+@read_only_schema("people", "person", PersonSerializer)
 class PersonViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Person]):
     """People synced from Salesforce Contacts and Leads. Read-only: Salesforce owns them."""
 
