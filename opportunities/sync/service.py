@@ -3,9 +3,12 @@ until Salesforce says it expired), one cycle at a time."""
 
 from __future__ import annotations
 
-from django.conf import settings
+import datetime as dt
 
-from ..models import SyncCycle
+from django.conf import settings
+from django.utils import timezone
+
+from ..models import SyncCycle, SyncStatus
 from ..salesforce.auth import SalesforceConfig
 from ..salesforce.client import SalesforceClient
 from .engine import Progress, SyncEngine, sync_due
@@ -33,3 +36,13 @@ def sync_cycle_run(
     if only_when_due and not sync_due():
         return None
     return SyncEngine(salesforce_client(), progress=progress).run_cycle(reconcile=reconcile)
+
+
+def sync_history_prune() -> int:
+    """Delete cycle records (and their per-object runs) older than `SYNC_HISTORY_DAYS`; the
+    activities they recorded stay. Returns how many cycles went."""
+    cutoff = timezone.now() - dt.timedelta(days=settings.SYNC_HISTORY_DAYS)
+    _, by_model = (
+        SyncCycle.objects.filter(started_at__lt=cutoff).exclude(status=SyncStatus.RUNNING).delete()
+    )
+    return int(by_model.get(SyncCycle._meta.label, 0))

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from .service import sync_configured, sync_cycle_run
+from .service import sync_configured, sync_cycle_run, sync_history_prune
 
 logger = logging.getLogger(__name__)
 
@@ -20,3 +20,9 @@ def sync_cycle() -> str:
     if cycle is None:
         return "skipped"
     return f"cycle {cycle.pk} {cycle.status}"
+
+
+@shared_task(name="opportunities.sync.tasks.sync_history_prune")
+def prune_sync_history() -> int:
+    """Beat runs this hourly: a cycle every few seconds leaves many rows behind."""
+    return sync_history_prune()

@@ -182,6 +182,7 @@ SALESFORCE_RECONCILE_INTERVAL = env.float("SALESFORCE_RECONCILE_INTERVAL", defau
 SALESFORCE_BULK_THRESHOLD = env.int("SALESFORCE_BULK_THRESHOLD", default=50_000)
 SALESFORCE_SYNC_LOCK_SECONDS = env.float("SALESFORCE_SYNC_LOCK_SECONDS", default=120.0)
 SALESFORCE_RETRY_BACKOFF = env.float("SALESFORCE_RETRY_BACKOFF", default=1.0)
+SYNC_HISTORY_DAYS = env.float("SYNC_HISTORY_DAYS", default=14.0)
 
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
@@ -229,6 +230,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": celery_schedule(SALESFORCE_SYNC_INTERVAL),
         # A tick that waited longer than an interval is stale: the next one replaces it.
         "options": {"queue": "sync", "expires": max(SALESFORCE_SYNC_INTERVAL, 1.0)},
+    },
+    "sync-history-prune": {
+        "task": "opportunities.sync.tasks.sync_history_prune",
+        "schedule": celery_schedule(3600.0),
+        "options": {"expires": 3600.0},
     },
 }
 
