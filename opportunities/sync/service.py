@@ -42,7 +42,5 @@ def sync_history_prune() -> int:
     """Delete cycle records (and their per-object runs) older than `SYNC_HISTORY_DAYS`; the
     activities they recorded stay. Returns how many cycles went."""
     cutoff = timezone.now() - dt.timedelta(days=settings.SYNC_HISTORY_DAYS)
-    _, by_model = (
-        SyncCycle.objects.filter(started_at__lt=cutoff).exclude(status=SyncStatus.RUNNING).delete()
-    )
+    _, by_model = SyncCycle.objects.filter(started_at__lt=cutoff).exclude(status=SyncStatus.RUNNING).delete()
     return int(by_model.get(SyncCycle._meta.label, 0))
