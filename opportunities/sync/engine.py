@@ -194,11 +194,10 @@ class SyncEngine:
             cycle.is_initial_load = initial
             cycle.save(update_fields=["is_initial_load"])
 
-        unknown = [
-            s
-            for s in SYNCED_OBJECTS
-            if not FieldDefinition.objects.filter(sobject=s, is_active=True).exists()
-        ]
+        described = set(
+            FieldDefinition.objects.filter(is_active=True).values_list("sobject", flat=True).distinct()
+        )
+        unknown = [s for s in SYNCED_OBJECTS if s not in described]
         backfills: dict[str, list[str]] = {}
         if unknown:
             results = self.client.composite([(f"describe:{s}", self.client.describe_url(s)) for s in unknown])
@@ -237,7 +236,9 @@ class SyncEngine:
         for sobject in SYNCED_OBJECTS:
             progress = self._start_object(cycle, sobject, windows[sobject], initial)
             state = states[sobject]
-            self._window(sobject, results[f"query:{sobject}"], windows[sobject], state, progress)
+            self._window(
+                sobject, results[f"query:{sobject}"], windows[sobject], fields[sobject], state, progress
+            )
             if backfills.get(sobject):
                 self._backfill(sobject, backfills[sobject])
             if sobject in deleted_windows:
@@ -302,9 +303,12 @@ class SyncEngine:
         sobject: str,
         first: CompositeResult,
         window: tuple[dt.datetime, dt.datetime],
+        fields: dict[str, FieldInfo],
         state: SyncState,
         progress: ObjectProgress,
     ) -> None:
+        """Read one window. `fields` is the SELECT list the composite query was built with; the
+        records it returns carry those fields, so they are applied with it."""
         lower, upper = window
         try:
             first.raise_for_error()
@@ -315,11 +319,11 @@ class SyncEngine:
             appeared = self._describe_now(sobject, state)
             if appeared and state.watermark is not None:
                 self._backfill(sobject, appeared)
-            page = self.client.query(window_soql(sobject, active_fields(sobject), lower, upper))
+            fields = active_fields(sobject)
+            page = self.client.query(window_soql(sobject, fields, lower, upper))
         except SalesforceQueryTimeout:
             self._split_window(sobject, lower, upper, state, progress)
             return
-        fields = active_fields(sobject)
         if state.initial_load_completed_at is None and page.total_size > settings.SALESFORCE_BULK_THRESHOLD:
             self._bulk_window(sobject, fields, lower, upper, page.total_size, progress)
         else:
