@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 
+from oppsync_site.admin_filters import DateRangeFilter, PicklistFilter
 from oppsync_site.admin_mixins import SyncedReadOnlyAdmin
+from oppsync_site.admin_pages import activity_rows, admin_page_context, display_value, paginate
+from oppsync_site.middleware import money_text
 
 from .models import (
     Activity,
@@ -18,17 +24,35 @@ from .models import (
     SyncObjectRun,
     SyncState,
 )
+from .selectors import active_custom_fields, field_labels, opportunity_activities, opportunity_contact_roles
 
 
-class ContactRoleInline(admin.TabularInline[Any, Any]):
-    model = ContactRole
-    fields = ["person", "sf_contact_id", "role", "is_primary", "is_deleted"]
-    readonly_fields = ["person", "sf_contact_id", "role", "is_primary", "is_deleted"]
-    extra = 0
-    can_delete = False
+class StageFilter(PicklistFilter):
+    title = "stage"
+    parameter_name = "stage_name"
+    sobjects = ("Opportunity",)
+    api_name = "StageName"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+
+class OpportunityLeadSourceFilter(PicklistFilter):
+    title = "lead source"
+    parameter_name = "lead_source"
+    sobjects = ("Opportunity",)
+    api_name = "LeadSource"
+
+
+class OpportunityTypeFilter(PicklistFilter):
+    title = "type"
+    parameter_name = "type"
+    sobjects = ("Opportunity",)
+    api_name = "Type"
+
+
+class ContactRoleRoleFilter(PicklistFilter):
+    title = "role"
+    parameter_name = "role"
+    sobjects = ("OpportunityContactRole",)
+    api_name = "Role"
 
 
 @admin.register(Opportunity)
@@ -37,24 +61,88 @@ class OpportunityAdmin(SyncedReadOnlyAdmin):
         "name",
         "account_name",
         "stage_name",
-        "amount",
+        "amount_display",
+        "expected_revenue_display",
         "close_date",
         "is_closed",
         "is_won",
-        "is_deleted",
+        "lead_source",
     ]
-    list_filter = ["is_closed", "is_won", "is_deleted", "stage_name", "type"]
-    search_fields = ["name", "account_name", "=sf_id"]
-    date_hierarchy = "close_date"
-    inlines = [ContactRoleInline]
-    show_full_result_count = False
+    list_filter = [
+        StageFilter,
+        "is_closed",
+        "is_won",
+        ("close_date", DateRangeFilter),
+        OpportunityLeadSourceFilter,
+        OpportunityTypeFilter,
+    ]
+    # Trigram indexes serve these on PostgreSQL (opportunities migration 0002); the id matches exactly.
+    search_fields = ["name", "account_name", "sf_id__exact"]
+    search_help_text = "Opportunity name, account name, or a Salesforce Opportunity id"
+    sortable_by = [
+        "name",
+        "account_name",
+        "stage_name",
+        "amount_display",
+        "expected_revenue_display",
+        "close_date",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Opportunity]:
+        # Deleted opportunities disappear from lists (product.md §1); their pages stay reachable.
+        return super().get_queryset(request).filter(is_deleted=False)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, opportunity: Opportunity) -> str:
+        return money_text(opportunity.amount)
+
+    @admin.display(description="Expected revenue", ordering="expected_revenue")
+    def expected_revenue_display(self, opportunity: Opportunity) -> str:
+        return money_text(opportunity.expected_revenue)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The read-only opportunity page: fields by their Salesforce labels, contact roles with
+        their people, and the opportunity's activity."""
+        opportunity = get_object_or_404(Opportunity, pk=object_id)
+        context = admin_page_context(self, request, opportunity, title=str(opportunity))
+        labels = field_labels(("Opportunity",))
+        page = paginate(request, opportunity_activities(opportunity))
+        context.update(
+            {
+                "opportunity": opportunity,
+                "standard_fields": [
+                    (labels.get(api_name, api_name), api_name, display_value(getattr(opportunity, column)))
+                    for api_name, column in Opportunity.SALESFORCE_COLUMNS.items()
+                    if api_name not in STANDARD_FIELDS_SHOWN_ELSEWHERE
+                ],
+                "custom_fields": [
+                    (definition, opportunity.custom_fields.get(definition.api_name))
+                    for definition in active_custom_fields(("Opportunity",))
+                ],
+                "roles": list(opportunity_contact_roles(opportunity)),
+                "page": page,
+                "activity_rows": activity_rows(page, labels),
+            }
+        )
+        return TemplateResponse(request, "admin/opportunities/opportunity/detail.html", context)
+
+
+# The header of the opportunity page shows these; the field table lists the rest.
+STANDARD_FIELDS_SHOWN_ELSEWHERE = {"Name", "Amount", "ExpectedRevenue", "StageName", "CurrencyIsoCode"}
 
 
 @admin.register(ContactRole)
 class ContactRoleAdmin(SyncedReadOnlyAdmin):
     list_display = ["sf_id", "opportunity", "person", "role", "is_primary", "is_deleted"]
-    list_filter = ["is_primary", "is_deleted", "role"]
-    search_fields = ["=sf_id", "=sf_contact_id", "=sf_opportunity_id", "opportunity__name"]
+    list_filter = ["is_primary", "is_deleted", ContactRoleRoleFilter]
+    search_fields = ["sf_id__exact", "sf_contact_id__exact", "sf_opportunity_id__exact"]
+    search_help_text = "A Salesforce contact role, contact or opportunity id"
     list_select_related = ["opportunity", "person"]
     raw_id_fields = ["opportunity", "person"]
 
@@ -70,14 +158,14 @@ class ActivityAdmin(SyncedReadOnlyAdmin):
         "previous_value",
         "new_value",
         "role",
-        "is_initial_load",
+        "is_primary",
     ]
-    list_filter = ["activity_type", "is_initial_load", "field"]
-    search_fields = ["person__email", "opportunity__name", "field"]
+    # A type and a date range are what people filter by; both are served by indexes that match
+    # the ordering (newest first), so a page reads 50 rows, not millions.
+    list_filter = ["activity_type", ("occurred_at", DateRangeFilter), "is_initial_load"]
     list_select_related = ["person", "opportunity"]
     raw_id_fields = ["person", "opportunity", "sync_cycle"]
-    date_hierarchy = "occurred_at"
-    show_full_result_count = False
+    sortable_by = ["occurred_at"]
 
 
 @admin.register(FieldDefinition)

@@ -80,6 +80,9 @@ class Opportunity(models.Model):
         indexes = [
             models.Index(fields=["is_deleted", "is_closed", "is_won"], name="opp_state_idx"),
             models.Index(fields=["close_date"], name="opp_close_date_idx"),
+            # The opportunity list: newest close date first, also within one stage.
+            models.Index(fields=["-close_date", "id"], name="opp_list_idx"),
+            models.Index(fields=["stage_name", "-close_date", "id"], name="opp_stage_list_idx"),
         ]
         verbose_name_plural = "opportunities"
 
@@ -200,6 +203,11 @@ class Activity(models.Model):
             models.Index(fields=["person", "activity_type", "occurred_at"], name="activity_person_idx"),
             models.Index(fields=["opportunity", "occurred_at"], name="activity_opportunity_idx"),
             models.Index(fields=["activity_type", "field", "occurred_at"], name="activity_field_idx"),
+            # The Activities list: newest first, and newest first of one type.
+            models.Index(fields=["-occurred_at", "-id"], name="activity_newest_idx"),
+            models.Index(fields=["activity_type", "-occurred_at", "-id"], name="activity_type_newest_idx"),
+            # The sync status page's latency chart reads the last day of recorded activities.
+            models.Index(fields=["recorded_at"], name="activity_recorded_idx"),
         ]
         verbose_name_plural = "activities"
 
@@ -275,6 +283,9 @@ class SyncObjectRun(models.Model):
     deleted_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
+    # Records Salesforce reported for this run's window (its totalSize); with the counts above,
+    # kept current page by page, it gives a first load's progress and the backlog.
+    expected_count = models.PositiveIntegerField(null=True, blank=True)
     api_calls = models.PositiveIntegerField(default=0)
     error_message = models.TextField(blank=True)
 
@@ -290,3 +301,20 @@ class SyncObjectRun(models.Model):
         if self.ended_at is None:
             return None
         return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def processed_count(self) -> int:
+        return (
+            self.created_count
+            + self.updated_count
+            + self.deleted_count
+            + self.skipped_count
+            + self.failed_count
+        )
+
+    @property
+    def backlog(self) -> int:
+        """Records of the window Salesforce reported that this run has not applied (yet)."""
+        if not self.expected_count:
+            return 0
+        return max(0, self.expected_count - self.processed_count)

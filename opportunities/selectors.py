@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import BaseExpression, Combinable
+from django.db.models.functions import Coalesce
 
 from people.models import Person
 
@@ -27,12 +31,151 @@ def opportunity_list() -> QuerySet[Opportunity]:
     return Opportunity.live.annotate(has_contact_roles=Exists(live_roles)).order_by("-close_date", "id")
 
 
-def person_opportunity_roles(person: Person) -> QuerySet[ContactRole]:
-    """The Opportunity Info tab: the person's live roles on live opportunities."""
+# The Opportunity Info tab's sortable columns: the `sort` value a URL carries -> the ordering.
+OPPORTUNITY_INFO_SORTS: dict[str, str] = {
+    "name": "opportunity__name",
+    "role": "role",
+    "primary": "is_primary",
+    "stage": "opportunity__stage_name",
+    "amount": "opportunity__amount",
+    "expected_revenue": "opportunity__expected_revenue",
+    "probability": "opportunity__probability",
+    "close_date": "opportunity__close_date",
+    "closed": "opportunity__is_closed",
+    "won": "opportunity__is_won",
+    "type": "opportunity__type",
+    "lead_source": "opportunity__lead_source",
+    "last_modified": "opportunity__last_modified_in_salesforce",
+}
+OPPORTUNITY_INFO_DEFAULT_SORT = "-close_date"
+
+
+def person_opportunity_roles(
+    person: Person, *, sort: str = OPPORTUNITY_INFO_DEFAULT_SORT
+) -> QuerySet[ContactRole]:
+    """The Opportunity Info tab: the person's live roles on live opportunities.
+
+    `sort` is a key of OPPORTUNITY_INFO_SORTS, "-" first for descending; an unknown key falls back
+    to the default (newest close date first). Empty values sort last either way.
+    """
+    descending = sort.startswith("-")
+    column = OPPORTUNITY_INFO_SORTS.get(sort.lstrip("-"))
+    if column is None:
+        descending, column = True, OPPORTUNITY_INFO_SORTS["close_date"]
+    ordering = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
     return (
         ContactRole.objects.filter(person=person, is_deleted=False, opportunity__is_deleted=False)
         .select_related("opportunity")
-        .order_by("-opportunity__close_date", "opportunity_id", "id")
+        .order_by(ordering, "opportunity_id", "id")
+    )
+
+
+def person_live_opportunities(person: Person | int | OuterRef) -> QuerySet[Opportunity]:
+    """A person's distinct live opportunities: live, and linked to the person through at least one
+    live contact role. Two roles on one opportunity count it once (product.md §3, aggregates)."""
+    person_id = person.pk if isinstance(person, Person) else person
+    # django-stubs types a lookup value as a plain id; an OuterRef is what a subquery needs.
+    live_role = ContactRole.objects.filter(opportunity=OuterRef("pk"), is_deleted=False, person_id=person_id)  # type: ignore[misc]
+    return Opportunity.live.filter(Exists(live_role))
+
+
+@dataclass(frozen=True)
+class OpportunityTotals:
+    """The totals row of Opportunity Info, and what the aggregate smart-list filters compare."""
+
+    total_amount: Decimal
+    number_of_opportunities: int
+    total_expected_revenue: Decimal
+
+
+_MONEY: DecimalField[Decimal, Decimal] = DecimalField(max_digits=22, decimal_places=2)
+
+
+def person_opportunity_totals(person: Person) -> OpportunityTotals:
+    """Total Opty Amount, Number of Optys, Total Opty Expected Revenue of one person, in one query.
+
+    A missing amount adds nothing; a person without opportunities has zeros.
+    """
+    totals = person_live_opportunities(person).aggregate(
+        total_amount=Coalesce(Sum("amount"), Value(Decimal(0)), output_field=_MONEY),
+        number_of_opportunities=Count("pk"),
+        total_expected_revenue=Coalesce(Sum("expected_revenue"), Value(Decimal(0)), output_field=_MONEY),
+    )
+    return OpportunityTotals(**totals)
+
+
+def person_opportunity_total_expressions(
+    person_ref: OuterRef | None = None,
+) -> dict[str, BaseExpression | Combinable]:
+    """The same three totals as per-person subqueries, to annotate a `QuerySet[Person]` (smart-list
+    aggregate filters use them): {"total_opty_amount", "number_of_optys", "total_opty_expected_revenue"}."""
+    ref = person_ref if person_ref is not None else OuterRef("pk")
+
+    def total(expression: BaseExpression | Combinable, output: DecimalField | None = None) -> Coalesce:
+        subquery = person_live_opportunities(ref).order_by().values("is_deleted").annotate(value=expression)
+        return Coalesce(
+            Subquery(subquery.values("value")[:1]), Value(Decimal(0) if output else 0), output_field=output
+        )
+
+    return {
+        "total_opty_amount": total(Sum("amount"), _MONEY),
+        "number_of_optys": total(Count("pk")),
+        "total_opty_expected_revenue": total(Sum("expected_revenue"), _MONEY),
+    }
+
+
+def field_labels(sobjects: tuple[str, ...]) -> dict[str, str]:
+    """Salesforce labels by API name for the given objects (active or not, so an old activity of a
+    vanished field still reads well). One query."""
+    return dict(
+        FieldDefinition.objects.filter(sobject__in=sobjects)
+        .order_by("is_active", "sobject")  # active definitions win over inactive ones
+        .values_list("api_name", "label")
+    )
+
+
+def active_custom_fields(sobjects: tuple[str, ...]) -> list[FieldDefinition]:
+    """Active custom fields of the objects, by label, without duplicates across objects."""
+    seen: dict[str, FieldDefinition] = {}
+    for definition in FieldDefinition.objects.filter(
+        sobject__in=sobjects, is_active=True, is_custom=True
+    ).order_by("label", "api_name"):
+        seen.setdefault(definition.api_name, definition)
+    return list(seen.values())
+
+
+def person_activity_log(
+    person: Person,
+    *,
+    activity_type: str | None = None,
+    occurred_from: dt.datetime | None = None,
+    occurred_before: dt.datetime | None = None,
+) -> QuerySet[Activity]:
+    """The Activity Log tab: newest first, optionally of one type and within [from, before)."""
+    activities = Activity.objects.filter(person=person).select_related("opportunity")
+    if activity_type:
+        activities = activities.filter(activity_type=activity_type)
+    if occurred_from is not None:
+        activities = activities.filter(occurred_at__gte=occurred_from)
+    if occurred_before is not None:
+        activities = activities.filter(occurred_at__lt=occurred_before)
+    return activities.order_by("-occurred_at", "-id")
+
+
+def opportunity_contact_roles(opportunity: Opportunity) -> QuerySet[ContactRole]:
+    """An opportunity's live contact roles with their people (a role may wait for its contact)."""
+    return (
+        ContactRole.objects.filter(opportunity=opportunity, is_deleted=False)
+        .select_related("person")
+        .order_by("-is_primary", "role", "id")
+    )
+
+
+def opportunity_activities(opportunity: Opportunity) -> QuerySet[Activity]:
+    return (
+        Activity.objects.filter(opportunity=opportunity)
+        .select_related("person")
+        .order_by("-occurred_at", "-id")
     )
 
 

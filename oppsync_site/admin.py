@@ -12,10 +12,6 @@ from .admin_mixins import SyncedReadOnlyAdmin
 from .forms import SubscriptionSettingsForm
 from .models import SubscriptionSettings, WorkerHeartbeat
 
-admin.site.site_header = "OppSync"
-admin.site.site_title = "OppSync"
-admin.site.index_title = "Salesforce opportunities for marketing"
-
 
 @admin.register(SubscriptionSettings)
 class SubscriptionSettingsAdmin(admin.ModelAdmin[SubscriptionSettings]):
@@ -26,6 +22,11 @@ class SubscriptionSettingsAdmin(admin.ModelAdmin[SubscriptionSettings]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Only Administrators see the settings page at all (403 for others, by direct URL too);
+        # every page and the API still read the currency and time zone it sets.
+        return self.has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -6,6 +6,7 @@ from django import forms
 
 from .currencies import currency_choices
 from .models import SubscriptionSettings
+from .timezones import time_zone_choices
 
 
 class SubscriptionSettingsForm(forms.ModelForm[SubscriptionSettings]):
@@ -18,6 +19,16 @@ class SubscriptionSettingsForm(forms.ModelForm[SubscriptionSettings]):
         },
     )
 
+    time_zone = forms.TypedChoiceField(
+        choices=time_zone_choices,
+        help_text="Dates on every page show in this zone; smart lists count relative dates and time "
+        "frames (today, this quarter) in it.",
+        error_messages={
+            "invalid_choice": "%(value)s is not an IANA time zone; pick one from the list "
+            "(such as UTC, Europe/Amsterdam or America/New_York)."
+        },
+    )
+
     class Meta:
         model = SubscriptionSettings
-        fields = ["default_currency"]
+        fields = ["default_currency", "time_zone"]

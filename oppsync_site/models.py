@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.db import models
 
 from .currencies import currency_symbol, validate_currency_code
+from .timezones import validate_time_zone
 
 
 class SubscriptionSettings(models.Model):
     """The subscription's settings, one row (pk=1). Only Administrators may change them.
 
     `default_currency` is the currency every amount is shown in, whatever Salesforce's
-    CurrencyIsoCode says (product.md §1, "One currency").
+    CurrencyIsoCode says (product.md §1, "One currency"). `time_zone` is the IANA zone every page
+    shows dates in and smart lists compute relative dates and time frames in.
     """
 
     SINGLETON_PK = 1
@@ -22,6 +24,12 @@ class SubscriptionSettings(models.Model):
         validators=[validate_currency_code],
         help_text="ISO 4217 code of the currency every amount is shown in.",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="IANA time zone, e.g. Europe/Amsterdam: dates show in it and relative dates count in it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -29,7 +37,7 @@ class SubscriptionSettings(models.Model):
         verbose_name_plural = "settings"
 
     def __str__(self) -> str:
-        return f"Settings (default currency {self.default_currency})"
+        return f"Settings (default currency {self.default_currency}, time zone {self.time_zone})"
 
     @property
     def currency_symbol(self) -> str:

@@ -24,9 +24,15 @@ def heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
     return beat
 
 
-def subscription_settings_update(*, default_currency: str) -> SubscriptionSettings:
+def subscription_settings_update(
+    *, default_currency: str | None = None, time_zone: str | None = None
+) -> SubscriptionSettings:
+    """Change the settings; a bad value raises ValidationError and changes nothing."""
     settings = SubscriptionSettings.load()
-    settings.default_currency = default_currency
+    if default_currency is not None:
+        settings.default_currency = default_currency
+    if time_zone is not None:
+        settings.time_zone = time_zone
     settings.full_clean()
     settings.save()
     return settings

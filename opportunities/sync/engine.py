@@ -390,6 +390,7 @@ class SyncEngine:
     ) -> None:
         if records:
             APPLIERS[sobject](records, fields, progress.context)
+            self._save_progress(progress, total)
         self.lock.renew()
         if self.progress and records:
             self.progress(sobject, len(records), total)
@@ -539,6 +540,21 @@ class SyncEngine:
         )
         context = apply.ApplyContext(cycle=cycle, is_initial_load=initial, counters=apply.Counters())
         return ObjectProgress(run=run, context=context, calls_before=self.client.calls)
+
+    def _save_progress(self, progress: ObjectProgress, total: int) -> None:
+        """Counts so far, page by page, so the status page shows a first load's progress and the
+        backlog while the cycle runs (one small UPDATE per page)."""
+        counters, run = progress.context.counters, progress.run
+        if total:
+            run.expected_count = max(run.expected_count or 0, total)
+        SyncObjectRun.objects.filter(pk=run.pk).update(
+            expected_count=run.expected_count,
+            created_count=counters.created,
+            updated_count=counters.updated,
+            deleted_count=counters.deleted,
+            skipped_count=counters.skipped,
+            failed_count=counters.failed,
+        )
 
     def _finish_object(self, progress: ObjectProgress) -> None:
         counters, run = progress.context.counters, progress.run

@@ -20,6 +20,7 @@ from .permissions import RolePermission
 class SettingsSerializer(serializers.Serializer[SubscriptionSettings]):
     default_currency = serializers.CharField(max_length=3, help_text="ISO 4217 code, e.g. EUR.")
     currency_symbol = serializers.CharField(read_only=True)
+    time_zone = serializers.CharField(max_length=64, help_text="IANA time zone, e.g. Europe/Amsterdam.")
 
 
 class SettingsView(APIView):
@@ -32,6 +33,7 @@ class SettingsView(APIView):
         return {
             "default_currency": settings.default_currency,
             "currency_symbol": currency_symbol(settings.default_currency),
+            "time_zone": settings.time_zone,
         }
 
     @extend_schema(
@@ -41,20 +43,29 @@ class SettingsView(APIView):
         return Response(self._body(SubscriptionSettings.load()))
 
     @extend_schema(
-        summary="Change the default currency (Administrators only)",
+        summary="Change the default currency or the time zone (Administrators only)",
         request=SettingsSerializer,
         responses={200: SettingsSerializer, **ERROR_RESPONSES},
-        examples=[OpenApiExample("Euro", value={"default_currency": "EUR"}, request_only=True)],
+        examples=[
+            OpenApiExample(
+                "Euro in Amsterdam",
+                value={"default_currency": "EUR", "time_zone": "Europe/Amsterdam"},
+                request_only=True,
+            )
+        ],
     )
     def patch(self, request: Request) -> Response:
         serializer = SettingsSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        if "default_currency" not in serializer.validated_data:
+        changes = {
+            name: serializer.validated_data[name]
+            for name in ("default_currency", "time_zone")
+            if name in serializer.validated_data
+        }
+        if not changes:
             return Response(self._body(SubscriptionSettings.load()))
         try:
-            settings = subscription_settings_update(
-                default_currency=serializer.validated_data["default_currency"]
-            )
+            settings = subscription_settings_update(**changes)
         except DjangoValidationError as error:
-            raise ValidationError({"default_currency": error.messages}) from error
+            raise ValidationError(error.message_dict) from error
         return Response(self._body(settings))

@@ -1,0 +1,166 @@
+"""List filters and a paginator that stay fast at millions of rows.
+
+Django's stock filters for a text column run `SELECT DISTINCT column` over the whole table, and the
+changelist counts every row on each page load. At a million opportunities and five million
+activities that is seconds per page. Picklist filters here read their choices from Salesforce's
+describe (FieldDefinition), date ranges are two inputs, and an unfiltered list is counted from the
+database's statistics on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import DateTimeField, Model, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.functional import cached_property
+
+from opportunities.models import FieldDefinition
+
+
+class PicklistFilter(admin.SimpleListFilter):
+    """Choices from a Salesforce picklist's values as describe lists them (active values only)."""
+
+    sobjects: tuple[str, ...] = ()
+    api_name = ""
+    # The model field filtered; defaults to `parameter_name`.
+    field_name = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        values: list[str] = []
+        for picklist in FieldDefinition.objects.filter(
+            sobject__in=self.sobjects, api_name=self.api_name
+        ).values_list("picklist_values", flat=True):
+            values += [v for v in picklist or [] if v not in values]
+        return [(value, value) for value in values]
+
+    def has_output(self) -> bool:
+        # A value in the URL filters even when describe lists no values (yet).
+        return super().has_output() or self.value() is not None
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(**{str(self.field_name or self.parameter_name): value})
+
+
+class DateRangeFilter(admin.FieldListFilter):
+    """`field__gte` / `field__lte` as two date inputs, days in the subscription's time zone."""
+
+    template = "admin/oppsync/date_range_filter.html"
+
+    def __init__(
+        self,
+        field: Any,
+        request: HttpRequest,
+        params: dict[str, Any],
+        model: type[Model],
+        model_admin: Any,
+        field_path: str,
+    ) -> None:
+        self.lookup_from = f"{field_path}__gte"
+        self.lookup_to = f"{field_path}__lte"
+        # Django's __init__ moves our expected parameters from `params` to `used_parameters`.
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = f"{field.verbose_name} range"
+        self.bounds: dict[str, Any] = {}
+        for lookup in (self.lookup_from, self.lookup_to):
+            raw = self.used_parameters.get(lookup)
+            if raw is None:
+                continue
+            text = str(raw[-1] if isinstance(raw, list) else raw)
+            self.used_parameters[lookup] = text
+            try:
+                day = parse_date(text)
+            except ValueError:
+                day = None
+            if day is None:
+                # The changelist turns this into its "?e=1" error page instead of a 500.
+                raise IncorrectLookupParameters(f"{text!r} is not a date (YYYY-MM-DD).")
+            self.bounds[lookup] = day
+
+    def expected_parameters(self) -> list[str | None]:
+        return [self.lookup_from, self.lookup_to]
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        yield from [
+            {
+                "field_path": self.field_path,
+                "lookup_from": self.lookup_from,
+                "lookup_to": self.lookup_to,
+                "value_from": self.used_parameters.get(self.lookup_from, ""),
+                "value_to": self.used_parameters.get(self.lookup_to, ""),
+                "other_params": [
+                    (k, v)
+                    for k, values in changelist.get_filters_params().items()
+                    if k not in (self.lookup_from, self.lookup_to)
+                    for v in (values if isinstance(values, list) else [values])
+                ],
+                "clear_url": changelist.get_query_string(remove=[self.lookup_from, self.lookup_to]),
+            }
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        start, end = self.bounds.get(self.lookup_from), self.bounds.get(self.lookup_to)
+        if isinstance(self.field, DateTimeField):
+            if start is not None:
+                queryset = queryset.filter(**{f"{self.field_path}__gte": _midnight(start)})
+            if end is not None:
+                queryset = queryset.filter(
+                    **{f"{self.field_path}__lt": _midnight(end + dt.timedelta(days=1))}
+                )
+            return queryset
+        if start is not None:
+            queryset = queryset.filter(**{f"{self.field_path}__gte": start})
+        if end is not None:
+            queryset = queryset.filter(**{f"{self.field_path}__lte": end})
+        return queryset
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+class EstimatedCountPaginator(Paginator):
+    """Exact counts for filtered lists; the planner's estimate for a whole big table on PostgreSQL.
+
+    Counting five million activities exactly takes seconds and tells a person nothing an estimate
+    of "about 5,000,000" does not. Below ESTIMATE_ABOVE rows the estimate is replaced by the exact
+    count, so small installations see exact numbers.
+    """
+
+    ESTIMATE_ABOVE = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet) and not queryset.query.where:
+            estimate = _table_estimate(queryset)
+            if estimate is not None and estimate > self.ESTIMATE_ABOVE:
+                return estimate
+        return int(super().count)
+
+
+def _table_estimate(queryset: QuerySet[Any]) -> int | None:
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [queryset.model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
