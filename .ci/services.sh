@@ -14,3 +14,10 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 pg_isready -h 127.0.0.1 -p 5432
 redis-cli -h 127.0.0.1 -p 6379 ping
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser build).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "Installing Debian's Chromium for the browser tests"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+chromium --version

@@ -14,3 +14,8 @@ from .base import DATABASES, VAR_DIR
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-oppsync.sqlite3")}
+
+# Processes the tests start (web, browser walks) serve the static files from the apps and
+# `static/` directly, as `runserver` does in development; production collects them.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,262 @@
+"""A marketer and an administrator walk through the pages in a real browser (Debian's Chromium
+through Playwright) while `make run`'s processes run the demo org, whose sales team keeps
+changing deals. Every page is saved to docs/screenshots/ (the README shows them).
+
+The walk cannot depend on the database engine, so it runs once, in the PostgreSQL pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.db.models import Count, Q
+
+from opportunities.models import ContactRole, Opportunity
+from oppsync_site.roles import ADMINISTRATORS, MARKETERS, roles_apply
+from people.models import Person
+from salesforce_emulator.control import EmulatorControl
+from tests.processes import REPO, free_port, process_env, running, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+XSS_NAME = '<img src=x onerror="window.__xss=1">'
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+
+
+def _web_is_up(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/admin/login/", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def demo_stack(tmp_path):
+    """`manage.py run_stack` without credentials: web, worker, beat and the emulator's demo org."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the browser walk runs once, in the PostgreSQL pass")
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (.ci/services.sh)")
+    roles_apply(django_apps)
+    for name, group in (("marketer", MARKETERS), ("administrator", ADMINISTRATORS)):
+        user = User.objects.create_user(username=name, password=f"{name}-pass", is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+    port, emulator_port = free_port(), free_port()
+    var = tmp_path / "var"
+    env = process_env(
+        OPPSYNC_VAR_DIR=str(var),
+        OPPSYNC_PORT=str(port),
+        EMULATOR_PORT=str(emulator_port),
+        DEMO_OPPORTUNITIES="300",
+        DEMO_PEOPLE="400",
+        DEMO_SALES_TEAM_RATE="2",
+        SALESFORCE_SYNC_INTERVAL="1",
+        CELERY_HEARTBEAT_INTERVAL="2",
+        SALESFORCE_CLIENT_ID="",
+        SALESFORCE_CLIENT_SECRET="",
+        # A real Redis broker: the file broker's own tests are in tests/integration/test_run_stack.py.
+        REDIS_URL="redis://127.0.0.1:6379/14",
+    )
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    log = tmp_path / "stack.log"
+    with running(["python", "manage.py", "run_stack"], env=env, log=log):
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _web_is_up(base), timeout=90, what="the web process", log=log)
+        wait_until(
+            lambda: Opportunity.objects.count() >= 300 and ContactRole.objects.filter(person__isnull=False).exists(),
+            timeout=120,
+            what="the demo org synced",
+            log=log,
+        )
+        org = EmulatorControl(f"https://localhost:{emulator_port}", var / "emulator" / "ca.pem")
+        yield {"base": base, "org": org, "log": log}
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread for its driver; the test's own
+    # ORM reads are plain synchronous queries, which Django would otherwise refuse.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def _login(page, base: str, username: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"{username}-pass")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _busiest_person() -> Person:
+    live = Q(contact_roles__is_deleted=False, contact_roles__opportunity__is_deleted=False)
+    return (
+        Person.objects.filter(merged_into=None, is_deleted_in_salesforce=False)
+        .exclude(last_name="")
+        .annotate(roles=Count("contact_roles", filter=live))
+        .order_by("-roles", "id")
+        .first()
+    )
+
+
+def _amounts(page) -> list[float]:
+    values = page.locator("#opportunity-info tbody td[data-value]").evaluate_all(
+        "cells => cells.map(c => c.dataset.value)"
+    )
+    return [float(v) for v in values if v]
+
+
+def test_a_marketer_finds_a_person_and_their_opportunities(demo_stack, browser):
+    base = demo_stack["base"]
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="en-US")
+    _login(page, base, "marketer")
+    assert page.locator("text=Sync status").count() == 0  # not for marketers
+    _shot(page, "01-home-marketer")
+
+    person = _busiest_person()
+    page.click("text=People")
+    page.fill("#searchbar", person.last_name)
+    page.press("#searchbar", "Enter")
+    page.wait_for_selector(f"a[href*='/people/person/{person.pk}/change/']")
+    _shot(page, "02-people-search")
+    page.click(f"a[href*='/people/person/{person.pk}/change/']")
+    page.wait_for_selector("#person-info")
+    _shot(page, "03-person-info")
+
+    page.click("#tab-opportunities")
+    page.wait_for_selector("#opportunity-totals-cards")
+    assert "tab=opportunities" in page.url  # a link can open the tab
+    live_roles = ContactRole.objects.filter(person=person, is_deleted=False, opportunity__is_deleted=False).count()
+    assert page.locator("#opportunity-info tbody tr").count() == live_roles
+    page.click("a[data-sort-key='amount']")
+    page.wait_for_url("**sort=amount**")
+    ascending = _amounts(page)
+    assert ascending == sorted(ascending)
+    page.click("a[data-sort-key='amount']")
+    page.wait_for_url("**sort=-amount**")
+    descending = _amounts(page)
+    assert descending == sorted(descending, reverse=True)
+    _shot(page, "04-person-opportunity-info")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    _shot(page, "05-person-opportunity-info-phone")
+    page.set_viewport_size({"width": 1366, "height": 900})
+
+    page.click("#tab-activity")
+    page.wait_for_selector("#activity-table")
+    page.select_option("#activity-type", "added_to_opportunity")
+    page.click("#activity-filters input[type=submit]")
+    page.wait_for_url("**type=added_to_opportunity**")
+    types = page.locator("#activity-table tbody tr[data-activity-type]").evaluate_all(
+        "rows => rows.map(r => r.dataset.activityType)"
+    )
+    assert types and set(types) == {"added_to_opportunity"}
+    _shot(page, "06-person-activity-log")
+
+    page.click("#tab-opportunities")
+    first = page.locator("#opportunity-info tbody td.name a").first
+    name = first.inner_text()
+    first.click()
+    page.wait_for_selector("#opportunity-contact-roles")
+    assert page.locator("#opportunity-name").inner_text() == name
+    assert page.locator(f"#opportunity-contact-roles a[href*='/people/person/{person.pk}/change/']").count() >= 1
+    _shot(page, "07-opportunity")
+
+    page.goto(f"{base}/admin/opportunities/opportunity/?is_closed__exact=0")
+    _shot(page, "08-opportunity-list")
+    page.goto(f"{base}/admin/opportunities/activity/")
+    _shot(page, "09-activity-list")
+    page.goto(f"{base}/admin/sync-status/")
+    assert "403" in page.title() or page.locator("text=403").count() or page.locator("#sync-status-panel").count() == 0
+
+
+def test_an_administrator_sets_currency_and_time_zone_and_watches_the_sync(demo_stack, browser):
+    base = demo_stack["base"]
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="en-US")
+    _login(page, base, "administrator")
+    _shot(page, "10-home-administrator")
+
+    page.click("text=Settings")
+    page.select_option("#id_default_currency", "EUR")
+    page.select_option("#id_time_zone", "Europe/Amsterdam")
+    _shot(page, "11-settings")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist")
+    assert "EUR · Europe/Amsterdam" in page.inner_text("#header")
+
+    person = _busiest_person()
+    page.goto(f"{base}/admin/people/person/{person.pk}/change/?tab=opportunities")
+    assert "€" in page.inner_text("#total-opty-amount")
+    assert "CET" in page.inner_text("#opportunity-info") or "CEST" in page.inner_text("#opportunity-info")
+
+    page.goto(f"{base}/admin/sync-status/")
+    page.evaluate("window.__stillTheSamePage = true")
+    first = page.get_attribute("#sync-status-body", "data-refreshed-at")
+    first_cycle = page.inner_text("#last-cycle-status") + page.inner_text("#sync-objects")
+    # The panel refreshes itself (htmx) without a reload, and shows the sales team's changes.
+    page.wait_for_function(
+        "previous => document.querySelector('#sync-status-body').dataset.refreshedAt !== previous", arg=first, timeout=30_000
+    )
+    page.wait_for_function(
+        "previous => (document.querySelector('#last-cycle-status').innerText + document.querySelector('#sync-objects').innerText) !== previous",
+        arg=first_cycle,
+        timeout=60_000,
+    )
+    assert page.evaluate("window.__stillTheSamePage") is True
+    assert page.locator("#sync-objects tbody tr").count() == 4
+    assert page.locator(".os-chart svg").count() == 3
+    _shot(page, "12-sync-status")
+    # Changes arrive by themselves: no button or form on the page starts a sync.
+    assert page.locator("#content-main button, #content-main form, #content-main input[type=submit]").count() == 0
+
+
+def test_html_from_salesforce_is_shown_as_text_and_never_runs(demo_stack, browser):
+    org = demo_stack["org"]
+    (contact,) = org.create("Contact", {"FirstName": XSS_SCRIPT, "LastName": XSS_NAME, "Email": "xss@example.com"})
+    (opportunity,) = org.create(
+        "Opportunity",
+        {"Name": f"{XSS_NAME} {'Very-long-opportunity-name-' * 8}", "StageName": "Prospecting", "CloseDate": "2027-01-31"},
+    )
+    org.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact, "Role": XSS_SCRIPT})
+    person = wait_until(
+        lambda: Person.objects.filter(sf_contact_id=contact, contact_roles__isnull=False).first(),
+        timeout=60,
+        what="the contact with HTML in its name synced",
+        log=demo_stack["log"],
+    )
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    _login(page, demo_stack["base"], "marketer")
+    for tab in ("info", "opportunities", "activity"):
+        page.goto(f"{demo_stack['base']}/admin/people/person/{person.pk}/change/?tab={tab}")
+        assert XSS_NAME in page.inner_text("#person-name")
+        assert page.evaluate("window.__xss") is None
+    assert XSS_SCRIPT in page.inner_text("body")
+    page.goto(f"{demo_stack['base']}/admin/people/person/{person.pk}/change/?tab=opportunities")
+    _shot(page, "13-escaped-html-and-long-names")
+    page.click("#opportunity-info tbody td.name a")
+    page.wait_for_selector("#opportunity-name")
+    assert page.evaluate("window.__xss") is None
