@@ -4,7 +4,7 @@ Django's stock filters for a text column run `SELECT DISTINCT column` over the w
 changelist counts every row on each page load. At a million opportunities and five million
 activities that is seconds per page. Picklist filters here read their choices from Salesforce's
 describe (FieldDefinition), date ranges are two inputs, and an unfiltered list is counted from the
-database's statistics on PostgreSQL.
+database's statistics on PostgreSQL (oppsync_site/pagination.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import DateTimeField, Model, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.utils.functional import cached_property
 
 from opportunities.models import FieldDefinition
 
@@ -131,36 +128,3 @@ class DateRangeFilter(admin.FieldListFilter):
 
 def _midnight(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
-class EstimatedCountPaginator(Paginator):
-    """Exact counts for filtered lists; the planner's estimate for a whole big table on PostgreSQL.
-
-    Counting five million activities exactly takes seconds and tells a person nothing an estimate
-    of "about 5,000,000" does not. Below ESTIMATE_ABOVE rows the estimate is replaced by the exact
-    count, so small installations see exact numbers.
-    """
-
-    ESTIMATE_ABOVE = 100_000
-
-    @cached_property
-    def count(self) -> int:
-        queryset = self.object_list
-        if isinstance(queryset, QuerySet) and not queryset.query.where:
-            estimate = _table_estimate(queryset)
-            if estimate is not None and estimate > self.ESTIMATE_ABOVE:
-                return estimate
-        return int(super().count)
-
-
-def _table_estimate(queryset: QuerySet[Any]) -> int | None:
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-            [queryset.model._meta.db_table],
-        )
-        row = cursor.fetchone()
-    return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None

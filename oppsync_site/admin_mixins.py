@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .admin_filters import EstimatedCountPaginator
+from .pagination import EstimatedCountPaginator
 
 
 class SyncedReadOnlyAdmin(admin.ModelAdmin[Any]):

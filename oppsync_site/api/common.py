@@ -21,11 +21,18 @@ from rest_framework.views import exception_handler
 
 from oppsync_site.currencies import currency_symbol
 from oppsync_site.models import SubscriptionSettings
+from oppsync_site.pagination import EstimatedCountPaginator
 
 
 class Pagination(PageNumberPagination):
-    """`{"count", "next", "previous", "results"}`; `page_size` may be given, at most 1000."""
+    """`{"count", "next", "previous", "results"}`; `page_size` may be given, at most 1000.
 
+    `count` is exact, except for an unfiltered list of a table with more than 100,000 rows on
+    PostgreSQL, where it is the planner's estimate (counting five million activities exactly
+    would cost seconds on every page).
+    """
+
+    django_paginator_class = EstimatedCountPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000

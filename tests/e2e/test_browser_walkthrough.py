@@ -72,7 +72,10 @@ def demo_stack(tmp_path):
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _web_is_up(base), timeout=90, what="the web process", log=log)
         wait_until(
-            lambda: Opportunity.objects.count() >= 300 and ContactRole.objects.filter(person__isnull=False).exists(),
+            lambda: (
+                Opportunity.objects.count() >= 300
+                and ContactRole.objects.filter(person__isnull=False).exists()
+            ),
             timeout=120,
             what="the demo org synced",
             log=log,
@@ -114,13 +117,15 @@ def _shot(page, name: str) -> None:
 
 def _busiest_person() -> Person:
     live = Q(contact_roles__is_deleted=False, contact_roles__opportunity__is_deleted=False)
-    return (
+    person = (
         Person.objects.filter(merged_into=None, is_deleted_in_salesforce=False)
         .exclude(last_name="")
         .annotate(roles=Count("contact_roles", filter=live))
         .order_by("-roles", "id")
         .first()
     )
+    assert person is not None
+    return person
 
 
 def _amounts(page) -> list[float]:
@@ -150,7 +155,9 @@ def test_a_marketer_finds_a_person_and_their_opportunities(demo_stack, browser):
     page.click("#tab-opportunities")
     page.wait_for_selector("#opportunity-totals-cards")
     assert "tab=opportunities" in page.url  # a link can open the tab
-    live_roles = ContactRole.objects.filter(person=person, is_deleted=False, opportunity__is_deleted=False).count()
+    live_roles = ContactRole.objects.filter(
+        person=person, is_deleted=False, opportunity__is_deleted=False
+    ).count()
     assert page.locator("#opportunity-info tbody tr").count() == live_roles
     page.click("a[data-sort-key='amount']")
     page.wait_for_url("**sort=amount**")
@@ -183,7 +190,9 @@ def test_a_marketer_finds_a_person_and_their_opportunities(demo_stack, browser):
     first.click()
     page.wait_for_selector("#opportunity-contact-roles")
     assert page.locator("#opportunity-name").inner_text() == name
-    assert page.locator(f"#opportunity-contact-roles a[href*='/people/person/{person.pk}/change/']").count() >= 1
+    assert (
+        page.locator(f"#opportunity-contact-roles a[href*='/people/person/{person.pk}/change/']").count() >= 1
+    )
     _shot(page, "07-opportunity")
 
     page.goto(f"{base}/admin/opportunities/opportunity/?is_closed__exact=0")
@@ -191,7 +200,11 @@ def test_a_marketer_finds_a_person_and_their_opportunities(demo_stack, browser):
     page.goto(f"{base}/admin/opportunities/activity/")
     _shot(page, "09-activity-list")
     page.goto(f"{base}/admin/sync-status/")
-    assert "403" in page.title() or page.locator("text=403").count() or page.locator("#sync-status-panel").count() == 0
+    assert (
+        "403" in page.title()
+        or page.locator("text=403").count()
+        or page.locator("#sync-status-panel").count() == 0
+    )
 
 
 def test_an_administrator_sets_currency_and_time_zone_and_watches_the_sync(demo_stack, browser):
@@ -219,7 +232,9 @@ def test_an_administrator_sets_currency_and_time_zone_and_watches_the_sync(demo_
     first_cycle = page.inner_text("#last-cycle-status") + page.inner_text("#sync-objects")
     # The panel refreshes itself (htmx) without a reload, and shows the sales team's changes.
     page.wait_for_function(
-        "previous => document.querySelector('#sync-status-body').dataset.refreshedAt !== previous", arg=first, timeout=30_000
+        "previous => document.querySelector('#sync-status-body').dataset.refreshedAt !== previous",
+        arg=first,
+        timeout=30_000,
     )
     page.wait_for_function(
         "previous => (document.querySelector('#last-cycle-status').innerText + document.querySelector('#sync-objects').innerText) !== previous",
@@ -231,17 +246,28 @@ def test_an_administrator_sets_currency_and_time_zone_and_watches_the_sync(demo_
     assert page.locator(".os-chart svg").count() == 3
     _shot(page, "12-sync-status")
     # Changes arrive by themselves: no button or form on the page starts a sync.
-    assert page.locator("#content-main button, #content-main form, #content-main input[type=submit]").count() == 0
+    assert (
+        page.locator("#content-main button, #content-main form, #content-main input[type=submit]").count()
+        == 0
+    )
 
 
 def test_html_from_salesforce_is_shown_as_text_and_never_runs(demo_stack, browser):
     org = demo_stack["org"]
-    (contact,) = org.create("Contact", {"FirstName": XSS_SCRIPT, "LastName": XSS_NAME, "Email": "xss@example.com"})
+    (contact,) = org.create(
+        "Contact", {"FirstName": XSS_SCRIPT, "LastName": XSS_NAME, "Email": "xss@example.com"}
+    )
     (opportunity,) = org.create(
         "Opportunity",
-        {"Name": f"{XSS_NAME} {'Very-long-opportunity-name-' * 8}", "StageName": "Prospecting", "CloseDate": "2027-01-31"},
+        {
+            "Name": f"{XSS_NAME} {'Very-long-opportunity-name-' * 8}",
+            "StageName": "Prospecting",
+            "CloseDate": "2027-01-31",
+        },
     )
-    org.create("OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact, "Role": XSS_SCRIPT})
+    org.create(
+        "OpportunityContactRole", {"OpportunityId": opportunity, "ContactId": contact, "Role": XSS_SCRIPT}
+    )
     person = wait_until(
         lambda: Person.objects.filter(sf_contact_id=contact, contact_roles__isnull=False).first(),
         timeout=60,

@@ -1,0 +1,29 @@
+"""Big unfiltered lists are counted from PostgreSQL's statistics; everything else exactly."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from oppsync_site.pagination import EstimatedCountPaginator
+from people.models import Person
+from tests.factories import PersonFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_whole_big_table_is_estimated_and_a_filtered_list_counted(monkeypatch):
+    PersonFactory.create_batch(30)
+    Person.objects.filter(pk__in=Person.objects.order_by("id").values("pk")[:10]).update(company="Acme")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE people_person")
+    PersonFactory.create_batch(5)  # after the statistics were taken: only an exact count sees them
+    monkeypatch.setattr(EstimatedCountPaginator, "ESTIMATE_ABOVE", 5)
+    whole = EstimatedCountPaginator(Person.objects.order_by("id"), 10)
+    filtered = EstimatedCountPaginator(Person.objects.filter(company="Acme").order_by("id"), 10)
+    assert filtered.count == 10
+    if connection.vendor == "postgresql":
+        assert whole.count == 30  # the planner's figure from ANALYZE, not a COUNT(*)
+    else:
+        assert whole.count == 35
