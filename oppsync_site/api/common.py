@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from oppsync_site.currencies import currency_symbol
+from oppsync_site.middleware import current_presentation
 from oppsync_site.models import SubscriptionSettings
 from oppsync_site.pagination import EstimatedCountPaginator
 
@@ -62,11 +63,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def currency_context() -> dict[str, str]:
-    settings = SubscriptionSettings.load()
-    return {
-        "currency": settings.default_currency,
-        "currency_symbol": currency_symbol(settings.default_currency),
-    }
+    # The middleware read the settings row for this request already; outside a request, read it.
+    presentation = current_presentation.get()
+    code = presentation.currency if presentation else SubscriptionSettings.load().default_currency
+    return {"currency": code, "currency_symbol": currency_symbol(code)}
 
 
 ERROR_SERIALIZER = inline_serializer("Error", {"detail": serializers.CharField()})

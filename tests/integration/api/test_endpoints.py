@@ -88,6 +88,7 @@ def test_opportunities_money_currency_and_custom_fields(api, administrator_clien
     assert changed.status_code == 200 and changed.json() == {
         "default_currency": "EUR",
         "currency_symbol": "€",
+        "time_zone": "UTC",
     }
     assert client.get(f"/api/v1/opportunities/{opportunity.pk}/").json()["currency"] == "EUR"
     assert client.get("/api/v1/settings/").json()["default_currency"] == "EUR"
