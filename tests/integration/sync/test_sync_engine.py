@@ -55,6 +55,14 @@ def test_initial_sync_copies_the_org_exactly(org, synced_settings):
     assert FieldDefinition.objects.filter(
         sobject="Opportunity", api_name="StageName", field_type="picklist"
     ).exists()
+    # What the status page shows of a first load: each object's run knows how many records
+    # Salesforce reported and applied all of them (no backlog left).
+    assert cycle.object_runs.count() == 4
+    for run in cycle.object_runs.all():
+        assert run.expected_count and run.expected_count == run.processed_count, run.sobject
+        assert run.backlog == 0
+    contacts = cycle.object_runs.get(sobject="Contact")
+    assert contacts.created_count == Person.objects.exclude(sf_contact_id=None).count()
 
 
 def test_a_large_first_load_goes_through_bulk_api(org, synced_settings):
