@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.expressions import BaseExpression, Combinable
+from django.db.models import (
+    Aggregate,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from people.models import Person
@@ -97,31 +110,37 @@ def person_opportunity_totals(person: Person) -> OpportunityTotals:
     A missing amount adds nothing; a person without opportunities has zeros.
     """
     totals = person_live_opportunities(person).aggregate(
-        total_amount=Coalesce(Sum("amount"), Value(Decimal(0)), output_field=_MONEY),
-        number_of_opportunities=Count("pk"),
-        total_expected_revenue=Coalesce(Sum("expected_revenue"), Value(Decimal(0)), output_field=_MONEY),
+        **{name: aggregate() for name, (aggregate, _money) in OPPORTUNITY_TOTALS.items()}
     )
-    return OpportunityTotals(**totals)
+    return OpportunityTotals(
+        total_amount=totals["total_opty_amount"] or Decimal(0),
+        number_of_opportunities=totals["number_of_optys"] or 0,
+        total_expected_revenue=totals["total_opty_expected_revenue"] or Decimal(0),
+    )
 
 
-def person_opportunity_total_expressions(
-    person_ref: OuterRef | None = None,
-) -> dict[str, BaseExpression | Combinable]:
-    """The same three totals as per-person subqueries, to annotate a `QuerySet[Person]` (smart-list
-    aggregate filters use them): {"total_opty_amount", "number_of_optys", "total_opty_expected_revenue"}."""
-    ref = person_ref if person_ref is not None else OuterRef("pk")
+# The three totals as (aggregate, type): one table for the Opportunity Info tab and the smart-list
+# aggregate filters, so both always show the same numbers.
+OPPORTUNITY_TOTALS: dict[str, tuple[Callable[[], Aggregate], bool]] = {
+    "total_opty_amount": (lambda: Sum("amount"), True),
+    "number_of_optys": (lambda: Count("pk"), False),
+    "total_opty_expected_revenue": (lambda: Sum("expected_revenue"), True),
+}
 
-    def total(expression: BaseExpression | Combinable, output: DecimalField | None = None) -> Coalesce:
-        subquery = person_live_opportunities(ref).order_by().values("is_deleted").annotate(value=expression)
-        return Coalesce(
-            Subquery(subquery.values("value")[:1]), Value(Decimal(0) if output else 0), output_field=output
-        )
 
-    return {
-        "total_opty_amount": total(Sum("amount"), _MONEY),
-        "number_of_optys": total(Count("pk")),
-        "total_opty_expected_revenue": total(Sum("expected_revenue"), _MONEY),
-    }
+def person_opportunity_total(
+    name: str, person: Person | int | OuterRef, *, condition: Q | None = None
+) -> Coalesce:
+    """One total of OPPORTUNITY_TOTALS as a subquery expression, for annotating or filtering a
+    `QuerySet[Person]` (`person` is usually `OuterRef("pk")`); `condition` narrows the person's
+    live opportunities (e.g. won ones only). No opportunity gives 0."""
+    aggregate, money = OPPORTUNITY_TOTALS[name]
+    opportunities = person_live_opportunities(person)
+    if condition is not None:
+        opportunities = opportunities.filter(condition)
+    subquery = opportunities.order_by().values("is_deleted").annotate(value=aggregate()).values("value")[:1]
+    zero = Value(Decimal(0) if money else 0)
+    return Coalesce(Subquery(subquery), zero, output_field=_MONEY if money else IntegerField())
 
 
 def field_labels(sobjects: tuple[str, ...]) -> dict[str, str]:

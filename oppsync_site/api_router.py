@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from opportunities.api.views import ActivityViewSet, ContactRoleViewSet, OpportunityViewSet, SyncStatusView
 from people.api.views import PersonViewSet
+from smartlists.api.views import FilterCatalogView, MembersCsvView, SmartListViewSet
 
 from .api.views import SettingsView
 
@@ -17,8 +18,11 @@ router.register("persons", PersonViewSet, basename="person")
 router.register("opportunities", OpportunityViewSet, basename="opportunity")
 router.register("contact-roles", ContactRoleViewSet, basename="contact-role")
 router.register("activities", ActivityViewSet, basename="activity")
+router.register("smart-lists", SmartListViewSet, basename="smart-list")
 
 urlpatterns = [
+    path("v1/filters/", FilterCatalogView.as_view(), name="filters"),
+    path("v1/smart-lists/<int:pk>/members.csv", MembersCsvView.as_view(), name="smart-list-members-csv"),
     path("v1/", include(router.urls)),
     path("v1/settings/", SettingsView.as_view(), name="settings"),
     path("v1/sync/status/", SyncStatusView.as_view(), name="sync-status"),

@@ -20,6 +20,8 @@ _SYNCED_DATA_VIEW = [
     "opportunities.view_fielddefinition",
     "oppsync_site.view_subscriptionsettings",
 ]
+_SMART_LISTS_VIEW = ["smartlists.view_smartlist"]
+_SMART_LISTS_EDIT = ["smartlists.add_smartlist", "smartlists.change_smartlist", "smartlists.delete_smartlist"]
 _SYNC_HEALTH_VIEW = [
     "opportunities.view_syncstate",
     "opportunities.view_synccycle",
@@ -38,10 +40,12 @@ _USER_ADMINISTRATION = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    VIEWERS: list(_SYNCED_DATA_VIEW),
-    MARKETERS: list(_SYNCED_DATA_VIEW),
+    VIEWERS: [*_SYNCED_DATA_VIEW, *_SMART_LISTS_VIEW],
+    MARKETERS: [*_SYNCED_DATA_VIEW, *_SMART_LISTS_VIEW, *_SMART_LISTS_EDIT],
     ADMINISTRATORS: [
         *_SYNCED_DATA_VIEW,
+        *_SMART_LISTS_VIEW,
+        *_SMART_LISTS_EDIT,
         *_SYNC_HEALTH_VIEW,
         *_USER_ADMINISTRATION,
         "oppsync_site.change_subscriptionsettings",
@@ -69,7 +73,11 @@ def roles_apply(apps: Any) -> None:
         permissions = []
         for code in codes:
             app_label, codename = code.split(".")
-            permissions.append(
-                permission_model.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            permission = permission_model.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            # A model a later migration creates has no permission yet at an earlier step; that
+            # migration calls roles_apply again.
+            if permission is not None:
+                permissions.append(permission)
         group.permissions.set(permissions)

@@ -1,0 +1,201 @@
+"""/api/v1/filters/ and /api/v1/smart-lists/ (contract §3): thin views over the registry,
+`evaluate` and the smart-list services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from oppsync_site.api.common import ERROR_RESPONSES
+from oppsync_site.api.mixins import SyncedDataContextMixin
+from oppsync_site.api.permissions import RolePermission
+from people.api.serializers import PersonSerializer
+from people.models import Person
+
+from ..evaluate import Evaluation, InactiveFieldsError, SmartListCycleError, evaluate
+from ..models import SmartList
+from ..registry import Catalog, catalog_json
+from ..services import MEMBER_FIELDS, members, members_csv_rows, smart_list_save, smart_list_why
+from ..validation import DefinitionError
+from .serializers import DefinitionSerializer, SmartListSerializer
+
+TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+class InactiveFields(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "inactive_fields"
+
+
+def _flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw not in TRUE_WORDS:
+        raise ValidationError({name: ["must be true or false"]})
+    return TRUE_WORDS[raw]
+
+
+def _evaluate(request: Request, definition: Any) -> Evaluation:
+    """Evaluate, turning every way a definition can be wrong into a clear 400 or 409."""
+    try:
+        return evaluate(definition, ignore_inactive_fields=_flag(request, "ignore_inactive_fields"))
+    except DefinitionError as error:
+        raise ValidationError(error.errors) from error
+    except SmartListCycleError as error:
+        raise ValidationError({"filters": [str(error)]}) from error
+    except InactiveFields:
+        raise
+    except InactiveFieldsError as error:
+        raise InactiveFields(
+            {
+                "detail": "This list names fields that are no longer synced. Confirm with "
+                "?ignore_inactive_fields=true to evaluate it without those constraints.",
+                "warnings": error.warnings,
+            }
+        ) from error
+
+
+class FilterCatalogView(APIView):
+    """The filters, their constraints and operators, generated from the registry and describe."""
+
+    permission_classes = [RolePermission]
+    read_permission = "smartlists.view_smartlist"
+
+    @extend_schema(summary="The smart-list filter catalog", responses={200: dict, **ERROR_RESPONSES})
+    def get(self, request: Request) -> Response:
+        return Response(catalog_json(Catalog.load()))
+
+
+class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList]):
+    """Smart lists: Marketers and Administrators write, Viewers read."""
+
+    queryset = SmartList.objects.all().order_by("id")
+    serializer_class = SmartListSerializer
+    read_permission = "smartlists.view_smartlist"
+    write_permission = "smartlists.change_smartlist"
+    filterset_class = None
+    filter_backends: list[Any] = []
+
+    def _save(self, request: Request, instance: SmartList | None, partial: bool) -> Response:
+        serializer = SmartListSerializer(instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        current = instance.definition if instance else {}
+        definition = {
+            "logic": data.get("logic", current.get("logic", "all")),
+            "filters": data.get("filters", current.get("filters")),
+        }
+        try:
+            saved = smart_list_save(
+                name=data.get("name", instance.name if instance else ""),
+                description=data.get("description", instance.description if instance else ""),
+                definition=definition,
+                smart_list=instance,
+                user=request.user,
+            )
+        except DefinitionError as error:
+            raise ValidationError(error.errors) from error
+        code = status.HTTP_201_CREATED if instance is None else status.HTTP_200_OK
+        return Response(SmartListSerializer(saved).data, status=code)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._save(request, None, partial=False)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._save(request, self.get_object(), partial=kwargs.get("partial", False))
+
+    @extend_schema(
+        summary="A smart list's members (persons)",
+        parameters=[
+            OpenApiParameter("ordering", str, description="e.g. last_name,-email"),
+            OpenApiParameter("ignore_inactive_fields", bool),
+        ],
+        responses={200: PersonSerializer(many=True), **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"], serializer_class=PersonSerializer)
+    def members(self, request: Request, pk: str | None = None) -> Response:
+        evaluation = _evaluate(request, self.get_object().definition)
+        ordering = request.query_params.get("ordering", "")
+        people: QuerySet[Person] = members(
+            evaluation, ordering=[o.strip() for o in ordering.split(",") if o.strip()]
+        )
+        page = self.paginate_queryset(people)  # type: ignore[arg-type]  # members are persons, not lists
+        return self.get_paginated_response(
+            PersonSerializer(page, many=True, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(
+        summary="Count and first page of an unsaved definition",
+        request=DefinitionSerializer,
+        responses={200: dict, **ERROR_RESPONSES},
+    )
+    @action(detail=False, methods=["post"], write_permission=None, serializer_class=DefinitionSerializer)
+    def preview(self, request: Request) -> Response:
+        serializer = DefinitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        evaluation = _evaluate(request, dict(serializer.validated_data))
+        people = members(evaluation)
+        page = self.paginate_queryset(people)  # type: ignore[arg-type]  # members are persons, not lists
+        assert self.paginator is not None and page is not None
+        return Response(
+            {
+                "count": self.paginator.page.paginator.count,  # type: ignore[attr-defined]  # PageNumberPagination keeps the page
+                "results": PersonSerializer(page, many=True, context=self.get_serializer_context()).data,
+            }
+        )
+
+    @extend_schema(
+        summary="Why a person is (or is not) in the list", responses={200: dict, **ERROR_RESPONSES}
+    )
+    @action(detail=True, methods=["get"], url_path=r"members/(?P<person_id>\d+)/why")
+    def why(self, request: Request, pk: str | None = None, person_id: str | None = None) -> Response:
+        smart_list = self.get_object()
+        person = get_object_or_404(Person, pk=person_id)
+        return Response(smart_list_why(_evaluate(request, smart_list.definition), person))
+
+
+class MembersCsvView(APIView):
+    """`GET /api/v1/smart-lists/{id}/members.csv?fields=email,first_name`: all members, streamed."""
+
+    permission_classes = [RolePermission]
+    read_permission = "smartlists.view_smartlist"
+
+    @extend_schema(
+        summary="All members as CSV (streamed)",
+        parameters=[
+            OpenApiParameter("fields", str, description=f"comma-separated, from {', '.join(MEMBER_FIELDS)}")
+        ],
+        responses={(200, "text/csv"): str, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, pk: int) -> StreamingHttpResponse:
+        smart_list = get_object_or_404(SmartList, pk=pk)
+        fields = [
+            f.strip()
+            for f in request.query_params.get("fields", "email,first_name,last_name,company").split(",")
+        ]
+        unknown = [f for f in fields if f not in MEMBER_FIELDS]
+        if unknown or not fields:
+            raise ValidationError(
+                {
+                    "fields": [
+                        f"unknown field {unknown[0]!r}; use {', '.join(MEMBER_FIELDS)}"
+                        if unknown
+                        else "name at least one field"
+                    ]
+                }
+            )
+        people = members(_evaluate(request, smart_list.definition))
+        response = StreamingHttpResponse(
+            members_csv_rows(people, fields), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="smart-list-{smart_list.pk}-members.csv"'
+        return response

@@ -1,0 +1,437 @@
+"""A smart-list definition evaluated to a `QuerySet[Person]` (product.md §3, style.md §4).
+
+1. The universe is every person except merge losers; people deleted in Salesforce are members
+   unless a person_field filter excludes them.
+2. Each opportunity filter is one `Exists` over live contact roles joined to live opportunities,
+   so all of its constraints hit the same opportunity and the same role.
+3. Activity filters are `Exists` (or, for the Not-variants, `~Exists`) over the person's
+   activities whose opportunity is live; Role / IsPrimary are the activity's own; Min. Number of
+   Times compares a count instead.
+4. Aggregates compare a subquery sum or count over the person's distinct live opportunities (the
+   selector the Opportunity Info tab's totals use), optionally with opportunity constraints.
+5. Filters combine with ALL, ANY or an advanced rule parsed by `logic.py`.
+
+Relative dates and time frames are computed in the subscription's time zone.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    BooleanField,
+    Count,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    Exists,
+    F,
+    Func,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IContains,
+    IExact,
+    In,
+    IsNull,
+    IStartsWith,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.utils import timezone
+
+from opportunities.models import Activity, ContactRole
+from opportunities.selectors import person_opportunity_total
+from oppsync_site.models import SubscriptionSettings
+from oppsync_site.timezones import zone
+from people.models import Person
+
+from .logic import Rule, parse_logic
+from .registry import Catalog, ConstraintField, FieldType
+from .validation import CheckedDefinition, CheckedFilter, Constraint, check_definition
+
+NUMBER: DecimalField[Decimal, Decimal] = DecimalField(max_digits=30, decimal_places=10)
+
+
+class InactiveFieldsError(Exception):
+    """The list names fields that are no longer synced; evaluating it needs the reader's consent."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__(" ".join(warnings))
+        self.warnings = warnings
+
+
+class SmartListCycleError(Exception):
+    """Member of Smart List would make a list contain itself."""
+
+
+class JSONScalarText(Func):
+    """The text of a JSON scalar stored in a JSONField (`"Closed Won"` -> `Closed Won`)."""
+
+    output_field = TextField()
+    template = "json_extract(%(expressions)s, '$')"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(%(expressions)s #>> '{}')", **extra_context)
+
+
+# --- time -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clock:
+    """Now, today and midnights in the subscription's time zone."""
+
+    now: dt.datetime
+    tz: dt.tzinfo
+
+    @classmethod
+    def current(cls, now: dt.datetime | None = None) -> Clock:
+        return cls(now or timezone.now(), zone(SubscriptionSettings.load().time_zone))
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.astimezone(self.tz).date()
+
+    def midnight(self, day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def shift(moment: Any, amount: int, unit: str) -> Any:
+    """`moment` (a date or datetime) moved by `amount` days, weeks, months or years."""
+    if unit == "day":
+        return moment + dt.timedelta(days=amount)
+    if unit == "week":
+        return moment + dt.timedelta(weeks=amount)
+    months = amount * (12 if unit == "year" else 1)
+    if isinstance(moment, dt.datetime):
+        return dt.datetime.combine(add_months(moment.date(), months), moment.timetz())
+    return add_months(moment, months)
+
+
+def time_frame(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """[first day, day after the last) of a named frame; weeks start on Monday (ISO 8601)."""
+    if name in ("today", "yesterday"):
+        day = today - dt.timedelta(days=0 if name == "today" else 1)
+        return day, day + dt.timedelta(days=1)
+    if name in ("this_week", "last_week"):
+        start = today - dt.timedelta(days=today.weekday() + (7 if name == "last_week" else 0))
+        return start, start + dt.timedelta(days=7)
+    if name in ("this_month", "last_month"):
+        start = add_months(today.replace(day=1), 0 if name == "this_month" else -1)
+        return start, add_months(start, 1)
+    if name in ("this_quarter", "last_quarter"):
+        start = add_months(
+            today.replace(day=1, month=(today.month - 1) // 3 * 3 + 1), 0 if name == "this_quarter" else -3
+        )
+        return start, add_months(start, 3)
+    start = today.replace(month=1, day=1)
+    if name == "last_year":
+        start = start.replace(year=start.year - 1)
+    return start, start.replace(year=start.year + 1)
+
+
+# --- values and conditions -------------------------------------------------------------------------
+def _cast(text: Any, kind: FieldType) -> Any:
+    if kind in ("number", "currency", "percent"):
+        return Cast(text, NUMBER)
+    if kind == "date":
+        return Cast(text, DateField())
+    if kind == "datetime":
+        return Cast(text, DateTimeField())
+    if kind == "boolean":
+        return Cast(text, BooleanField())
+    return text
+
+
+def value_expression(cf: ConstraintField, prefix: str = "") -> Any:
+    """Where a field's value is: a column, or a key of `custom_fields` cast to its type.
+
+    JSON keys are never spliced into ORM lookups (`Region__c` holds `__`): KeyTextTransform takes
+    the key as data.
+    """
+    if cf.column:
+        return F(f"{prefix}{cf.column}")
+    if cf.type == "boolean":
+        # Compared as JSON (true), which both databases store and compare the same way.
+        return KeyTransform(cf.custom_key, f"{prefix}custom_fields")
+    return _cast(KeyTextTransform(cf.custom_key, f"{prefix}custom_fields"), cf.type)
+
+
+def _either(conditions: list[Q]) -> Q:
+    combined = Q(pk__in=[])
+    for condition in conditions:
+        combined |= condition
+    return combined
+
+
+def _number(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _bounds(day: Any, kind: FieldType, clock: Clock) -> tuple[Any, Any]:
+    """The first moment of `day` and the first after it, in the field's own terms."""
+    if isinstance(day, dt.datetime):
+        moment = day if timezone.is_aware(day) else day.replace(tzinfo=clock.tz)
+        return moment, moment + dt.timedelta(microseconds=1)
+    if kind == "datetime":
+        return clock.midnight(day), clock.midnight(day + dt.timedelta(days=1))
+    return day, day + dt.timedelta(days=1)
+
+
+def condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Clock) -> Q:
+    """One operator over one value expression, NULL-safe: a negative operator matches an empty
+    value too (an opportunity without a region "is not EMEA")."""
+    empty = Q(IsNull(expr, True))
+    if kind in ("text", "picklist"):
+        empty |= Q(Exact(expr, ""))
+    if operator == "is_empty":
+        return empty
+    if operator == "is_not_empty":
+        return ~empty
+    if operator in ("is_true", "is_false"):
+        # A JSON key needs its own lookups (true as JSON, a missing key as empty).
+        exact = expr.get_lookup("exact") if isinstance(expr, KeyTransform) else Exact
+        is_null = expr.get_lookup("isnull") if isinstance(expr, KeyTransform) else IsNull
+        true = Q(
+            exact(expr, Value(True, output_field=JSONField()) if isinstance(expr, KeyTransform) else True)
+        )
+        return true if operator == "is_true" else ~true | Q(is_null(expr, True))
+    negative = {"is_not": "is", "not_contains": "contains", "not_starts_with": "starts_with"}
+    if operator in negative:
+        return ~condition(expr, kind, negative[operator], value, clock) | Q(IsNull(expr, True))
+    if kind in ("text", "picklist"):
+        if operator == "is":
+            if kind == "picklist":
+                return Q(In(expr, list(value)))
+            return _either([Q(IExact(expr, v)) for v in value])
+        if operator == "contains":
+            return Q(IContains(expr, value))
+        if operator == "starts_with":
+            return Q(IStartsWith(expr, value))
+    if kind in ("number", "currency", "percent"):
+        simple = {
+            "greater_than": GreaterThan,
+            "less_than": LessThan,
+            "at_least": GreaterThanOrEqual,
+            "at_most": LessThanOrEqual,
+        }
+        if operator in simple:
+            return Q(simple[operator](expr, _number(value)))
+        if operator == "is":
+            return Q(In(expr, [_number(v) for v in value]))
+        if operator == "between":
+            return Q(GreaterThanOrEqual(expr, _number(value[0]))) & Q(
+                LessThanOrEqual(expr, _number(value[1]))
+            )
+    if kind in ("date", "datetime"):
+        return _date_condition(expr, kind, operator, value, clock)
+    raise ValueError(f"operator {operator} does not apply to {kind} fields")  # validation prevents it
+
+
+def _date_condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Clock) -> Q:
+    def within(low: Any, high: Any) -> Q:
+        return Q(GreaterThanOrEqual(expr, low)) & Q(LessThan(expr, high))
+
+    if operator == "is":
+        return _either([within(*_bounds(day, kind, clock)) for day in value])
+    if operator == "before":
+        return Q(LessThan(expr, _bounds(value, kind, clock)[0]))
+    if operator == "after":
+        return Q(GreaterThanOrEqual(expr, _bounds(value, kind, clock)[1]))
+    if operator == "on_or_before":
+        return Q(LessThan(expr, _bounds(value, kind, clock)[1]))
+    if operator == "on_or_after":
+        return Q(GreaterThanOrEqual(expr, _bounds(value, kind, clock)[0]))
+    if operator == "between":
+        return within(_bounds(value[0], kind, clock)[0], _bounds(value[1], kind, clock)[1])
+    if operator == "in_time_frame":
+        first, after_last = time_frame(value, clock.today)
+        return within(_bounds(first, kind, clock)[0], _bounds(after_last, kind, clock)[0])
+    amount, unit = value
+    if kind == "date":
+        today = clock.today
+        if operator == "in_past":  # the rolling window ending today, both ends included
+            return within(shift(today, -amount, unit), today + dt.timedelta(days=1))
+        if operator == "in_past_before":
+            return Q(LessThan(expr, shift(today, -amount, unit)))
+        if operator == "in_future":
+            return within(today, shift(today, amount, unit) + dt.timedelta(days=1))
+        return Q(GreaterThan(expr, shift(today, amount, unit)))
+    now = clock.now
+    if operator == "in_past":  # the rolling window ending now
+        return Q(GreaterThanOrEqual(expr, shift(now, -amount, unit))) & Q(LessThanOrEqual(expr, now))
+    if operator == "in_past_before":
+        return Q(LessThan(expr, shift(now, -amount, unit)))
+    if operator == "in_future":
+        return Q(GreaterThanOrEqual(expr, now)) & Q(LessThanOrEqual(expr, shift(now, amount, unit)))
+    return Q(GreaterThan(expr, shift(now, amount, unit)))
+
+
+# --- filters ---------------------------------------------------------------------------------------
+def _constraint_q(constraint: Constraint, *, opportunity_prefix: str, clock: Clock) -> Q:
+    cf = constraint.field
+    if cf.source == "opportunity":
+        expr = value_expression(cf, opportunity_prefix)
+    elif cf.field in ("new_value", "previous_value"):
+        expr = _cast(JSONScalarText(cf.field), cf.type)
+    else:  # Role / IsPrimary (the role's or the activity's own), date_of_activity: columns
+        expr = F(cf.column)
+    return condition(expr, cf.type, constraint.operator, constraint.value, clock)
+
+
+def role_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QuerySet[ContactRole]:
+    """Has Opportunity: the person's live roles on live opportunities that meet every constraint."""
+    roles = ContactRole.objects.filter(person=person, is_deleted=False, opportunity__is_deleted=False)
+    for constraint in item.constraints:
+        roles = roles.filter(_constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock))
+    return roles
+
+
+def _min_times(item: CheckedFilter) -> int:
+    return next((int(c.value) for c in item.constraints if c.field.field == "min_number_of_times"), 1)
+
+
+def activity_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QuerySet[Activity]:
+    activities = Activity.objects.filter(
+        person=person, activity_type=item.spec.activity_type, opportunity__is_deleted=False
+    )
+    if item.field is not None:
+        activities = activities.filter(field=item.field.field)
+    for constraint in item.constraints:
+        if constraint.field.field == "min_number_of_times":
+            continue
+        activities = activities.filter(
+            _constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock)
+        )
+    return activities
+
+
+def aggregate_expression(item: CheckedFilter, person: Any, clock: Clock) -> Any:
+    extra = Q()
+    for constraint in item.constraints:
+        extra &= _constraint_q(constraint, opportunity_prefix="", clock=clock)
+    return person_opportunity_total(item.spec.aggregate, person, condition=extra)
+
+
+def _activity_count(item: CheckedFilter, clock: Clock) -> Any:
+    counted = (
+        activity_witnesses(item, OuterRef("pk"), clock).order_by().values("person").annotate(n=Count("pk"))
+    )
+    return Coalesce(Subquery(counted.values("n")[:1]), Value(0))
+
+
+def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], QuerySet[Person]]) -> Q:
+    spec = item.spec
+    if spec.kind == "opportunity":
+        return Q(Exists(role_witnesses(item, OuterRef("pk"), clock)))
+    if spec.kind == "activity":
+        times = _min_times(item)
+        if times > 1:
+            matched = Q(GreaterThanOrEqual(_activity_count(item, clock), times))
+        else:
+            matched = Q(Exists(activity_witnesses(item, OuterRef("pk"), clock)))
+        return ~matched if spec.negated else matched
+    if spec.kind == "aggregate":
+        expression = aggregate_expression(item, OuterRef("pk"), clock)
+        kind: FieldType = spec.value_type or "number"
+        return condition(expression, kind, item.operator, item.value, clock)
+    if spec.kind == "person":
+        assert item.field is not None
+        return condition(value_expression(item.field), item.field.type, item.operator, item.value, clock)
+    members = _either([Q(pk__in=resolve_list(list_id).values("pk")) for list_id in item.value])
+    return ~members if item.operator == "is_not" else members
+
+
+def combine(rule: Rule, conditions: list[Q]) -> Q:
+    if not rule.op:
+        return conditions[rule.number - 1]
+    parts = [combine(child, conditions) for child in rule.items]
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined & part if rule.op == "and" else combined | part
+    return combined
+
+
+def logic_rule(logic: str, count: int) -> Rule:
+    words = logic.strip().lower()
+    if words in ("all", "any"):
+        return Rule(
+            op="and" if words == "all" else "or", items=tuple(Rule(number=n) for n in range(1, count + 1))
+        )
+    return parse_logic(logic, count)
+
+
+@dataclass
+class Evaluation:
+    checked: CheckedDefinition
+    clock: Clock
+    people: QuerySet[Person]
+    conditions: list[Q]
+
+
+def universe() -> QuerySet[Person]:
+    return Person.objects.filter(merged_into__isnull=True)
+
+
+def evaluate(
+    definition: Any,
+    *,
+    catalog: Catalog | None = None,
+    ignore_inactive_fields: bool = False,
+    clock: Clock | None = None,
+    visiting: frozenset[int] = frozenset(),
+) -> Evaluation:
+    """Check and evaluate a definition. Raises DefinitionError, InactiveFieldsError or
+    SmartListCycleError."""
+    from .models import SmartList
+
+    catalog = catalog or Catalog.load()
+    clock = clock or Clock.current()
+    checked = check_definition(definition, catalog)
+    if checked.warnings and not ignore_inactive_fields:
+        raise InactiveFieldsError(checked.warnings)
+
+    def resolve_list(list_id: int) -> QuerySet[Person]:
+        if list_id in visiting:
+            raise SmartListCycleError(
+                f"smart list {list_id} would contain itself through Member of Smart List"
+            )
+        nested = SmartList.objects.filter(pk=list_id).first()
+        if nested is None:
+            return Person.objects.none()
+        return evaluate(
+            nested.definition,
+            catalog=catalog,
+            ignore_inactive_fields=ignore_inactive_fields,
+            clock=clock,
+            visiting=visiting | {list_id},
+        ).people
+
+    conditions = [filter_q(item, clock, resolve_list) for item in checked.filters]
+    rule = logic_rule(checked.logic, len(conditions))
+    return Evaluation(checked, clock, universe().filter(combine(rule, conditions)), conditions)
+
+
+def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:
+    return evaluate(definition, **options).people

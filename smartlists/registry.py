@@ -1,0 +1,355 @@
+"""The smart-list filters and the operators of each field type, as plain data (contract §4).
+
+The API catalog (`GET /api/v1/filters/`), the builder in the admin and the validation of a saved
+definition are all generated from these tables and from the synced FieldDefinition rows, so a
+field that appears in Salesforce is a constraint as soon as describe has seen it (about a minute),
+with no code change. Adding a filter is adding one entry to FILTERS (and its compiler in
+`evaluate.py`; a test fails when one is missing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from opportunities.models import ActivityType, FieldDefinition, Opportunity
+
+FieldType = Literal["text", "picklist", "number", "currency", "percent", "date", "datetime", "boolean"]
+FIELD_TYPES: tuple[FieldType, ...] = (
+    "text",
+    "picklist",
+    "number",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+    "boolean",
+)
+
+# What the value of each operator looks like: none, one value, several (OR-ed), [low, high],
+# a relative amount of time ("30 days"), or a named time frame ("this_quarter").
+ValueKind = Literal["none", "one", "many", "pair", "relative", "time_frame"]
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    key: str
+    label: str
+    value: ValueKind
+
+
+OPERATORS: dict[str, OperatorSpec] = {
+    spec.key: spec
+    for spec in (
+        OperatorSpec("is", "is", "many"),
+        OperatorSpec("is_not", "is not", "many"),
+        OperatorSpec("contains", "contains", "one"),
+        OperatorSpec("not_contains", "not contains", "one"),
+        OperatorSpec("starts_with", "starts with", "one"),
+        OperatorSpec("not_starts_with", "not starts with", "one"),
+        OperatorSpec("is_empty", "is empty", "none"),
+        OperatorSpec("is_not_empty", "is not empty", "none"),
+        OperatorSpec("greater_than", "greater than", "one"),
+        OperatorSpec("less_than", "less than", "one"),
+        OperatorSpec("at_least", "at least", "one"),
+        OperatorSpec("at_most", "at most", "one"),
+        OperatorSpec("between", "between", "pair"),
+        OperatorSpec("before", "before", "one"),
+        OperatorSpec("after", "after", "one"),
+        OperatorSpec("on_or_before", "on or before", "one"),
+        OperatorSpec("on_or_after", "on or after", "one"),
+        OperatorSpec("in_past", "in past", "relative"),
+        OperatorSpec("in_past_before", "in past before", "relative"),
+        OperatorSpec("in_future", "in future", "relative"),
+        OperatorSpec("in_future_after", "in future after", "relative"),
+        OperatorSpec("in_time_frame", "in time frame", "time_frame"),
+        OperatorSpec("is_true", "is true", "none"),
+        OperatorSpec("is_false", "is false", "none"),
+    )
+}
+
+_NUMBER_OPERATORS = [
+    "is", "is_not", "greater_than", "less_than", "at_least", "at_most", "between", "is_empty", "is_not_empty",
+]  # fmt: skip
+_DATE_OPERATORS = [
+    "is", "is_not", "before", "after", "on_or_before", "on_or_after", "between", "in_past", "in_past_before",
+    "in_future", "in_future_after", "in_time_frame", "is_empty", "is_not_empty",
+]  # fmt: skip
+OPERATORS_BY_TYPE: dict[FieldType, list[str]] = {
+    "text": [
+        "is",
+        "is_not",
+        "contains",
+        "not_contains",
+        "starts_with",
+        "not_starts_with",
+        "is_empty",
+        "is_not_empty",
+    ],
+    "picklist": ["is", "is_not", "is_empty", "is_not_empty"],
+    "number": _NUMBER_OPERATORS,
+    "currency": _NUMBER_OPERATORS,
+    "percent": _NUMBER_OPERATORS,
+    "date": _DATE_OPERATORS,
+    "datetime": _DATE_OPERATORS,
+    "boolean": ["is_true", "is_false"],
+}
+TIME_FRAMES = [
+    "today", "yesterday", "this_week", "last_week", "this_month", "last_month",
+    "this_quarter", "last_quarter", "this_year", "last_year",
+]  # fmt: skip
+RELATIVE_UNITS = ("day", "week", "month", "year")
+
+# Salesforce describe types -> our field types.
+SALESFORCE_TYPES: dict[str, FieldType] = {
+    "picklist": "picklist",
+    "multipicklist": "picklist",
+    "combobox": "picklist",
+    "double": "number",
+    "int": "number",
+    "long": "number",
+    "currency": "currency",
+    "percent": "percent",
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "boolean",
+}
+
+
+def field_type_of(salesforce_type: str) -> FieldType:
+    """Everything else (string, textarea, email, phone, url, id, reference, ...) is text."""
+    return SALESFORCE_TYPES.get(salesforce_type, "text")
+
+
+FilterKind = Literal["opportunity", "activity", "aggregate", "person", "smart_list"]
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    key: str
+    label: str
+    group: str
+    kind: FilterKind
+    activity_type: str = ""
+    negated: bool = False
+    value_type: FieldType | None = None
+    # An aggregate's column over the person's opportunities.
+    aggregate: str = ""
+    needs_field: bool = False
+
+
+OPPORTUNITIES = "Opportunities"
+ACTIVITY = "Opportunity activity"
+TOTALS = "Opportunity totals"
+PEOPLE = "Person attributes"
+LISTS = "Lists"
+
+FILTERS: dict[str, FilterSpec] = {
+    spec.key: spec
+    for spec in (
+        FilterSpec("has_opportunity", "Has Opportunity", OPPORTUNITIES, "opportunity"),
+        FilterSpec(
+            "opportunity_was_updated", "Opportunity was Updated", ACTIVITY, "activity",
+            ActivityType.OPPORTUNITY_UPDATED, needs_field=True,
+        ),
+        FilterSpec(
+            "not_opportunity_was_updated", "Not Opportunity was Updated", ACTIVITY, "activity",
+            ActivityType.OPPORTUNITY_UPDATED, negated=True, needs_field=True,
+        ),
+        FilterSpec("was_added_to_opportunity", "Was Added to Opportunity", ACTIVITY, "activity", ActivityType.ADDED_TO_OPPORTUNITY),
+        FilterSpec(
+            "not_was_added_to_opportunity", "Not Was Added to Opportunity", ACTIVITY, "activity",
+            ActivityType.ADDED_TO_OPPORTUNITY, negated=True,
+        ),
+        FilterSpec(
+            "was_removed_from_opportunity", "Was Removed from Opportunity", ACTIVITY, "activity",
+            ActivityType.REMOVED_FROM_OPPORTUNITY,
+        ),
+        FilterSpec(
+            "not_was_removed_from_opportunity", "Not Was Removed from Opportunity", ACTIVITY, "activity",
+            ActivityType.REMOVED_FROM_OPPORTUNITY, negated=True,
+        ),
+        FilterSpec("total_opty_amount", "Total Opty Amount", TOTALS, "aggregate", value_type="currency", aggregate="total_opty_amount"),
+        FilterSpec("number_of_optys", "Number of Optys", TOTALS, "aggregate", value_type="number", aggregate="number_of_optys"),
+        FilterSpec(
+            "total_opty_expected_revenue", "Total Opty Expected Revenue", TOTALS, "aggregate",
+            value_type="currency", aggregate="total_opty_expected_revenue",
+        ),
+        FilterSpec("person_field", "Person attribute", PEOPLE, "person", needs_field=True),
+        FilterSpec("member_of_smart_list", "Member of Smart List", LISTS, "smart_list"),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConstraintField:
+    """A field a constraint (or a person_field filter) can name, and how to read it."""
+
+    field: str
+    label: str
+    type: FieldType
+    values: tuple[str, ...] = ()
+    # Where the value lives: a model column, or a key of `custom_fields`.
+    column: str = ""
+    custom_key: str = ""
+    # "role" for Role / IsPrimary (the contact role's, or the activity's own); "activity" for
+    # date_of_activity, min_number_of_times, new_value and previous_value.
+    source: Literal["opportunity", "role", "activity", "person"] = "opportunity"
+    operators: tuple[str, ...] = dataclasses.field(default=())
+
+    def allowed_operators(self) -> list[str]:
+        return list(self.operators) if self.operators else OPERATORS_BY_TYPE[self.type]
+
+
+def opportunity_fields() -> dict[str, ConstraintField]:
+    """Every active Opportunity field describe shows, by API name, standard and custom alike."""
+    fields = {}
+    for definition in FieldDefinition.objects.filter(sobject="Opportunity", is_active=True).order_by("label"):
+        column = Opportunity.SALESFORCE_COLUMNS.get(definition.api_name, "")
+        fields[definition.api_name] = ConstraintField(
+            field=definition.api_name,
+            label=definition.label,
+            type=field_type_of(definition.field_type),
+            values=tuple(definition.picklist_values or ()),
+            column=column,
+            custom_key="" if column else definition.api_name,
+        )
+    return fields
+
+
+def role_fields() -> dict[str, ConstraintField]:
+    roles = FieldDefinition.objects.filter(sobject="OpportunityContactRole", api_name="Role").first()
+    values = tuple(roles.picklist_values or ()) if roles else ()
+    return {
+        "Role": ConstraintField(
+            "Role", "Role", "picklist" if values else "text", values, column="role", source="role"
+        ),
+        "IsPrimary": ConstraintField(
+            "IsPrimary", "Is Primary", "boolean", column="is_primary", source="role"
+        ),
+    }
+
+
+def activity_fields() -> dict[str, ConstraintField]:
+    return {
+        "date_of_activity": ConstraintField(
+            "date_of_activity", "Date of Activity", "datetime", column="occurred_at", source="activity"
+        ),
+        "min_number_of_times": ConstraintField(
+            "min_number_of_times",
+            "Min. Number of Times",
+            "number",
+            source="activity",
+            operators=("at_least",),
+        ),
+    }
+
+
+PERSON_COLUMNS: dict[str, tuple[str, FieldType]] = {
+    "email": ("Email", "text"),
+    "first_name": ("First Name", "text"),
+    "last_name": ("Last Name", "text"),
+    "company": ("Company", "text"),
+    "title": ("Title", "text"),
+    "lead_source": ("Lead Source", "text"),
+    "phone": ("Phone", "text"),
+    "sf_contact_id": ("Salesforce Contact Id", "text"),
+    "sf_lead_id": ("Salesforce Lead Id", "text"),
+    "is_deleted_in_salesforce": ("Is Deleted in Salesforce", "boolean"),
+    "created_at": ("First Synced", "datetime"),
+}
+
+
+def person_fields() -> dict[str, ConstraintField]:
+    """Person columns, plus custom Contact/Lead fields describe shows now (by API name)."""
+    fields = {
+        name: ConstraintField(name, label, kind, column=name, source="person")
+        for name, (label, kind) in PERSON_COLUMNS.items()
+    }
+    for definition in FieldDefinition.objects.filter(
+        sobject__in=("Contact", "Lead"), is_active=True, is_custom=True
+    ).order_by("label"):
+        fields.setdefault(
+            definition.api_name,
+            ConstraintField(
+                definition.api_name,
+                definition.label,
+                field_type_of(definition.field_type),
+                tuple(definition.picklist_values or ()),
+                custom_key=definition.api_name,
+                source="person",
+            ),
+        )
+    return fields
+
+
+@dataclass
+class Catalog:
+    """Everything a definition may name right now; built once per request from FieldDefinition."""
+
+    opportunity: dict[str, ConstraintField]
+    role: dict[str, ConstraintField]
+    activity: dict[str, ConstraintField]
+    person: dict[str, ConstraintField]
+    # Opportunity fields that existed once but are no longer active: named in warnings.
+    inactive_opportunity: set[str]
+
+    @classmethod
+    def load(cls) -> Catalog:
+        inactive = set(
+            FieldDefinition.objects.filter(sobject="Opportunity", is_active=False).values_list(
+                "api_name", flat=True
+            )
+        )
+        return cls(opportunity_fields(), role_fields(), activity_fields(), person_fields(), inactive)
+
+    def constraint_fields(self, spec: FilterSpec) -> dict[str, ConstraintField]:
+        """The constraints a filter offers: opportunity fields everywhere; Role and IsPrimary where
+        a contact role (or an added/removed activity) carries them; activity fields for activity filters."""
+        fields = dict(self.opportunity)
+        if spec.kind in ("opportunity",) or spec.activity_type in (
+            ActivityType.ADDED_TO_OPPORTUNITY,
+            ActivityType.REMOVED_FROM_OPPORTUNITY,
+        ):
+            fields.update(self.role)
+        if spec.kind == "activity":
+            fields.update(self.activity)
+        return fields
+
+
+def catalog_json(catalog: Catalog) -> list[dict[str, object]]:
+    """The `GET /api/v1/filters/` body (contract §3)."""
+
+    def constraint(cf: ConstraintField) -> dict[str, object]:
+        body: dict[str, object] = {
+            "field": cf.field,
+            "label": cf.label,
+            "type": cf.type,
+            "operators": cf.allowed_operators(),
+        }
+        if cf.type == "picklist":
+            body["values"] = list(cf.values)
+        return body
+
+    entries: list[dict[str, object]] = []
+    for spec in FILTERS.values():
+        entry: dict[str, object] = {"filter": spec.key, "label": spec.label, "group": spec.group}
+        if spec.kind in ("opportunity", "activity", "aggregate"):
+            entry["constraints"] = [constraint(cf) for cf in catalog.constraint_fields(spec).values()]
+        else:
+            entry["constraints"] = []
+        if spec.kind == "aggregate":
+            assert spec.value_type is not None
+            entry["operators"] = OPERATORS_BY_TYPE[spec.value_type]
+            entry["value_type"] = spec.value_type
+        if spec.kind == "activity" and spec.needs_field:
+            entry["fields"] = [constraint(cf) for cf in catalog.opportunity.values()]
+            entry["value_constraints"] = ["new_value", "previous_value"]
+        if spec.kind == "person":
+            entry["fields"] = [constraint(cf) for cf in catalog.person.values()]
+        if spec.kind == "smart_list":
+            entry["operators"] = ["is", "is_not"]
+            entry["value_type"] = "smart_list"
+        entries.append(entry)
+    return entries
