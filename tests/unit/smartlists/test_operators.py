@@ -140,7 +140,7 @@ def expected(kind: str, operator: str, value: Any, x: Any) -> bool:
         x = dt.date.fromisoformat(x) if isinstance(x, str) else x
         low = lambda s: dt.date.fromisoformat(s)  # noqa: E731
         high = lambda s: dt.date.fromisoformat(s) + dt.timedelta(days=1)  # noqa: E731
-        now, span_unit = TODAY, lambda v, forward=False: (SPANS_FORWARD if forward else SPANS)[v].days
+        now = TODAY
     else:
         low = lambda s: _midnight(dt.date.fromisoformat(s))  # noqa: E731
         high = lambda s: _midnight(dt.date.fromisoformat(s) + dt.timedelta(days=1))  # noqa: E731
