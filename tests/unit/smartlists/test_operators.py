@@ -125,7 +125,10 @@ def expected(kind: str, operator: str, value: Any, x: Any) -> bool:
         return x in value
     if kind in ("number", "currency", "percent"):
         x = Decimal(str(x))
-        d = lambda v: Decimal(str(v))
+
+        def d(v: Any) -> Decimal:
+            return Decimal(str(v))
+
         return {
             "is": lambda: x in [d(v) for v in value],
             "greater_than": lambda: x > d(value),
