@@ -87,6 +87,9 @@ def person_live_opportunities(person: Person | int | OuterRef) -> QuerySet[Oppor
     """A person's distinct live opportunities: live, and linked to the person through at least one
     live contact role. Two roles on one opportunity count it once (product.md §3, aggregates)."""
     person_id = person.pk if isinstance(person, Person) else person
+    if isinstance(person_id, OuterRef):
+        # The role subquery sits one level below the opportunities: reach through them.
+        person_id = OuterRef(person_id)
     # django-stubs types a lookup value as a plain id; an OuterRef is what a subquery needs.
     live_role = ContactRole.objects.filter(opportunity=OuterRef("pk"), is_deleted=False, person_id=person_id)  # type: ignore[misc]
     return Opportunity.live.filter(Exists(live_role))

@@ -185,8 +185,10 @@ def _either(conditions: list[Q]) -> Q:
     return combined
 
 
-def _number(value: Any) -> Decimal:
-    return Decimal(str(value))
+def _number(value: Any) -> Any:
+    """A number as a typed SQL value. SQLite would otherwise receive a Decimal as text, and text
+    never equals a number computed by a subquery (an aggregate has no column affinity)."""
+    return Cast(Value(str(Decimal(str(value)))), NUMBER)
 
 
 def _bounds(day: Any, kind: FieldType, clock: Clock) -> tuple[Any, Any]:
@@ -239,7 +241,7 @@ def condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Cloc
         if operator in simple:
             return Q(simple[operator](expr, _number(value)))
         if operator == "is":
-            return Q(In(expr, [_number(v) for v in value]))
+            return _either([Q(Exact(expr, _number(v))) for v in value])
         if operator == "between":
             return Q(GreaterThanOrEqual(expr, _number(value[0]))) & Q(
                 LessThanOrEqual(expr, _number(value[1]))

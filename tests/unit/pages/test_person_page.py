@@ -180,3 +180,19 @@ def test_the_tab_is_in_the_url_and_nobody_can_post(client, superuser, person_wit
     assert client.post(url, {"first_name": "Changed"}).status_code == 403
     person_with_opportunities.person.refresh_from_db()
     assert person_with_opportunities.person.first_name == "Grace"
+
+
+def test_the_tab_totals_and_the_smart_list_aggregates_are_the_same_numbers(person_with_opportunities):
+    from django.db.models import OuterRef
+
+    from opportunities.selectors import OPPORTUNITY_TOTALS, person_opportunity_total
+    from people.models import Person
+
+    person = person_with_opportunities.person
+    annotated = Person.objects.annotate(
+        **{name: person_opportunity_total(name, OuterRef("pk")) for name in OPPORTUNITY_TOTALS}
+    ).get(pk=person.pk)
+    totals = person_opportunity_totals(person)
+    assert annotated.total_opty_amount == totals.total_amount == Decimal("6000.00")
+    assert annotated.number_of_optys == totals.number_of_opportunities == 3
+    assert annotated.total_opty_expected_revenue == totals.total_expected_revenue == Decimal("2600.00")
