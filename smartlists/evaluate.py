@@ -213,11 +213,13 @@ def condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Cloc
         return ~empty
     if operator in ("is_true", "is_false"):
         # A JSON key needs its own lookups (true as JSON, a missing key as empty).
-        exact = expr.get_lookup("exact") if isinstance(expr, KeyTransform) else Exact
-        is_null = expr.get_lookup("isnull") if isinstance(expr, KeyTransform) else IsNull
-        true = Q(
-            exact(expr, Value(True, output_field=JSONField()) if isinstance(expr, KeyTransform) else True)
-        )
+        if isinstance(expr, KeyTransform):
+            exact, is_null = expr.get_lookup("exact"), expr.get_lookup("isnull")
+            assert exact is not None and is_null is not None  # JSONField registers both
+            true = Q(exact(expr, Value(True, output_field=JSONField())))
+        else:
+            exact, is_null = Exact, IsNull
+            true = Q(exact(expr, True))
         return true if operator == "is_true" else ~true | Q(is_null(expr, True))
     negative = {"is_not": "is", "not_contains": "contains", "not_starts_with": "starts_with"}
     if operator in negative:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from oppsync_site.pagination import EstimatedCountPaginator
+from oppsync_site.pagination import EstimatedCountPaginator, _plan_estimate
 from people.models import Person
 from tests.factories import PersonFactory
 
@@ -22,8 +22,16 @@ def test_a_whole_big_table_is_estimated_and_a_filtered_list_counted(monkeypatch)
     monkeypatch.setattr(EstimatedCountPaginator, "ESTIMATE_ABOVE", 5)
     whole = EstimatedCountPaginator(Person.objects.order_by("id"), 10)
     filtered = EstimatedCountPaginator(Person.objects.filter(company="Acme").order_by("id"), 10)
-    assert filtered.count == 10
     if connection.vendor == "postgresql":
         assert whole.count == 30  # the planner's figure from ANALYZE, not a COUNT(*)
+        estimate = _plan_estimate(Person.objects.filter(company="Acme"))
+        assert estimate is not None and filtered.count == (estimate if estimate > 5 else 10)
     else:
         assert whole.count == 35
+        assert filtered.count == 10
+
+
+def test_narrow_lists_are_counted_exactly():
+    PersonFactory.create_batch(3, company="Acme")
+    paginator = EstimatedCountPaginator(Person.objects.filter(company="Acme").order_by("id"), 10)
+    assert paginator.count == 3

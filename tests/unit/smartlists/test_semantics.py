@@ -128,7 +128,7 @@ def test_role_and_primary_must_be_on_the_same_role(org):
 
 
 def test_aggregates_count_each_live_opportunity_once_and_none_is_zero(org):
-    people, opps = org
+    people, _ = org
     total = {
         "logic": "all",
         "filters": [{"filter": "total_opty_amount", "operator": "at_least", "value": 10000}],
