@@ -72,9 +72,10 @@ NUMBER: DecimalField[Decimal, Decimal] = DecimalField(max_digits=30, decimal_pla
 class InactiveFieldsError(Exception):
     """The list names fields that are no longer synced; evaluating it needs the reader's consent."""
 
-    def __init__(self, warnings: list[str]) -> None:
+    def __init__(self, warnings: list[str], locations: dict[str, str]) -> None:
         super().__init__(" ".join(warnings))
         self.warnings = warnings
+        self.locations = locations
 
 
 class SmartListCycleError(Exception):
@@ -414,7 +415,7 @@ def evaluate(
     clock = clock or Clock.current()
     checked = check_definition(definition, catalog)
     if checked.warnings and not ignore_inactive_fields:
-        raise InactiveFieldsError(checked.warnings)
+        raise InactiveFieldsError(checked.warnings, checked.inactive_locations)
 
     def resolve_list(list_id: int) -> QuerySet[Person]:
         if list_id in visiting:

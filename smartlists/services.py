@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -50,8 +51,9 @@ def smart_list_definition_check(*, definition: Any, smart_list: SmartList | None
     catalog = Catalog.load()
     existing = set(SmartList.objects.values_list("pk", flat=True))
     checked = check_definition(definition, catalog, smart_list_ids=existing)
-    if checked.warnings:
-        raise DefinitionError({"filters": checked.warnings})
+    if checked.inactive_locations:
+        # A list that is saved now must not name fields that are gone already.
+        raise DefinitionError({where: [message] for where, message in checked.inactive_locations.items()})
     if smart_list is None or smart_list.pk is None:
         return
     # Walk the lists this one would name; reaching itself is a cycle.
@@ -177,7 +179,8 @@ def smart_list_why(evaluation: Evaluation, person: Person) -> dict[str, Any]:
                 .values_list("total", flat=True)
                 .first()
             )
-            entry["value"] = str(value) if value is not None else None
+            money = item.spec.value_type == "currency"
+            entry["value"] = f"{Decimal(value or 0):.2f}" if money else str(int(value or 0))
         elif kind == "person" and item.field is not None:
             value = (
                 one.annotate(field_value=value_expression(item.field))

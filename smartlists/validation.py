@@ -67,6 +67,8 @@ class CheckedDefinition:
     logic: str
     filters: list[CheckedFilter]
     warnings: list[str]
+    # Where each constraint on a no-longer-synced field is, e.g. "filters[0].constraints[2].field".
+    inactive_locations: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _relative(value: Any) -> tuple[int, str] | None:
@@ -213,6 +215,7 @@ def check_definition(
             errors["logic"] = [str(error)]
     checked: list[CheckedFilter] = []
     warnings: list[str] = []
+    inactive_locations: dict[str, str] = {}
     for index, raw in enumerate(raw_filters):
         where = f"filters[{index}]"
         if not isinstance(raw, dict):
@@ -287,13 +290,17 @@ def check_definition(
             )
             if isinstance(result, str):
                 item.inactive_fields.append(result)
-                warnings.append(
+                message = (
                     f"Filter {index + 1} ({spec.label}) has a constraint on {result}, a field that is no longer "
                     "synced (Salesforce describe no longer shows it to the integration user)."
                 )
+                warnings.append(message)
+                inactive_locations[f"{where}.constraints[{c_index}].field"] = message
             elif result is not None:
                 item.constraints.append(result)
         checked.append(item)
     if errors:
         raise DefinitionError(errors)
-    return CheckedDefinition(logic=logic, filters=checked, warnings=warnings)
+    return CheckedDefinition(
+        logic=logic, filters=checked, warnings=warnings, inactive_locations=inactive_locations
+    )

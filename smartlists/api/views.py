@@ -44,8 +44,11 @@ def _flag(request: Request, name: str) -> bool:
     return TRUE_WORDS[raw]
 
 
-def _evaluate(request: Request, definition: Any) -> Evaluation:
-    """Evaluate, turning every way a definition can be wrong into a clear 400 or 409."""
+def _evaluate(request: Request, definition: Any, *, saved: bool = True) -> Evaluation:
+    """Evaluate, turning every way a definition can be wrong into a clear 400 or 409.
+
+    A saved list whose fields were deactivated since is a 409 the reader may confirm; an unsaved
+    definition naming such a field is simply wrong (400), as saving it would be."""
     try:
         return evaluate(definition, ignore_inactive_fields=_flag(request, "ignore_inactive_fields"))
     except DefinitionError as error:
@@ -55,6 +58,8 @@ def _evaluate(request: Request, definition: Any) -> Evaluation:
     except InactiveFields:
         raise
     except InactiveFieldsError as error:
+        if not saved:
+            raise ValidationError({where: [message] for where, message in error.locations.items()}) from error
         raise InactiveFields(
             {
                 "detail": "This list names fields that are no longer synced. Confirm with "
@@ -142,7 +147,7 @@ class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList])
     def preview(self, request: Request) -> Response:
         serializer = DefinitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        evaluation = _evaluate(request, dict(serializer.validated_data))
+        evaluation = _evaluate(request, dict(serializer.validated_data), saved=False)
         people = members(evaluation)
         page = self.paginate_queryset(people)  # type: ignore[arg-type]  # members are persons, not lists
         assert self.paginator is not None and page is not None
