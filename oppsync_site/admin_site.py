@@ -19,6 +19,7 @@ MARKETING = [
     ("opportunities", "Opportunity"),
     ("opportunities", "Activity"),
     ("opportunities", "ContactRole"),
+    ("smartlists", "SmartList"),
 ]
 ADMINISTRATION = [
     ("oppsync_site", "SubscriptionSettings"),

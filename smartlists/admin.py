@@ -1,0 +1,159 @@
+"""The smart-list builder, member table and "why" view in the admin (product.md §4).
+
+The builder is one page of plain JavaScript (`static/oppsync/builder.js`) generated from the same
+registry as the API: it reads `GET /api/v1/filters/`, previews through
+`POST /api/v1/smart-lists/preview/` and saves through the API, so the admin and API clients can
+never disagree about what a definition means.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.dateparse import parse_datetime
+
+from opportunities.models import ActivityType
+from people.models import Person
+
+from .evaluate import InactiveFieldsError, SmartListCycleError, evaluate
+from .models import SmartList
+from .registry import OPERATORS, TIME_FRAMES
+from .services import MEMBER_FIELDS, MEMBER_ORDERINGS, members, smart_list_why
+from .validation import DefinitionError
+
+MEMBERS_PAGE_SIZE = 50
+
+
+@admin.register(SmartList)
+class SmartListAdmin(admin.ModelAdmin[SmartList]):
+    list_display = ["name", "description", "updated_at", "created_by"]
+    search_fields = ["name", "description"]
+    list_select_related = ["created_by"]
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("<int:object_id>/members/", view(self.members_view), name="smartlists_smartlist_members"),
+            path(
+                "<int:object_id>/members/<int:person_id>/why/",
+                view(self.why_view),
+                name="smartlists_smartlist_why",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _builder(self, request: HttpRequest, smart_list: SmartList | None) -> HttpResponse:
+        if not self.has_view_permission(request, smart_list):
+            raise PermissionDenied
+        can_save = (
+            self.has_change_permission(request, smart_list)
+            if smart_list
+            else self.has_add_permission(request)
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": smart_list.name if smart_list else "New smart list",
+            "smart_list": smart_list,
+            "builder_config": {
+                "id": smart_list.pk if smart_list else None,
+                "name": smart_list.name if smart_list else "",
+                "description": smart_list.description if smart_list else "",
+                "definition": smart_list.definition if smart_list else {"logic": "all", "filters": []},
+                "canSave": can_save,
+                "operators": {key: {"label": o.label, "value": o.value} for key, o in OPERATORS.items()},
+                "timeFrames": TIME_FRAMES,
+                "membersUrl": reverse("admin:smartlists_smartlist_members", args=[smart_list.pk])
+                if smart_list
+                else "",
+                "changelistUrl": reverse("admin:smartlists_smartlist_changelist"),
+                "personUrl": reverse("admin:people_person_change", args=[0]),
+            },
+            "is_nav_sidebar_enabled": False,
+        }
+        return TemplateResponse(request, "admin/smartlists/smartlist/builder.html", context)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return self._builder(request, None)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return self._builder(request, get_object_or_404(SmartList, pk=object_id))
+
+    def members_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        smart_list = get_object_or_404(SmartList, pk=object_id)
+        if not self.has_view_permission(request, smart_list):
+            raise PermissionDenied
+        confirm = request.GET.get("ignore_inactive_fields") == "true"
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{smart_list.name}: members",
+            "smart_list": smart_list,
+            "member_fields": MEMBER_FIELDS,
+            "is_nav_sidebar_enabled": False,
+        }
+        try:
+            evaluation = evaluate(smart_list.definition, ignore_inactive_fields=confirm)
+        except InactiveFieldsError as error:
+            context["inactive_warnings"] = error.warnings
+            return TemplateResponse(request, "admin/smartlists/smartlist/members.html", context)
+        except (DefinitionError, SmartListCycleError) as error:
+            context["definition_error"] = str(error)
+            return TemplateResponse(request, "admin/smartlists/smartlist/members.html", context)
+        sort = request.GET.get("sort", "last_name")
+        if sort.lstrip("-") not in MEMBER_ORDERINGS:
+            sort = "last_name"
+        page = Paginator(members(evaluation, ordering=[sort]), MEMBERS_PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
+        context.update(
+            {
+                "page": page,
+                "sort": sort,
+                "confirmed": confirm,
+                "warnings": evaluation.checked.warnings,
+                "csv_url": reverse("smart-list-members-csv", args=[smart_list.pk])
+                + "?fields=email,first_name,last_name,company,title"
+                + ("&ignore_inactive_fields=true" if confirm else ""),
+            }
+        )
+        return TemplateResponse(request, "admin/smartlists/smartlist/members.html", context)
+
+    def why_view(self, request: HttpRequest, object_id: int, person_id: int) -> HttpResponse:
+        smart_list = get_object_or_404(SmartList, pk=object_id)
+        if not self.has_view_permission(request, smart_list):
+            raise PermissionDenied
+        person = get_object_or_404(Person, pk=person_id)
+        confirm = request.GET.get("ignore_inactive_fields") == "true"
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Why is {person} in {smart_list.name}?",
+            "smart_list": smart_list,
+            "person": person,
+            "is_nav_sidebar_enabled": False,
+        }
+        try:
+            why = smart_list_why(evaluate(smart_list.definition, ignore_inactive_fields=confirm), person)
+        except (InactiveFieldsError, DefinitionError, SmartListCycleError) as error:
+            context["definition_error"] = str(error)
+        else:
+            # The API's ISO strings become dates the template shows in the subscription's zone.
+            why["evaluated_at"] = parse_datetime(why["evaluated_at"])
+            for entry in why["filters"]:
+                if entry.get("activity"):
+                    entry["activity"]["occurred_at"] = parse_datetime(entry["activity"]["occurred_at"])
+                    entry["activity"]["type_label"] = ActivityType(entry["activity"]["type"]).label
+            context["why"] = why
+        return TemplateResponse(request, "admin/smartlists/smartlist/why.html", context)
