@@ -1,0 +1,217 @@
+"""Smart lists at a big org: the p50 of count + first page of 50 members for six representative
+lists, beside a hand-written SQL query that gives the same answer, and their ratio; then a CSV
+export of a large list with its peak memory.
+
+    python -m bench.smartlists --reuse                # the org bench.pages built (1M people, PostgreSQL)
+    python -m bench.smartlists                        # build it first (about 20 minutes)
+    python -m bench.smartlists --people 100000 --database-url sqlite:////tmp/lists.sqlite3
+
+Each list's ORM count is checked against its SQL count, so the hand-written queries are a real
+baseline, not a guess. Targets (issue P6): ratio at most 1.5 and under 1 s each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.bigorg import BigOrgSize, Dialect, generate
+from bench.pages import DEFAULT_DATABASE, _setup
+
+
+@dataclass
+class Case:
+    name: str
+    definition: dict[str, Any]
+    sql_where: str  # over people_person p; the hand-written equivalent
+
+
+def cases(d: Dialect, reference_list_id: int) -> list[Case]:
+    region = "o.custom_fields->>'Region__c'" if d.pg else "json_extract(o.custom_fields, '$.Region__c')"
+    segment = "o.custom_fields->>'Segment__c'" if d.pg else "json_extract(o.custom_fields, '$.Segment__c')"
+    days_ago = (
+        (lambda n: f"now() - interval '{n} days'")
+        if d.pg
+        else (lambda n: f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{n} days')")
+    )
+    live_role = "r.person_id = p.id AND NOT r.is_deleted AND NOT o.is_deleted"
+    emea = (
+        f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
+        f"WHERE {live_role} AND {region} = 'EMEA' AND o.amount >= 50000 AND NOT o.is_closed)"
+    )
+    added = (
+        "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
+        f"WHERE a.person_id = p.id AND a.activity_type = 'added_to_opportunity' AND NOT o.is_deleted "
+        f"AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {d.now()} AND a.role = 'Decision Maker')"
+    )
+    updated = (
+        "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
+        "WHERE a.person_id = p.id AND a.activity_type = 'opportunity_updated' AND a.field = 'StageName' "
+        f"AND NOT o.is_deleted AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {d.now()})"
+    )
+    won_total = (
+        "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND EXISTS "
+        "(SELECT 1 FROM opportunities_contactrole r WHERE r.opportunity_id = o.id AND r.person_id = p.id AND NOT r.is_deleted)), 0) > 100000"
+    )
+    enterprise = (
+        f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
+        f"WHERE {live_role} AND {segment} = 'Enterprise')"
+    )
+    added_90 = (
+        "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
+        f"WHERE a.person_id = p.id AND a.activity_type = 'added_to_opportunity' AND NOT o.is_deleted "
+        f"AND a.occurred_at >= {days_ago(90)} AND a.occurred_at <= {d.now()})"
+    )
+    three = (
+        "(SELECT COUNT(*) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND EXISTS (SELECT 1 FROM "
+        "opportunities_contactrole r WHERE r.opportunity_id = o.id AND r.person_id = p.id AND NOT r.is_deleted)) >= 3"
+    )
+    web = "UPPER(p.lead_source) = UPPER('Web')"
+    c = {"field": "date_of_activity", "operator": "in_past"}
+    return [
+        Case(
+            "has_opportunity: EMEA, Amount >= 50k, open",
+            {"logic": "all", "filters": [{"filter": "has_opportunity", "constraints": [
+                {"field": "Region__c", "operator": "is", "value": ["EMEA"]},
+                {"field": "Amount", "operator": "at_least", "value": 50000},
+                {"field": "IsClosed", "operator": "is_false"}]}]},
+            emea,
+        ),
+        Case(
+            "was_added in the past 30 days as Decision Maker",
+            {"logic": "all", "filters": [{"filter": "was_added_to_opportunity", "constraints": [
+                {**c, "value": "30 days"}, {"field": "Role", "operator": "is", "value": ["Decision Maker"]}]}]},
+            added,
+        ),
+        Case(
+            "not_opportunity_was_updated (Stage, past 30 days)",
+            {"logic": "all", "filters": [{"filter": "not_opportunity_was_updated", "field": "StageName",
+                                          "constraints": [{**c, "value": "30 days"}]}]},
+            f"NOT {updated}",
+        ),
+        Case(
+            "total_opty_amount of won opportunities > 100k",
+            {"logic": "all", "filters": [{"filter": "total_opty_amount", "operator": "greater_than", "value": 100000,
+                                          "constraints": [{"field": "IsWon", "operator": "is_true"}]}]},
+            won_total,
+        ),
+        Case(
+            "advanced: (1 or 2) and (3 or 4) over four filters",
+            {"logic": "(1 or 2) and (3 or 4)", "filters": [
+                {"filter": "has_opportunity", "constraints": [{"field": "Segment__c", "operator": "is", "value": ["Enterprise"]}]},
+                {"filter": "was_added_to_opportunity", "constraints": [{**c, "value": "90 days"}]},
+                {"filter": "number_of_optys", "operator": "at_least", "value": 3},
+                {"filter": "person_field", "field": "lead_source", "operator": "is", "value": ["Web"]}]},
+            f"({enterprise} OR {added_90}) AND ({three} OR {web})",
+        ),
+        Case(
+            "member_of_smart_list (the first list) and not deleted",
+            {"logic": "all", "filters": [
+                {"filter": "member_of_smart_list", "operator": "is", "value": [reference_list_id]},
+                {"filter": "person_field", "field": "is_deleted_in_salesforce", "operator": "is_false"}]},
+            f"{emea} AND NOT p.is_deleted_in_salesforce",
+        ),
+    ]  # fmt: skip
+
+
+def _p50(function: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    result = function()  # warm
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = function()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings), result
+
+
+def measure(runs: int = 3) -> list[tuple[str, float, float, int, int]]:
+    """(name, orm p50, sql p50, orm count, sql count) per case."""
+    from django.db import connection
+
+    from smartlists.evaluate import smart_list_people
+    from smartlists.models import SmartList
+
+    d = Dialect(connection.vendor)
+    reference, _ = SmartList.objects.update_or_create(
+        name="bench: EMEA open over 50k", defaults={"definition": {}}
+    )
+    all_cases = cases(d, reference.pk)
+    reference.definition = all_cases[0].definition
+    reference.save()
+    rows = []
+    for case in all_cases:
+
+        def orm(case: Case = case) -> int:
+            people = smart_list_people(case.definition).order_by("id")
+            count = people.count()
+            list(people.values_list("id", "email", "first_name", "last_name")[:50])
+            return count
+
+        def sql(case: Case = case) -> int:
+            where = f"p.merged_into_id IS NULL AND ({case.sql_where})"
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT count(*) FROM people_person p WHERE {where}")
+                count = cursor.fetchone()[0]
+                cursor.execute(
+                    f"SELECT p.id, p.email, p.first_name, p.last_name FROM people_person p WHERE {where} ORDER BY p.id LIMIT 50"
+                )
+                cursor.fetchall()
+            return int(count)
+
+        orm_p50, orm_count = _p50(orm, runs)
+        sql_p50, sql_count = _p50(sql, runs)
+        rows.append((case.name, orm_p50, sql_p50, orm_count, sql_count))
+    return rows
+
+
+def csv_export(definition: dict[str, Any]) -> tuple[int, float, float, float]:
+    """Rows written, seconds, and peak RSS before and after, in MiB."""
+    from smartlists.evaluate import evaluate
+    from smartlists.services import members, members_csv_rows
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    rows = 0
+    for _line in members_csv_rows(
+        members(evaluate(definition)), ["email", "first_name", "last_name", "company"]
+    ):
+        rows += 1
+    seconds = time.perf_counter() - started
+    return rows - 1, seconds, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE)
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    _setup(args.database_url, args.reuse)
+    if not args.reuse:
+        size = BigOrgSize.scaled(args.people)
+        print(f"Building {size} ...")
+        generate(size)
+    print(f"\np50 of {args.runs} runs: count + first page of 50 (targets: ratio <= 1.5, under 1 s)")
+    print(f"  {'list':52} {'OppSync':>9} {'hand SQL':>9} {'ratio':>6} {'members':>9}")
+    for name, orm_p50, sql_p50, orm_count, sql_count in measure(args.runs):
+        check = "" if orm_count == sql_count else f"  <-- SQL says {sql_count}"
+        print(
+            f"  {name:52} {orm_p50 * 1000:7.0f}ms {sql_p50 * 1000:7.0f}ms {orm_p50 / sql_p50:6.2f} {orm_count:9,}{check}"
+        )
+    big = {"logic": "all", "filters": [{"filter": "number_of_optys", "operator": "at_least", "value": 2}]}
+    rows, seconds, before, after = csv_export(big)
+    print(
+        f"\nCSV export of {rows:,} members in {seconds:.1f} s; peak RSS {before:.0f} MiB before, {after:.0f} MiB after"
+    )
+
+
+if __name__ == "__main__":
+    main()
