@@ -286,3 +286,61 @@ def test_html_from_salesforce_is_shown_as_text_and_never_runs(demo_stack, browse
     page.click("#opportunity-info tbody td.name a")
     page.wait_for_selector("#opportunity-name")
     assert page.evaluate("window.__xss") is None
+
+
+def _live_count(page) -> int:
+    page.wait_for_function("document.querySelector('#live-count').dataset.state === 'ok'")
+    return int(page.get_attribute("#live-count", "data-count"))
+
+
+def test_a_marketer_builds_a_smart_list_and_asks_why(demo_stack, browser):
+    base = demo_stack["base"]
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="en-US", accept_downloads=True)
+    _login(page, base, "marketer")
+    page.goto(f"{base}/admin/smartlists/smartlist/add/")
+    page.wait_for_selector(".os-palette-item")
+    page.fill("#palette-search", "opty")
+    assert page.locator(".os-palette-item:visible").count() == 3  # the three totals
+    page.fill("#palette-search", "")
+    page.fill("#list-name", "Big deals, recently added")
+
+    page.click("button[data-filter=has_opportunity]")
+    page.select_option(".os-filter-card >> nth=0 >> .os-add-constraint", "Amount")
+    page.select_option(".os-constraint >> nth=0 >> .os-operator", "at_least")
+    page.fill(".os-constraint >> nth=0 >> .os-value", "1000")
+    broad = _live_count(page)
+    page.fill(".os-constraint >> nth=0 >> .os-value", "40000")
+    page.wait_for_function(f"document.querySelector('#live-count').dataset.count !== '{broad}'")
+    narrow = _live_count(page)
+    assert narrow < broad  # the live count follows the constraint
+
+    page.click("button[data-filter=was_added_to_opportunity]")
+    page.select_option(".os-filter-card >> nth=1 >> .os-add-constraint", "date_of_activity")
+    page.select_option(".os-filter-card >> nth=1 >> .os-operator", "in_past")
+    page.click("button[data-filter=number_of_optys]")
+    page.select_option(".os-filter-card >> nth=2 >> select >> nth=0", "at_least")
+    page.fill(".os-filter-card >> nth=2 >> .os-value", "2")
+    page.check("input[name=logic][value=advanced]")
+    page.fill("#logic-rule", "1 and or 2")
+    page.wait_for_function("document.querySelector('#logic-error').textContent.includes('position 7')")
+    page.fill("#logic-rule", "1 and (2 or 3)")
+    count = _live_count(page)
+    _shot(page, "14-smart-list-builder")
+
+    page.click("#save-list")
+    page.wait_for_selector("#members-table")
+    members = int(page.inner_text("#member-count").split()[0])
+    assert abs(members - count) <= 3  # the sales team keeps changing deals between preview and save
+    _shot(page, "15-smart-list-members")
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "email,first_name,last_name,company,title"
+    assert abs((len(lines) - 1) - count) <= 3  # the sales team keeps changing deals meanwhile
+
+    if count:
+        page.click(".os-why >> nth=0")
+        page.wait_for_selector("#why-filters")
+        assert "is a member" in page.inner_text("#why-verdict") or "is not a member" in page.inner_text("#why-verdict")
+        assert page.locator("#why-filters li").count() == 3
+        _shot(page, "16-smart-list-why")
