@@ -90,19 +90,26 @@ class SmartListAdmin(admin.ModelAdmin[SmartList]):
     ) -> HttpResponse:
         return self._builder(request, get_object_or_404(SmartList, pk=object_id))
 
-    def members_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+    def _list_page(
+        self, request: HttpRequest, object_id: int, title: str
+    ) -> tuple[SmartList, bool, dict[str, Any]]:
+        """The list (checked for permission), whether the reader confirmed leaving out deactivated
+        fields, and the page context the member and why pages share."""
         smart_list = get_object_or_404(SmartList, pk=object_id)
         if not self.has_view_permission(request, smart_list):
             raise PermissionDenied
-        confirm = request.GET.get("ignore_inactive_fields") == "true"
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"{smart_list.name}: members",
+            "title": title.format(list=smart_list.name),
             "smart_list": smart_list,
-            "member_fields": MEMBER_FIELDS,
             "is_nav_sidebar_enabled": False,
         }
+        return smart_list, request.GET.get("ignore_inactive_fields") == "true", context
+
+    def members_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        smart_list, confirm, context = self._list_page(request, object_id, "{list}: members")
+        context["member_fields"] = MEMBER_FIELDS
         try:
             evaluation = evaluate(smart_list.definition, ignore_inactive_fields=confirm)
         except InactiveFieldsError as error:
@@ -131,19 +138,9 @@ class SmartListAdmin(admin.ModelAdmin[SmartList]):
         return TemplateResponse(request, "admin/smartlists/smartlist/members.html", context)
 
     def why_view(self, request: HttpRequest, object_id: int, person_id: int) -> HttpResponse:
-        smart_list = get_object_or_404(SmartList, pk=object_id)
-        if not self.has_view_permission(request, smart_list):
-            raise PermissionDenied
         person = get_object_or_404(Person, pk=person_id)
-        confirm = request.GET.get("ignore_inactive_fields") == "true"
-        context: dict[str, Any] = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Why is {person} in {smart_list.name}?",
-            "smart_list": smart_list,
-            "person": person,
-            "is_nav_sidebar_enabled": False,
-        }
+        smart_list, confirm, context = self._list_page(request, object_id, f"Why is {person} in {{list}}?")
+        context["person"] = person
         try:
             why = smart_list_why(evaluate(smart_list.definition, ignore_inactive_fields=confirm), person)
         except (InactiveFieldsError, DefinitionError, SmartListCycleError) as error:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from opportunities.models import Activity, ActivityType, ContactRole, Opportunity
+from opportunities.models import Activity, ActivityType, ContactRole, FieldDefinition, Opportunity
 from people.models import Person
 
 
@@ -61,3 +61,27 @@ class ActivityFactory(factory.django.DjangoModelFactory):
     opportunity = factory.SubFactory(OpportunityFactory)
     activity_type = ActivityType.ADDED_TO_OPPORTUNITY
     occurred_at = factory.LazyFunction(timezone.now)
+
+
+def field_definition(
+    sobject: str,
+    api_name: str,
+    label: str,
+    field_type: str = "string",
+    values: list[str] | None = None,
+    *,
+    active: bool = True,
+) -> FieldDefinition:
+    """A field as Salesforce describe would have shown it to the integration user."""
+    now = timezone.now()
+    return FieldDefinition.objects.create(
+        sobject=sobject,
+        api_name=api_name,
+        label=label,
+        field_type=field_type,
+        picklist_values=values or [],
+        is_custom=api_name.endswith("__c"),
+        is_active=active,
+        first_seen_at=now,
+        last_seen_at=now,
+    )

@@ -341,6 +341,8 @@ def test_a_marketer_builds_a_smart_list_and_asks_why(demo_stack, browser):
     if count:
         page.click(".os-why >> nth=0")
         page.wait_for_selector("#why-filters")
-        assert "is a member" in page.inner_text("#why-verdict") or "is not a member" in page.inner_text("#why-verdict")
+        assert "is a member" in page.inner_text("#why-verdict") or "is not a member" in page.inner_text(
+            "#why-verdict"
+        )
         assert page.locator("#why-filters li").count() == 3
         _shot(page, "16-smart-list-why")

@@ -10,25 +10,15 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from opportunities.models import Activity, ActivityType, ContactRole, FieldDefinition, Opportunity
+from opportunities.models import Activity, ActivityType, ContactRole, Opportunity
 from people.models import Person
-from tests.factories import ActivityFactory, ContactRoleFactory, OpportunityFactory, PersonFactory
-
-
-def field_definition(
-    sobject: str, api_name: str, label: str, field_type: str = "string", **extra
-) -> FieldDefinition:
-    now = timezone.now()
-    return FieldDefinition.objects.create(
-        sobject=sobject,
-        api_name=api_name,
-        label=label,
-        field_type=field_type,
-        is_custom=api_name.endswith("__c"),
-        first_seen_at=now,
-        last_seen_at=now,
-        **extra,
-    )
+from tests.factories import (
+    ActivityFactory,
+    ContactRoleFactory,
+    OpportunityFactory,
+    PersonFactory,
+    field_definition,
+)
 
 
 @dataclass
@@ -44,11 +34,9 @@ class PersonWithOpportunities:
 
 @pytest.fixture
 def person_with_opportunities(db) -> PersonWithOpportunities:
-    field_definition(
-        "Opportunity", "StageName", "Stage", "picklist", picklist_values=["Prospecting", "Closed Won"]
-    )
+    field_definition("Opportunity", "StageName", "Stage", "picklist", ["Prospecting", "Closed Won"])
     field_definition("Opportunity", "Amount", "Amount", "currency")
-    field_definition("Opportunity", "Region__c", "Sales region", "picklist", picklist_values=["EMEA", "AMER"])
+    field_definition("Opportunity", "Region__c", "Sales region", "picklist", ["EMEA", "AMER"])
     field_definition("Contact", "Favourite_Colour__c", "Favourite colour")
     person = PersonFactory(
         first_name="Grace",

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from opportunities.models import SyncCycle, SyncObjectRun, SyncStatus
-from tests.factories import ContactRoleFactory, OpportunityFactory, PersonFactory
-from tests.unit.pages.conftest import add_activities, field_definition
+from tests.factories import ContactRoleFactory, OpportunityFactory, PersonFactory, field_definition
+from tests.unit.pages.conftest import add_activities
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +70,7 @@ def count_queries(client, urls: list[str]) -> dict[str, int]:
 
 def test_every_page_costs_the_same_queries_for_2_and_for_50_rows(client, superuser):
     field_definition("Contact", "Colour__c", "Colour")
-    field_definition("Opportunity", "StageName", "Stage", "picklist", picklist_values=["Prospecting"])
+    field_definition("Opportunity", "StageName", "Stage", "picklist", ["Prospecting"])
     client.force_login(superuser)
     small = count_queries(client, pages(*build(opportunities=2, activities=2)))
     large = count_queries(client, pages(*build(opportunities=50, activities=500)))

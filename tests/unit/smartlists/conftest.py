@@ -6,11 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
-from opportunities.models import FieldDefinition
 from smartlists.evaluate import Clock
-from tests.factories import ContactRoleFactory, OpportunityFactory, PersonFactory
+from tests.factories import ContactRoleFactory, OpportunityFactory, PersonFactory, field_definition
 
 NOW = dt.datetime(2026, 11, 18, 15, 30, tzinfo=dt.UTC)  # a Wednesday
 
@@ -23,18 +21,7 @@ def define(
     values: list[str] | None = None,
     active: bool = True,
 ):
-    now = timezone.now()
-    return FieldDefinition.objects.create(
-        sobject=sobject,
-        api_name=api_name,
-        label=label,
-        field_type=field_type,
-        picklist_values=values or [],
-        is_custom=api_name.endswith("__c"),
-        is_active=active,
-        first_seen_at=now,
-        last_seen_at=now,
-    )
+    return field_definition(sobject, api_name, label, field_type, values, active=active)
 
 
 @pytest.fixture
