@@ -8,15 +8,21 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from oppsync_site.api.common import ERROR_RESPONSES
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
 from oppsync_site.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.permissions import RolePermission
 from people.api.serializers import PersonSerializer
@@ -35,6 +41,43 @@ TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
 class InactiveFields(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "inactive_fields"
+
+
+CONFLICT = {
+    409: OpenApiResponse(
+        inline_serializer(
+            "InactiveFields",
+            {
+                "detail": serializers.CharField(),
+                "warnings": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        description="The list names fields that are no longer synced; repeat with ?ignore_inactive_fields=true.",
+    )
+}
+CATALOG_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "filter": {"type": "string"},
+            "label": {"type": "string"},
+            "group": {"type": "string"},
+            "constraints": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+            "operators": {"type": "array", "items": {"type": "string"}},
+            "value_type": {"type": "string"},
+        },
+        "required": ["filter", "label", "group", "constraints"],
+        "additionalProperties": True,
+    },
+}
+PREVIEW = inline_serializer(
+    "Preview", {"count": serializers.IntegerField(), "results": PersonSerializer(many=True)}
+)
+WHY = {"type": "object", "additionalProperties": True}
+IGNORE_INACTIVE = OpenApiParameter(
+    "ignore_inactive_fields", bool, description="evaluate without constraints on fields no longer synced"
+)
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -75,11 +118,33 @@ class FilterCatalogView(APIView):
     permission_classes = [RolePermission]
     read_permission = "smartlists.view_smartlist"
 
-    @extend_schema(summary="The smart-list filter catalog", responses={200: dict, **ERROR_RESPONSES})
+    @extend_schema(
+        summary="The smart-list filter catalog", responses={200: CATALOG_SCHEMA, **ERROR_RESPONSES}
+    )
     def get(self, request: Request) -> Response:
         return Response(catalog_json(Catalog.load()))
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List smart lists", responses={200: SmartListSerializer(many=True), **ERROR_RESPONSES}
+    ),
+    create=extend_schema(
+        summary="Create a smart list", responses={201: SmartListSerializer, **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(
+        summary="One smart list", responses={200: SmartListSerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+    update=extend_schema(
+        summary="Replace a smart list", responses={200: SmartListSerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+    partial_update=extend_schema(
+        summary="Change a smart list", responses={200: SmartListSerializer, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+    destroy=extend_schema(
+        summary="Delete a smart list", responses={204: None, **ERROR_RESPONSES, **NOT_FOUND}
+    ),
+)
 class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList]):
     """Smart lists: Marketers and Administrators write, Viewers read."""
 
@@ -120,11 +185,8 @@ class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList])
 
     @extend_schema(
         summary="A smart list's members (persons)",
-        parameters=[
-            OpenApiParameter("ordering", str, description="e.g. last_name,-email"),
-            OpenApiParameter("ignore_inactive_fields", bool),
-        ],
-        responses={200: PersonSerializer(many=True), **ERROR_RESPONSES},
+        parameters=[OpenApiParameter("ordering", str, description="e.g. last_name,-email"), IGNORE_INACTIVE],
+        responses={200: PersonSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND, **CONFLICT},
     )
     @action(detail=True, methods=["get"], serializer_class=PersonSerializer)
     def members(self, request: Request, pk: str | None = None) -> Response:
@@ -141,7 +203,7 @@ class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList])
     @extend_schema(
         summary="Count and first page of an unsaved definition",
         request=DefinitionSerializer,
-        responses={200: dict, **ERROR_RESPONSES},
+        responses={200: PREVIEW, **ERROR_RESPONSES},
     )
     @action(detail=False, methods=["post"], write_permission=None, serializer_class=DefinitionSerializer)
     def preview(self, request: Request) -> Response:
