@@ -356,7 +356,9 @@ def generate(size: BigOrgSize, *, report: Callable[[str], None] = print) -> dict
         person_min = cursor.fetchone()[0]
         cursor.execute("SELECT min(id) FROM opportunities_opportunity")
         opportunity_min = cursor.fetchone()[0]
-    person = f"({person_min} + (n * 2654435761) % {size.people})"
+    # Each pass over the opportunities shifts the people by a prime, so a person's second and
+    # third roles land on other opportunities (not the same one again).
+    person = f"({person_min} + ((n + ((n - 1) / {size.opportunities}) * 7919) * 2654435761) % {size.people})"
     opportunity = f"({opportunity_min} + (n - 1) % {size.opportunities})"
     run(
         "contact roles",
@@ -373,7 +375,8 @@ def generate(size: BigOrgSize, *, report: Callable[[str], None] = print) -> dict
     )
     kind = "(n * 7) % 3"
     minutes_ago = "(n * 7919) % 525600"
-    field = _case("n * 11", ["StageName", "Amount", "CloseDate"])
+    # Independent of `kind` (n * 7 % 3): integer division decorrelates the two.
+    field = _case("(n / 3) * 11", ["StageName", "Amount", "CloseDate"])
     run(
         "activities",
         size.activities,

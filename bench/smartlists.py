@@ -56,7 +56,7 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
     )
     won_total = (
         "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND EXISTS "
-        "(SELECT 1 FROM opportunities_contactrole r WHERE r.opportunity_id = o.id AND r.person_id = p.id AND NOT r.is_deleted)), 0) > 100000"
+        "(SELECT 1 FROM opportunities_contactrole r WHERE r.opportunity_id = o.id AND r.person_id = p.id AND NOT r.is_deleted)), 0) > 30000"
     )
     enterprise = (
         f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
@@ -95,8 +95,8 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
             f"NOT {updated}",
         ),
         Case(
-            "total_opty_amount of won opportunities > 100k",
-            {"logic": "all", "filters": [{"filter": "total_opty_amount", "operator": "greater_than", "value": 100000,
+            "total_opty_amount of won opportunities > 30k",
+            {"logic": "all", "filters": [{"filter": "total_opty_amount", "operator": "greater_than", "value": 30000,
                                           "constraints": [{"field": "IsWon", "operator": "is_true"}]}]},
             won_total,
         ),

@@ -29,6 +29,6 @@ def test_the_smart_list_baselines_agree_with_the_engine(tiny_org):
         assert orm_count == sql_count, name
     assert sum(1 for *_rest, count, _ in results if count) >= 4  # the lists are not trivially empty
     rows, _seconds, _before, _after = smartlists.csv_export(
-        {"logic": "all", "filters": [{"filter": "number_of_optys", "operator": "at_least", "value": 1}]}
+        {"logic": "all", "filters": [{"filter": "number_of_optys", "operator": "at_least", "value": 2}]}
     )
-    assert rows > 100
+    assert rows > 50  # people hold several opportunities, not one role many times
