@@ -103,7 +103,14 @@ def test_a_worker_syncs_the_org_and_its_changes(org, synced_settings, tmp_path, 
             what="a stage change",
             log=log,
         )
-        assert SyncCycle.objects.filter(status=SyncStatus.SUCCEEDED).count() >= 3
+        # The change is visible as soon as its page commits; the cycle that applied it finishes a
+        # moment later, so wait for it rather than assert on something still in progress.
+        wait_until(
+            lambda: SyncCycle.objects.filter(status=SyncStatus.SUCCEEDED).count() >= 3,
+            timeout=30,
+            what="three finished cycles",
+            log=log,
+        )
     finally:
         stop(worker)
     assert_database_equals_org(org)  # what the worker wrote, before anything else runs
