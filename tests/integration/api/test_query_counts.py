@@ -26,7 +26,8 @@ def test_list_endpoints_use_a_fixed_number_of_queries(api, django_assert_max_num
     client = api("administrator")
     client.get(url)  # warm the settings row and the throttle cache entry
     assert _queries(client, url, 2) == _queries(client, url, 200)
-    with django_assert_max_num_queries(16):
+    # 16, plus the planner's row estimate PostgreSQL is asked for before counting a filtered list.
+    with django_assert_max_num_queries(17):
         response = client.get(url, {"page_size": 200})
     assert len(response.json()["results"]) == 200
 
@@ -40,7 +41,7 @@ def test_a_persons_opportunities_and_sync_status_use_a_fixed_number_of_queries(
     url = f"/api/v1/persons/{busiest}/opportunities/"
     client.get(url)  # warm the throttle cache entry
     assert _queries(client, url, 1) == _queries(client, url, 200)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(17):  # as above: the row estimate on PostgreSQL
         assert client.get(url).status_code == 200
     with django_assert_max_num_queries(24):
         assert client.get("/api/v1/sync/status/").status_code == 200

@@ -49,7 +49,7 @@ def test_html_in_salesforce_values_is_shown_escaped_and_long_names_wrap(client, 
         first_name=script, last_name=image, company=image, custom_fields={"Bio__c": script}
     )
     opportunity = OpportunityFactory(
-        name=f"{script} {'Long' * 80}", stage_name=image, amount=None, expected_revenue=None
+        name=f"{script} {'Long' * 50}", stage_name=image, amount=None, expected_revenue=None
     )
     ContactRoleFactory(person=person, opportunity=opportunity, role=image)
     ActivityFactory(
