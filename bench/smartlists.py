@@ -55,8 +55,8 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
         f"AND NOT o.is_deleted AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {d.now()})"
     )
     won_total = (
-        "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND EXISTS "
-        "(SELECT 1 FROM opportunities_contactrole r WHERE r.opportunity_id = o.id AND r.person_id = p.id AND NOT r.is_deleted)), 0) > 30000"
+        "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND o.id IN "
+        "(SELECT r.opportunity_id FROM opportunities_contactrole r WHERE r.person_id = p.id AND NOT r.is_deleted)), 0) > 30000"
     )
     enterprise = (
         f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
@@ -68,8 +68,8 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
         f"AND a.occurred_at >= {days_ago(90)} AND a.occurred_at <= {d.now()})"
     )
     three = (
-        "(SELECT COUNT(*) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND EXISTS (SELECT 1 FROM "
-        "opportunities_contactrole r WHERE r.opportunity_id = o.id AND r.person_id = p.id AND NOT r.is_deleted)) >= 3"
+        "(SELECT COUNT(*) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.id IN (SELECT r.opportunity_id FROM "
+        "opportunities_contactrole r WHERE r.person_id = p.id AND NOT r.is_deleted)) >= 3"
     )
     web = "UPPER(p.lead_source) = UPPER('Web')"
     c = {"field": "date_of_activity", "operator": "in_past"}

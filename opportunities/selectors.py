@@ -85,14 +85,21 @@ def person_opportunity_roles(
 
 def person_live_opportunities(person: Person | int | OuterRef) -> QuerySet[Opportunity]:
     """A person's distinct live opportunities: live, and linked to the person through at least one
-    live contact role. Two roles on one opportunity count it once (product.md §3, aggregates)."""
+    live contact role. Two roles on one opportunity count it once (product.md §3, aggregates).
+
+    Written as `id IN (the person's role opportunity ids)` so the database starts from the
+    person's few roles (an index on person) instead of testing every opportunity: as a
+    per-person subquery over a million people that is the difference between seconds and hours.
+    """
     person_id = person.pk if isinstance(person, Person) else person
     if isinstance(person_id, OuterRef):
         # The role subquery sits one level below the opportunities: reach through them.
         person_id = OuterRef(person_id)
     # django-stubs types a lookup value as a plain id; an OuterRef is what a subquery needs.
-    live_role = ContactRole.objects.filter(opportunity=OuterRef("pk"), is_deleted=False, person_id=person_id)  # type: ignore[misc]
-    return Opportunity.live.filter(Exists(live_role))
+    role_opportunities = ContactRole.objects.filter(is_deleted=False, person_id=person_id).values(  # type: ignore[misc]
+        "opportunity_id"
+    )
+    return Opportunity.live.filter(pk__in=role_opportunities)
 
 
 @dataclass(frozen=True)
