@@ -83,23 +83,28 @@ def person_opportunity_roles(
     )
 
 
-def person_live_opportunities(person: Person | int | OuterRef) -> QuerySet[Opportunity]:
-    """A person's distinct live opportunities: live, and linked to the person through at least one
-    live contact role. Two roles on one opportunity count it once (product.md §3, aggregates).
+def person_roles_one_per_opportunity(person: Person | int | OuterRef) -> QuerySet[ContactRole]:
+    """One live role for each of a person's distinct live opportunities (the role with the lowest
+    id), so totals count an opportunity once however many roles the person has on it
+    (product.md §3, aggregates).
 
-    Written as `id IN (the person's role opportunity ids)` so the database starts from the
-    person's few roles (an index on person) instead of testing every opportunity: as a
-    per-person subquery over a million people that is the difference between seconds and hours.
+    It starts from the person's few roles (an index on person) and reaches each opportunity by
+    its key: as a per-person subquery over a million people this stays cheap, where testing every
+    opportunity for a link to the person does not.
     """
     person_id = person.pk if isinstance(person, Person) else person
-    if isinstance(person_id, OuterRef):
-        # The role subquery sits one level below the opportunities: reach through them.
-        person_id = OuterRef(person_id)
-    # django-stubs types a lookup value as a plain id; an OuterRef is what a subquery needs.
-    role_opportunities = ContactRole.objects.filter(is_deleted=False, person_id=person_id).values(  # type: ignore[misc]
-        "opportunity_id"
+    earlier_role = ContactRole.objects.filter(
+        person_id=OuterRef("person_id"),
+        opportunity_id=OuterRef("opportunity_id"),
+        is_deleted=False,
+        pk__lt=OuterRef("pk"),
     )
-    return Opportunity.live.filter(pk__in=role_opportunities)
+    # django-stubs types a lookup value as a plain id; an OuterRef is what a subquery needs.
+    return ContactRole.objects.filter(
+        person_id=person_id,  # type: ignore[misc]
+        is_deleted=False,
+        opportunity__is_deleted=False,
+    ).filter(~Exists(earlier_role))
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def person_opportunity_totals(person: Person) -> OpportunityTotals:
 
     A missing amount adds nothing; a person without opportunities has zeros.
     """
-    totals = person_live_opportunities(person).aggregate(
+    totals = person_roles_one_per_opportunity(person).aggregate(
         **{name: aggregate() for name, (aggregate, _money) in OPPORTUNITY_TOTALS.items()}
     )
     return OpportunityTotals(
@@ -132,9 +137,9 @@ def person_opportunity_totals(person: Person) -> OpportunityTotals:
 # The three totals as (aggregate, type): one table for the Opportunity Info tab and the smart-list
 # aggregate filters, so both always show the same numbers.
 OPPORTUNITY_TOTALS: dict[str, tuple[Callable[[], Aggregate], bool]] = {
-    "total_opty_amount": (lambda: Sum("amount"), True),
-    "number_of_optys": (lambda: Count("pk"), False),
-    "total_opty_expected_revenue": (lambda: Sum("expected_revenue"), True),
+    "total_opty_amount": (lambda: Sum("opportunity__amount"), True),
+    "number_of_optys": (lambda: Count("opportunity_id"), False),
+    "total_opty_expected_revenue": (lambda: Sum("opportunity__expected_revenue"), True),
 }
 
 
@@ -143,12 +148,13 @@ def person_opportunity_total(
 ) -> Coalesce:
     """One total of OPPORTUNITY_TOTALS as a subquery expression, for annotating or filtering a
     `QuerySet[Person]` (`person` is usually `OuterRef("pk")`); `condition` narrows the person's
-    live opportunities (e.g. won ones only). No opportunity gives 0."""
+    live opportunities (e.g. won ones only) through `opportunity__...` lookups. No opportunity
+    gives 0."""
     aggregate, money = OPPORTUNITY_TOTALS[name]
-    opportunities = person_live_opportunities(person)
+    roles = person_roles_one_per_opportunity(person)
     if condition is not None:
-        opportunities = opportunities.filter(condition)
-    subquery = opportunities.order_by().values("is_deleted").annotate(value=aggregate()).values("value")[:1]
+        roles = roles.filter(condition)
+    subquery = roles.order_by().values("person_id").annotate(value=aggregate()).values("value")[:1]
     zero = Value(Decimal(0) if money else 0)
     return Coalesce(Subquery(subquery), zero, output_field=_MONEY if money else IntegerField())
 

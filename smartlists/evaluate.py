@@ -335,7 +335,7 @@ def activity_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QueryS
 def aggregate_expression(item: CheckedFilter, person: Any, clock: Clock) -> Any:
     extra = Q()
     for constraint in item.constraints:
-        extra &= _constraint_q(constraint, opportunity_prefix="", clock=clock)
+        extra &= _constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock)
     return person_opportunity_total(item.spec.aggregate, person, condition=extra)
 
 
