@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
-from oppsync_site.admin_filters import DateRangeFilter, PicklistFilter
+from oppsync_site.admin_filters import DateRangeFilter, picklist_filter
 from oppsync_site.admin_mixins import SyncedReadOnlyAdmin
 from oppsync_site.admin_pages import activity_rows, admin_page_context, display_value, paginate
 from oppsync_site.middleware import money_text
@@ -26,33 +26,10 @@ from .models import (
 )
 from .selectors import active_custom_fields, field_labels, opportunity_activities, opportunity_contact_roles
 
-
-class StageFilter(PicklistFilter):
-    title = "stage"
-    parameter_name = "stage_name"
-    sobjects = ("Opportunity",)
-    api_name = "StageName"
-
-
-class OpportunityLeadSourceFilter(PicklistFilter):
-    title = "lead source"
-    parameter_name = "lead_source"
-    sobjects = ("Opportunity",)
-    api_name = "LeadSource"
-
-
-class OpportunityTypeFilter(PicklistFilter):
-    title = "type"
-    parameter_name = "type"
-    sobjects = ("Opportunity",)
-    api_name = "Type"
-
-
-class ContactRoleRoleFilter(PicklistFilter):
-    title = "role"
-    parameter_name = "role"
-    sobjects = ("OpportunityContactRole",)
-    api_name = "Role"
+StageFilter = picklist_filter("stage", "stage_name", ("Opportunity",), "StageName")
+OpportunityLeadSourceFilter = picklist_filter("lead source", "lead_source", ("Opportunity",), "LeadSource")
+OpportunityTypeFilter = picklist_filter("type", "type", ("Opportunity",), "Type")
+ContactRoleRoleFilter = picklist_filter("role", "role", ("OpportunityContactRole",), "Role")
 
 
 @admin.register(Opportunity)

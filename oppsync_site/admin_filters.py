@@ -50,6 +50,17 @@ class PicklistFilter(admin.SimpleListFilter):
         return queryset.filter(**{str(self.field_name or self.parameter_name): value})
 
 
+def picklist_filter(
+    title: str, parameter: str, sobjects: tuple[str, ...], api_name: str
+) -> type[PicklistFilter]:
+    """A list filter over one Salesforce picklist, e.g. the Opportunity stage."""
+    return type(
+        f"{api_name}PicklistFilter",
+        (PicklistFilter,),
+        {"title": title, "parameter_name": parameter, "sobjects": sobjects, "api_name": api_name},
+    )
+
+
 class DateRangeFilter(admin.FieldListFilter):
     """`field__gte` / `field__lte` as two date inputs, days in the subscription's time zone."""
 

@@ -21,10 +21,11 @@ DEFAULT_LOCALE = "en_US"
 
 @dataclass(frozen=True)
 class Presentation:
-    """How this request shows money: the subscription's currency in the reader's locale."""
+    """How this request shows things: the subscription's currency and time zone, the reader's locale."""
 
     currency: str = "USD"
     locale: str = DEFAULT_LOCALE
+    time_zone: str = "UTC"
 
 
 # Per request (and per thread or task): admin list columns have no request to read it from.
@@ -57,7 +58,7 @@ def babel_locale_from_request(request: HttpRequest) -> str:
 
 class SubscriptionContextMiddleware:
     """Activate the subscription's time zone for the request, so every page and every API date
-    shows in it, and remember the reader's locale for money formatting.
+    shows in it, and remember the reader's locale for money and numbers (`current_presentation`).
 
     One small query per request (the settings row): a change in the settings shows on the very
     next page, in every process, without cache invalidation.
@@ -69,9 +70,12 @@ class SubscriptionContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         subscription = SubscriptionSettings.load()
         request.subscription = subscription  # type: ignore[attr-defined]  # read by templates and views
-        request.babel_locale = babel_locale_from_request(request)  # type: ignore[attr-defined]
         timezone.activate(zone(subscription.time_zone))
-        token = current_presentation.set(Presentation(subscription.default_currency, request.babel_locale))  # type: ignore[attr-defined]
+        token = current_presentation.set(
+            Presentation(
+                subscription.default_currency, babel_locale_from_request(request), subscription.time_zone
+            )
+        )
         try:
             return self.get_response(request)
         finally:

@@ -19,7 +19,7 @@ from opportunities.selectors import (
     person_opportunity_roles,
     person_opportunity_totals,
 )
-from oppsync_site.admin_filters import PicklistFilter
+from oppsync_site.admin_filters import picklist_filter
 from oppsync_site.admin_mixins import SyncedReadOnlyAdmin
 from oppsync_site.admin_pages import activity_filters_from, activity_rows, admin_page_context, paginate
 
@@ -28,11 +28,7 @@ from .models import Person
 PERSON_TABS = {"info": "Info", "opportunities": "Opportunity Info", "activity": "Activity Log"}
 
 
-class PersonLeadSourceFilter(PicklistFilter):
-    title = "lead source"
-    parameter_name = "lead_source"
-    sobjects = ("Contact", "Lead")
-    api_name = "LeadSource"
+PersonLeadSourceFilter = picklist_filter("lead source", "lead_source", ("Contact", "Lead"), "LeadSource")
 
 
 @admin.register(Person)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,6 +60,7 @@ from django.utils import timezone
 
 from opportunities.models import Activity, ContactRole
 from opportunities.selectors import person_opportunity_total
+from oppsync_site.middleware import current_presentation
 from oppsync_site.models import SubscriptionSettings
 from oppsync_site.timezones import zone
 from people.models import Person
@@ -102,7 +105,10 @@ class Clock:
 
     @classmethod
     def current(cls, now: dt.datetime | None = None) -> Clock:
-        return cls(now or timezone.now(), zone(SubscriptionSettings.load().time_zone))
+        # In a request the middleware has read the settings already; elsewhere (tasks) read them.
+        presentation = current_presentation.get()
+        name = presentation.time_zone if presentation else SubscriptionSettings.load().time_zone
+        return cls(now or timezone.now(), zone(name))
 
     @property
     def today(self) -> dt.date:
@@ -180,10 +186,8 @@ def value_expression(cf: ConstraintField, prefix: str = "") -> Any:
 
 
 def _either(conditions: list[Q]) -> Q:
-    combined = Q(pk__in=[])
-    for condition in conditions:
-        combined |= condition
-    return combined
+    """OR of one or more conditions (validation guarantees at least one value)."""
+    return functools.reduce(operator.or_, conditions)
 
 
 def _number(value: Any) -> Any:

@@ -14,14 +14,14 @@ from django import template
 from django.http import QueryDict
 from django.utils.html import format_html
 
-from oppsync_site.middleware import DEFAULT_LOCALE, money_text
+from oppsync_site.middleware import DEFAULT_LOCALE, current_presentation, money_text
 
 register = template.Library()
 
 
-def _locale(context: template.Context) -> str:
-    request = context.get("request")
-    return getattr(request, "babel_locale", DEFAULT_LOCALE)
+def _locale() -> str:
+    presentation = current_presentation.get()
+    return presentation.locale if presentation else DEFAULT_LOCALE
 
 
 @register.simple_tag
@@ -30,19 +30,19 @@ def money(value: Decimal | float | int | None) -> str:
     return money_text(value)
 
 
-@register.simple_tag(takes_context=True)
-def number(context: template.Context, value: Decimal | float | int | None) -> str:
+@register.simple_tag
+def number(value: Decimal | float | int | None) -> str:
     if value is None or value == "":
         return ""
-    return format_decimal(value, locale=_locale(context))
+    return format_decimal(value, locale=_locale())
 
 
-@register.simple_tag(takes_context=True)
-def percent(context: template.Context, value: Decimal | float | int | None) -> str:
+@register.simple_tag
+def percent(value: Decimal | float | int | None) -> str:
     """Salesforce percent fields hold 0-100."""
     if value is None or value == "":
         return ""
-    return format_percent(Decimal(value) / 100, locale=_locale(context))
+    return format_percent(Decimal(value) / 100, locale=_locale())
 
 
 @register.filter

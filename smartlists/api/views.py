@@ -98,8 +98,6 @@ def _evaluate(request: Request, definition: Any, *, saved: bool = True) -> Evalu
         raise ValidationError(error.errors) from error
     except SmartListCycleError as error:
         raise ValidationError({"filters": [str(error)]}) from error
-    except InactiveFields:
-        raise
     except InactiveFieldsError as error:
         if not saved:
             raise ValidationError({where: [message] for where, message in error.locations.items()}) from error
