@@ -127,6 +127,53 @@ class ContactRole(models.Model):
         return f"{self.role or 'Contact role'} {self.sf_id}"
 
 
+class PersonOpportunityTotals(models.Model):
+    """Per-person totals over the person's live opportunities (one live role per opportunity), kept
+    current by the sync in the same transaction that changes roles or opportunities.
+
+    The aggregate smart-list filters (Total Opty Amount, Number of Optys, Total Opty Expected
+    Revenue) compare these indexed columns instead of aggregating millions of roles per query, for
+    all opportunities and for the two subsets marketers ask for most: open and won ones. A person
+    without a live opportunity has no row; their totals are zero. `opportunities.totals` computes
+    and refreshes them; `manage.py rebuild_opportunity_totals` recomputes every row.
+    """
+
+    person = models.OneToOneField(
+        Person, primary_key=True, on_delete=models.CASCADE, related_name="opportunity_totals"
+    )
+    number_of_optys = models.IntegerField(default=0)
+    total_opty_amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+    total_opty_expected_revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+    open_number_of_optys = models.IntegerField(default=0)
+    open_total_opty_amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+    open_total_opty_expected_revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+    won_number_of_optys = models.IntegerField(default=0)
+    won_total_opty_amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+    won_total_opty_expected_revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+
+    class Meta:
+        verbose_name_plural = "person opportunity totals"
+        indexes = [
+            models.Index(fields=[column], name=f"totals_{index}_idx")
+            for index, column in enumerate(
+                [
+                    "number_of_optys",
+                    "total_opty_amount",
+                    "total_opty_expected_revenue",
+                    "open_number_of_optys",
+                    "open_total_opty_amount",
+                    "open_total_opty_expected_revenue",
+                    "won_number_of_optys",
+                    "won_total_opty_amount",
+                    "won_total_opty_expected_revenue",
+                ]
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Opportunity totals of person {self.person_id}"
+
+
 class FieldDefinition(models.Model):
     """One field of a Salesforce object as the integration user's describe shows it.
 

@@ -58,8 +58,9 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from opportunities.models import Activity, ContactRole
+from opportunities.models import Activity, ContactRole, PersonOpportunityTotals
 from opportunities.selectors import person_opportunity_total
+from opportunities.totals import totals_column
 from oppsync_site.middleware import current_presentation
 from oppsync_site.models import SubscriptionSettings
 from oppsync_site.timezones import zone
@@ -310,8 +311,10 @@ def _constraint_q(constraint: Constraint, *, opportunity_prefix: str, clock: Clo
 
 
 def role_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QuerySet[ContactRole]:
-    """Has Opportunity: the person's live roles on live opportunities that meet every constraint."""
-    roles = ContactRole.objects.filter(person=person, is_deleted=False, opportunity__is_deleted=False)
+    """Has Opportunity: the person's live roles on live opportunities that meet every constraint
+    (everyone's when `person` is None)."""
+    roles = ContactRole.objects.filter(is_deleted=False, opportunity__is_deleted=False)
+    roles = roles.filter(person__isnull=False) if person is None else roles.filter(person=person)
     for constraint in item.constraints:
         roles = roles.filter(_constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock))
     return roles
@@ -336,6 +339,43 @@ def activity_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QueryS
     return activities
 
 
+def _zero_matches(op: str, value: Any) -> bool:
+    """Whether a total of zero (a person without opportunities) satisfies the operator."""
+    if op in ("is_empty", "is_not_empty"):
+        return op == "is_not_empty"  # a total is never empty; no opportunity gives 0
+    zero = Decimal(0)
+    if op in ("is", "is_not"):
+        among = any(Decimal(str(v)) == zero for v in value)
+        return among if op == "is" else not among
+    if op == "between":
+        return Decimal(str(value[0])) <= zero <= Decimal(str(value[1]))
+    limit = Decimal(str(value))
+    compare: dict[str, Callable[[Decimal, Decimal], bool]] = {
+        "greater_than": operator.gt,
+        "less_than": operator.lt,
+        "at_least": operator.ge,
+        "at_most": operator.le,
+    }
+    return compare[op](zero, limit)
+
+
+def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
+    """An aggregate filter as a comparison of the sync-maintained totals column that holds it
+    (`PersonOpportunityTotals`): an index lookup instead of aggregating every person's roles. None
+    when its constraints select a subset no column holds; then the total is computed."""
+    column = totals_column(item.spec.aggregate, [(c.field.field, c.operator) for c in item.constraints])
+    if column is None:
+        return None
+    kind: FieldType = item.spec.value_type or "number"
+    rows = PersonOpportunityTotals.objects.filter(
+        condition(F(column), kind, item.operator, item.value, clock)
+    )
+    matched = Q(pk__in=rows.values("person_id"))
+    if _zero_matches(item.operator, item.value):  # people without a row have all-zero totals
+        matched |= ~Q(pk__in=PersonOpportunityTotals.objects.values("person_id"))
+    return matched
+
+
 def aggregate_expression(item: CheckedFilter, person: Any, clock: Clock) -> Any:
     extra = Q()
     for constraint in item.constraints:
@@ -353,7 +393,9 @@ def _activity_count(item: CheckedFilter, clock: Clock) -> Any:
 def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], QuerySet[Person]]) -> Q:
     spec = item.spec
     if spec.kind == "opportunity":
-        return Q(Exists(role_witnesses(item, OuterRef("pk"), clock)))
+        # A set of people rather than a per-person EXISTS: both databases compute it once and
+        # probe it per person, instead of running the role lookup a million times.
+        return Q(pk__in=role_witnesses(item, None, clock).values("person_id"))
     if spec.kind == "activity":
         times = _min_times(item)
         if times > 1:
@@ -362,6 +404,9 @@ def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], Qu
             matched = Q(Exists(activity_witnesses(item, OuterRef("pk"), clock)))
         return ~matched if spec.negated else matched
     if spec.kind == "aggregate":
+        stored = stored_total_q(item, clock)
+        if stored is not None:
+            return stored
         expression = aggregate_expression(item, OuterRef("pk"), clock)
         kind: FieldType = spec.value_type or "number"
         return condition(expression, kind, item.operator, item.value, clock)

@@ -26,6 +26,7 @@ from people.models import Person
 
 from ..models import Activity, ActivityType, ContactRole, Opportunity, SyncCycle
 from ..salesforce.records import FieldInfo, json_value, parse_value
+from ..totals import people_of_opportunities, refresh_person_totals
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,12 @@ def opportunities_apply(
         activities = _opportunity_activities(changed, ctx)
         activities += _link_roles_to_new_opportunities(to_create, ctx)
         Activity.objects.bulk_create(activities, batch_size=1000)
+        touched = [c[0].pk for c in changed]
+        if to_create:
+            touched += Opportunity.objects.filter(sf_id__in=[o.sf_id for o in to_create]).values_list(
+                "pk", flat=True
+            )
+        refresh_person_totals(people_of_opportunities(touched))
 
 
 def _opportunity_changes(
@@ -386,6 +393,7 @@ def contact_roles_apply(
         to_update: list[ContactRole] = []
         activities: list[Activity] = []
         added: list[str] = []  # new linked roles: their Added activities are written in one statement
+        touched_people: set[int | None] = set()
         stamps = {sf_id: r.system_modstamp for sf_id, r in existing.items()}
         for sf_id, parsed, column_values, custom in _incoming(
             parsed_by_id, stamps.get, ROLE_COLUMNS, ContactRole, ctx
@@ -408,6 +416,7 @@ def contact_roles_apply(
             if role is None:
                 role = ContactRole(sf_id=sf_id, **values)
                 to_create.append(role)
+                touched_people.add(role.person_id)
                 ctx.counters.created += 1
                 if _linked(role, live_opportunity_ids):
                     added.append(sf_id)
@@ -423,6 +432,7 @@ def contact_roles_apply(
             for name, value in values.items():
                 setattr(role, name, value)
             to_update.append(role)
+            touched_people.update((before.person_id, role.person_id))
             was_linked, is_linked = _linked(before, live_opportunity_ids), _linked(role, live_opportunity_ids)
             moved = (before.person_id, before.opportunity_id) != (role.person_id, role.opportunity_id)
             if was_linked and (not is_linked or moved):
@@ -454,6 +464,7 @@ def contact_roles_apply(
             batch_size=500,
         )
         Activity.objects.bulk_create(activities, batch_size=1000)
+        refresh_person_totals(touched_people)
 
 
 def _added_activities_insert(role_sf_ids: list[str], ctx: ApplyContext) -> None:
@@ -494,6 +505,7 @@ def contact_roles_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at
         ]
         ContactRole.objects.filter(pk__in=[r.pk for r in roles]).update(is_deleted=True)
         Activity.objects.bulk_create(activities, batch_size=1000)
+        refresh_person_totals(r.person_id for r in roles)
         ctx.counters.deleted += len(roles)
 
 
@@ -509,6 +521,7 @@ def opportunities_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at
         ]
         Opportunity.objects.filter(pk__in=[o.pk for o in opportunities]).update(is_deleted=True)
         Activity.objects.bulk_create(activities, batch_size=1000)
+        refresh_person_totals(people_of_opportunities(o.pk for o in opportunities))
         ctx.counters.deleted += len(opportunities)
 
 
@@ -593,6 +606,7 @@ def _link_roles_to_new_people(contact_ids: list[str], ctx: ApplyContext) -> list
             occurred_at = role.system_modstamp or role.opportunity.system_modstamp or dt.datetime.now(dt.UTC)
             activities.append(_role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
     ContactRole.objects.bulk_update(waiting, ["person"], batch_size=500)
+    refresh_person_totals(role.person_id for role in waiting)
     return activities
 
 
@@ -689,6 +703,7 @@ def people_flag_deleted(
 
 
 # --- Back-fill of fields that appeared ------------------------------------------------------------------
+@transaction.atomic
 def values_backfill(sobject: str, records: list[dict[str, Any]], fields: dict[str, FieldInfo]) -> int:
     """New fields' values for existing rows, without touching SystemModstamp or recording activities
     (the values did not change in Salesforce; they became visible)."""
@@ -720,6 +735,8 @@ def values_backfill(sobject: str, records: list[dict[str, Any]], fields: dict[st
             else:
                 row.custom_fields = {**row.custom_fields, name: json_value(value)}
     model.objects.bulk_update(rows, [*changed_columns, "custom_fields"], batch_size=500)  # type: ignore[attr-defined]
+    if model is Opportunity:  # a field that became visible may be Amount: totals follow
+        refresh_person_totals(people_of_opportunities(row.pk for row in rows))
     return len(rows)
 
 

@@ -148,6 +148,7 @@ def assert_database_equals_org(org) -> None:
             }
             assert not differences, f"{sobject} {record_id} differs (org, OppSync): {differences}"
     assert checksum(expected) == checksum(actual)
+    assert_totals_current()
 
 
 def activity_keys() -> list[tuple]:
@@ -165,3 +166,44 @@ def activity_keys() -> list[tuple]:
         )
         for a in Activity.objects.select_related("person", "opportunity")
     )
+
+
+def expected_opportunity_totals() -> dict[int, tuple[Any, ...]]:
+    """Every person's totals recomputed in Python from the roles and opportunities, as
+    PersonOpportunityTotals rows: (count, amount, expected revenue) for all, open and won ones."""
+    live = {o.pk: o for o in Opportunity.objects.filter(is_deleted=False)}
+    pairs = {
+        (role.person_id, role.opportunity_id)
+        for role in ContactRole.objects.filter(is_deleted=False, person__isnull=False)
+        if role.opportunity_id in live
+    }
+    totals: dict[int, list[Any]] = {}
+    for person_id, opportunity_id in pairs:
+        assert person_id is not None
+        opportunity = live[opportunity_id]
+        row = totals.setdefault(person_id, [0, Decimal(0), Decimal(0)] * 3)
+        for offset, selected in ((0, True), (3, not opportunity.is_closed), (6, opportunity.is_won)):
+            if selected:
+                row[offset] += 1
+                row[offset + 1] += opportunity.amount or 0
+                row[offset + 2] += opportunity.expected_revenue or 0
+    return {person_id: tuple(row) for person_id, row in totals.items()}
+
+
+def stored_opportunity_totals() -> dict[int, tuple[Any, ...]]:
+    from opportunities.models import PersonOpportunityTotals
+
+    prefixes = ("", "open_", "won_")
+    names = [
+        f"{p}{t}"
+        for p in prefixes
+        for t in ("number_of_optys", "total_opty_amount", "total_opty_expected_revenue")
+    ]
+    return {
+        row[0]: tuple(row[1:]) for row in PersonOpportunityTotals.objects.values_list("person_id", *names)
+    }
+
+
+def assert_totals_current() -> None:
+    """The sync-maintained totals equal a recomputation from scratch."""
+    assert stored_opportunity_totals() == expected_opportunity_totals()

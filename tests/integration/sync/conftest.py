@@ -7,6 +7,8 @@ from salesforce_emulator.control import EmulatorProcess
 from tests.integration.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.processes import free_port
 
+from .checks import assert_totals_current
+
 
 @pytest.fixture
 def org(tmp_path):
@@ -37,3 +39,12 @@ def synced_settings(settings, org):
     service._clients.clear()
     yield settings
     service._clients.clear()
+
+
+@pytest.fixture(autouse=True)
+def totals_stay_current(request):
+    """After every sync test, whatever the cycles did, the per-person totals the smart lists
+    compare equal a recomputation from the roles and opportunities."""
+    yield
+    if request.node.get_closest_marker("django_db"):
+        assert_totals_current()

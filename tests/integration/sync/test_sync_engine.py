@@ -20,7 +20,7 @@ from opportunities.models import (
 )
 from opportunities.sync.service import sync_cycle_run
 from people.models import Person
-from tests.integration.sync.checks import activity_keys, assert_database_equals_org
+from tests.integration.sync.checks import activity_keys, assert_database_equals_org, assert_totals_current
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -204,6 +204,7 @@ def test_deleting_an_opportunity_removes_its_people_and_undelete_adds_them_back(
     assert Opportunity.objects.get(sf_id=deal).is_deleted
     assert not Opportunity.live.filter(sf_id=deal).exists()
     assert Activity.objects.filter(activity_type=ActivityType.REMOVED_FROM_OPPORTUNITY).count() == 1
+    assert_totals_current()  # the person has no opportunity left, so no totals row
     org.undelete("Opportunity", deal)
     ok_cycle()
     assert (
@@ -320,3 +321,44 @@ def test_an_unreachable_host_fails_the_cycle_cleanly(org, synced_settings):
     assert cycle.status == SyncStatus.FAILED
     assert "Cannot reach" in cycle.error_message
     assert Opportunity.objects.count() == 0
+
+
+def test_aggregate_smart_lists_follow_amount_and_stage_changes_synced_from_salesforce(org, synced_settings):
+    """The totals the aggregate filters compare are kept by the sync: an opportunity that is won,
+    grows, or loses a person moves its people in and out of the lists, cycle by cycle."""
+    from smartlists.evaluate import evaluate
+
+    won_over_50k = {
+        "logic": "all",
+        "filters": [
+            {
+                "filter": "total_opty_amount",
+                "operator": "greater_than",
+                "value": 50000,
+                "constraints": [{"field": "IsWon", "operator": "is_true"}],
+            }
+        ],
+    }
+    without_optys = {
+        "logic": "all",
+        "filters": [{"filter": "number_of_optys", "operator": "is", "value": [0]}],
+    }
+
+    def members(definition: dict) -> set[str | None]:
+        return set(evaluate(definition).people.values_list("sf_contact_id", flat=True))
+
+    ann, bob = org.create("Contact", {"LastName": "Ann"}, {"LastName": "Bob"})
+    [deal] = org.create(
+        "Opportunity", {"Name": "Big", "StageName": "Prospecting", "CloseDate": "2031-01-01", "Amount": 40000}
+    )
+    [ann_role] = org.create("OpportunityContactRole", {"OpportunityId": deal, "ContactId": ann})
+    ok_cycle()
+    assert members(won_over_50k) == set() and members(without_optys) == {bob}
+    org.update("Opportunity", {"Id": deal, "StageName": "Closed Won", "Amount": 60000})
+    ok_cycle()
+    assert members(won_over_50k) == {ann}
+    assert_totals_current()
+    org.update("OpportunityContactRole", {"Id": ann_role, "ContactId": bob})  # the role moves to Bob
+    ok_cycle()
+    assert members(won_over_50k) == {bob} and members(without_optys) == {ann}
+    assert_database_equals_org(org)
