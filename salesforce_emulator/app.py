@@ -66,6 +66,8 @@ class InjectedError:
     message: str
     times: int
     path_contains: str = ""
+    # A composite subrequest's error (inside a 200 composite response) instead of the call's.
+    in_composite: bool = False
 
 
 @dataclass
@@ -81,9 +83,9 @@ class Faults:
     page_size: int | None = None
     bulk_in_progress_polls: int = 0
 
-    def take_error(self, path: str) -> InjectedError | None:
+    def take_error(self, path: str, *, in_composite: bool = False) -> InjectedError | None:
         for error in self.errors:
-            if error.times > 0 and error.path_contains in path:
+            if error.times > 0 and error.in_composite == in_composite and error.path_contains in path:
                 error.times -= 1
                 return error
         return None
@@ -344,9 +346,9 @@ class Emulator:
         now = dt.datetime.now(dt.UTC)
         end = min(end, now.replace(second=0, microsecond=0))
         oldest = now - dt.timedelta(days=30 if kind == "updated" else 15)
-        if start >= end or (kind == "deleted" and end - start < dt.timedelta(minutes=1)):
+        if start >= end or (kind == "deleted" and end - start <= dt.timedelta(minutes=1)):
             raise SalesforceError(
-                400, "INVALID_REPLICATION_DATE", "start date must be at least one minute before end date"
+                400, "INVALID_REPLICATION_DATE", "start date must be more than one minute before end date"
             )
         if start < oldest:
             raise SalesforceError(
@@ -392,11 +394,17 @@ class Emulator:
         for sub in requests:
             url = urllib.parse.urlsplit(str(sub.get("url", "")))
             match = re.match(r"^/services/data/v(\d+\.\d+)/?(.*)$", url.path)
+            injected = self.faults.take_error(url.path + "?" + url.query, in_composite=True)
             if match is None:
                 status, sub_body, _ = (
                     404,
                     [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
                     {},
+                )
+            elif injected is not None:
+                status, sub_body = (
+                    injected.status,
+                    [{"message": injected.message, "errorCode": injected.error_code or "UNKNOWN_EXCEPTION"}],
                 )
             else:
                 params = dict(urllib.parse.parse_qsl(url.query))
@@ -663,6 +671,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
                     message=spec.get("message", ""),
                     times=int(spec.get("times", 1)),
                     path_contains=spec.get("path_contains", ""),
+                    in_composite=bool(spec.get("in_composite", False)),
                 )
             )
         if "slow" in body:
@@ -673,6 +682,9 @@ def control_routes(emulator: Emulator) -> list[Route]:
         if "drop_connection" in body:
             state.drop_times = int(body["drop_connection"].get("times", 1))
             state.drop_path_contains = body["drop_connection"].get("path_contains", "")
+        if "earliest_date_available" in body:
+            # As if the org had existed (and kept its recycle bin) since then.
+            store.meta_set("earliest_date_available", body["earliest_date_available"])
         if "query_timeout_days" in body:
             state.query_timeout_days = body["query_timeout_days"]
         if "page_size" in body:

@@ -492,14 +492,17 @@ def _added_activities_insert(role_sf_ids: list[str], ctx: ApplyContext) -> None:
         cursor.execute(sql, params)
 
 
-def contact_roles_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at: dt.datetime) -> None:
-    """Hard deletes found by getDeleted or reconciliation: the role is gone from Salesforce."""
+def contact_roles_delete(deleted_at: dict[str, dt.datetime], ctx: ApplyContext) -> None:
+    """Hard deletes found by getDeleted or reconciliation: the role is gone from Salesforce.
+    `deleted_at` maps each role's id to when it went."""
     with transaction.atomic():
         roles = list(
-            ContactRole.objects.filter(sf_id__in=list(sf_ids), is_deleted=False).select_related("opportunity")
+            ContactRole.objects.filter(sf_id__in=list(deleted_at), is_deleted=False).select_related(
+                "opportunity"
+            )
         )
         activities = [
-            _role_activity(ctx, role, ActivityType.REMOVED_FROM_OPPORTUNITY, deleted_at)
+            _role_activity(ctx, role, ActivityType.REMOVED_FROM_OPPORTUNITY, deleted_at[role.sf_id])
             for role in roles
             if role.person_id is not None and role.opportunity is not None and not role.opportunity.is_deleted
         ]
@@ -509,15 +512,19 @@ def contact_roles_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at
         ctx.counters.deleted += len(roles)
 
 
-def opportunities_delete(sf_ids: Iterable[str], ctx: ApplyContext, *, deleted_at: dt.datetime) -> None:
-    """Opportunities gone from Salesforce (purged, or no longer visible): their people are removed."""
+def opportunities_delete(deleted_at: dict[str, dt.datetime], ctx: ApplyContext) -> None:
+    """Opportunities gone from Salesforce (purged, or no longer visible): their people are removed,
+    each removal dated by when its opportunity went (`deleted_at` by Salesforce id)."""
     with transaction.atomic():
-        opportunities = list(Opportunity.objects.filter(sf_id__in=list(sf_ids), is_deleted=False))
+        opportunities = list(Opportunity.objects.filter(sf_id__in=list(deleted_at), is_deleted=False))
+        gone_at = {o.pk: deleted_at[o.sf_id] for o in opportunities}
         roles = ContactRole.objects.filter(
             opportunity__in=opportunities, is_deleted=False, person__isnull=False
         )
         activities = [
-            _role_activity(ctx, role, ActivityType.REMOVED_FROM_OPPORTUNITY, deleted_at) for role in roles
+            _role_activity(ctx, role, ActivityType.REMOVED_FROM_OPPORTUNITY, gone_at[role.opportunity_id])
+            for role in roles
+            if role.opportunity_id is not None
         ]
         Opportunity.objects.filter(pk__in=[o.pk for o in opportunities]).update(is_deleted=True)
         Activity.objects.bulk_create(activities, batch_size=1000)

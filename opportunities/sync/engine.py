@@ -232,7 +232,9 @@ class SyncEngine:
         for sobject in describe_due:
             self._describe_result(sobject, results[f"describe:{sobject}"], states[sobject], now, backfills)
 
-        needs_reconcile = reconcile
+        # Only the object whose deletes Salesforce could not list is reconciled for it: a refusal
+        # for Lead never re-reads two million roles.
+        needs_reconcile = set(SYNCED_OBJECTS) if reconcile else set()
         for sobject in SYNCED_OBJECTS:
             progress = self._start_object(cycle, sobject, windows[sobject], initial)
             state = states[sobject]
@@ -241,10 +243,10 @@ class SyncEngine:
             )
             if backfills.get(sobject):
                 self._backfill(sobject, backfills[sobject])
-            if sobject in deleted_windows:
-                needs_reconcile |= self._deleted_result(
-                    sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
-                )
+            if sobject in deleted_windows and self._deleted_result(
+                sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
+            ):
+                needs_reconcile.add(sobject)
             if state.initial_load_completed_at is None:
                 state.initial_load_completed_at = timezone.now()
                 state.last_reconciled_at = now  # a first load reads everything there is
@@ -255,7 +257,7 @@ class SyncEngine:
         due = [
             s
             for s in SYNCED_OBJECTS
-            if needs_reconcile
+            if s in needs_reconcile
             or (
                 states[s].last_reconciled_at is not None
                 and _older_than(states[s].last_reconciled_at, now, reconcile_interval)
@@ -411,7 +413,10 @@ class SyncEngine:
     def _deleted_windows(
         self, states: dict[str, SyncState], now: dt.datetime
     ) -> dict[str, tuple[dt.datetime, dt.datetime]]:
-        interval = dt.timedelta(seconds=max(settings.SALESFORCE_DELETED_INTERVAL, 60))
+        # getDeleted refuses a window of one minute or less (INVALID_REPLICATION_DATE): the
+        # minute-aligned window must span at least two minutes.
+        shortest = dt.timedelta(minutes=2)
+        interval = max(dt.timedelta(seconds=settings.SALESFORCE_DELETED_INTERVAL), shortest)
         end = minute_floor(now)
         windows = {}
         for sobject, state in states.items():
@@ -462,23 +467,24 @@ class SyncEngine:
         }[sobject]
         when = dict(deleted)
         stored = dict(model.objects.filter(**{f"{key}__in": list(when)}).values_list(key, stamp))  # type: ignore[attr-defined]  # each has objects
-        gone = [i for i, d in when.items() if i in stored and (stored[i] is None or stored[i] <= d)]
-        self._mark_gone(sobject, gone, context, deleted_at=max(when.values()))
+        gone = {i: d for i, d in when.items() if i in stored and (stored[i] is None or stored[i] <= d)}
+        self._mark_gone(sobject, gone, context)  # each removal is dated by its own deletedDate
 
     def _mark_gone(
-        self, sobject: str, ids: Iterable[str], context: apply.ApplyContext, *, deleted_at: dt.datetime
+        self, sobject: str, deleted_at: dict[str, dt.datetime], context: apply.ApplyContext
     ) -> None:
-        ids = list(ids)
-        if not ids:
+        """Rows gone from Salesforce, each with when it went (its deletedDate, or now when a
+        reconcile found it missing)."""
+        if not deleted_at:
             return
         if sobject == "Opportunity":
-            apply.opportunities_delete(ids, context, deleted_at=deleted_at)
+            apply.opportunities_delete(deleted_at, context)
         elif sobject == "OpportunityContactRole":
-            apply.contact_roles_delete(ids, context, deleted_at=deleted_at)
+            apply.contact_roles_delete(deleted_at, context)
         elif sobject == "Contact":
-            apply.people_flag_deleted(contact_ids=ids, ctx=context)
+            apply.people_flag_deleted(contact_ids=list(deleted_at), ctx=context)
         else:
-            apply.people_flag_deleted(lead_ids=ids, ctx=context)
+            apply.people_flag_deleted(lead_ids=list(deleted_at), ctx=context)
 
     def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
         """Compare ids: local rows Salesforce no longer has are gone (hard deletes, purges, lost
@@ -488,7 +494,8 @@ class SyncEngine:
             remote.update(r["Id"] for r in records)
             self.lock.renew()
         live, known = self._local_ids(sobject)
-        self._mark_gone(sobject, live - remote, progress.context, deleted_at=timezone.now())
+        found_missing = timezone.now()
+        self._mark_gone(sobject, dict.fromkeys(live - remote, found_missing), progress.context)
         # Ids go into SOQL literals: only well-formed Salesforce ids get there.
         missing = sorted(i for i in remote - live if SALESFORCE_ID.fullmatch(i))
         fields = active_fields(sobject)

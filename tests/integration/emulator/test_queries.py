@@ -264,3 +264,12 @@ def test_bulk2_refuses_compound_fields(sf):
             json={"operation": "query", "query": "SELECT Id, MailingAddress FROM Contact"},
         )
     assert "Selecting compound data not supported in Bulk Query" in error.value.content[0]["message"]
+
+
+def test_get_deleted_refuses_a_window_of_exactly_one_minute(sf):
+    """Salesforce documents that getDeleted's start must be *more than* one minute before end."""
+    start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=10)
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        sf.Contact.deleted(start, start + dt.timedelta(minutes=1))
+    assert error.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+    assert "deletedRecords" in sf.Contact.deleted(start, start + dt.timedelta(minutes=2))
