@@ -174,6 +174,22 @@ class PersonOpportunityTotals(models.Model):
         return f"Opportunity totals of person {self.person_id}"
 
 
+class SyncLease(models.Model):
+    """The one-cycle-at-a-time lease, in the database every worker shares (never a cache that may
+    evict it). `token` grows with every acquisition: a fencing token. Every write of a cycle
+    first renews the lease for its owner and token in the same transaction, so a worker that
+    lost the lease (paused past its expiry, partitioned) can no longer write anything.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    owner = models.CharField(max_length=64, blank=True)
+    token = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.owner or 'nobody'} (token {self.token})"
+
+
 class FieldDefinition(models.Model):
     """One field of a Salesforce object as the integration user's describe shows it.
 
@@ -255,6 +271,15 @@ class Activity(models.Model):
             models.Index(fields=["activity_type", "-occurred_at", "-id"], name="activity_type_newest_idx"),
             # The sync status page's latency chart reads the last day of recorded activities.
             models.Index(fields=["recorded_at"], name="activity_recorded_idx"),
+        ]
+        constraints = [
+            # The same change of the same contact role can be recorded once only, whatever two
+            # workers or a retried page do: inserts skip a row that exists (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["activity_type", "sf_contact_role_id", "field", "occurred_at"],
+                condition=~models.Q(sf_contact_role_id=""),
+                name="activity_once_per_change",
+            )
         ]
         verbose_name_plural = "activities"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 import requests
@@ -25,6 +26,9 @@ class SalesforceConfig:
     private_key_file: str = ""
     api_version: str = "59.0"
     ca_bundle: str = ""
+    # Seconds to connect, and to wait for the next bytes of a response: no call hangs forever.
+    connect_timeout: float = 10.0
+    read_timeout: float = 180.0
 
     @property
     def configured(self) -> bool:
@@ -42,6 +46,8 @@ class SalesforceConfig:
             private_key_file=settings.SALESFORCE_PRIVATE_KEY_FILE,
             api_version=settings.SALESFORCE_API_VERSION,
             ca_bundle=settings.SALESFORCE_CA_BUNDLE,
+            connect_timeout=settings.SALESFORCE_CONNECT_TIMEOUT,
+            read_timeout=settings.SALESFORCE_READ_TIMEOUT,
         )
 
 
@@ -51,10 +57,25 @@ class Token:
     instance_url: str
 
 
+class TimeoutSession(requests.Session):
+    """A session whose every request has a (connect, read) timeout unless the caller gives one:
+    simple-salesforce passes none, and requests waits forever by default."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
+
+
 def http_session(config: SalesforceConfig) -> requests.Session:
-    """A session that trusts `SALESFORCE_CA_BUNDLE` when set. `trust_env` is off because
-    REQUESTS_CA_BUNDLE would otherwise override `verify` (salesforce-api.md §0 item 9)."""
-    session = requests.Session()
+    """A session that trusts `SALESFORCE_CA_BUNDLE` when set, with timeouts on every call.
+    `trust_env` is off because REQUESTS_CA_BUNDLE would otherwise override `verify`
+    (salesforce-api.md §0 item 9)."""
+    session = TimeoutSession((config.connect_timeout, config.read_timeout))
     session.trust_env = False
     session.verify = config.ca_bundle or True
     return session
@@ -97,7 +118,7 @@ def token_request(config: SalesforceConfig, session: requests.Session) -> Token:
         auth = None
     url = f"{config.login_url}/services/oauth2/token"
     try:
-        response = session.post(url, data=form, auth=auth, timeout=30)
+        response = session.post(url, data=form, auth=auth)
     except requests.exceptions.SSLError as error:
         raise SalesforceAuthError(
             f"Cannot verify the TLS certificate of {config.login_url} (check SALESFORCE_CA_BUNDLE): {error}."

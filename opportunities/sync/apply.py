@@ -269,7 +269,7 @@ def opportunities_apply(
             Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
         activities = _opportunity_activities(changed, ctx)
         activities += _link_roles_to_new_opportunities(to_create, ctx)
-        Activity.objects.bulk_create(activities, batch_size=1000)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         touched = [c[0].pk for c in changed]
         if to_create:
             touched += Opportunity.objects.filter(sf_id__in=[o.sf_id for o in to_create]).values_list(
@@ -303,9 +303,11 @@ def _opportunity_activities(
         return []
     opportunity_ids = [c[0].pk for c in changed]
     roles_by_opportunity: dict[int, list[ContactRole]] = {}
+    # By Salesforce id: a person with two roles on the opportunity is always given the same one,
+    # so a change re-read by another worker has the same unique key.
     for role in ContactRole.objects.filter(
         opportunity_id__in=opportunity_ids, is_deleted=False, person__isnull=False
-    ):
+    ).order_by("sf_id"):
         assert role.opportunity_id is not None
         roles_by_opportunity.setdefault(role.opportunity_id, []).append(role)
     activities: list[Activity] = []
@@ -463,7 +465,7 @@ def contact_roles_apply(
             ],
             batch_size=500,
         )
-        Activity.objects.bulk_create(activities, batch_size=1000)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         refresh_person_totals(touched_people)
 
 
@@ -479,7 +481,9 @@ def _added_activities_insert(role_sf_ids: list[str], ctx: ApplyContext) -> None:
         f"INSERT INTO {activity} (person_id, opportunity_id, activity_type, occurred_at, recorded_at, "
         "sf_contact_role_id, role, is_primary, field, previous_value, new_value, is_initial_load, sync_cycle_id) "
         f"SELECT person_id, opportunity_id, %s, system_modstamp, %s, sf_id, role, is_primary, '', NULL, NULL, %s, %s "
-        f"FROM {role} WHERE sf_id IN ({marks}) ORDER BY id"
+        f"FROM {role} WHERE sf_id IN ({marks}) ORDER BY id "
+        # Recorded once, even if another worker recorded it first (the unique constraint).
+        "ON CONFLICT DO NOTHING"
     )
     params = [
         ActivityType.ADDED_TO_OPPORTUNITY.value,
@@ -507,7 +511,7 @@ def contact_roles_delete(deleted_at: dict[str, dt.datetime], ctx: ApplyContext) 
             if role.person_id is not None and role.opportunity is not None and not role.opportunity.is_deleted
         ]
         ContactRole.objects.filter(pk__in=[r.pk for r in roles]).update(is_deleted=True)
-        Activity.objects.bulk_create(activities, batch_size=1000)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         refresh_person_totals(r.person_id for r in roles)
         ctx.counters.deleted += len(roles)
 
@@ -527,7 +531,7 @@ def opportunities_delete(deleted_at: dict[str, dt.datetime], ctx: ApplyContext) 
             if role.opportunity_id is not None
         ]
         Opportunity.objects.filter(pk__in=[o.pk for o in opportunities]).update(is_deleted=True)
-        Activity.objects.bulk_create(activities, batch_size=1000)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         refresh_person_totals(people_of_opportunities(o.pk for o in opportunities))
         ctx.counters.deleted += len(opportunities)
 
@@ -586,7 +590,7 @@ def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], 
             batch_size=500,
         )
         activities = _link_roles_to_new_people([p.sf_contact_id for p in to_create if p.sf_contact_id], ctx)
-        Activity.objects.bulk_create(activities, batch_size=1000)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         for loser_id, master_id in merges:
             people_merge(loser_contact_id=loser_id, master_contact_id=master_id)
 

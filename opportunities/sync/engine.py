@@ -60,7 +60,7 @@ from ..salesforce.exceptions import (
 from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
 from . import apply
 from .fields import active_fields, field_definitions_sync, select_list
-from .lock import SyncLock
+from .lock import SyncLeaseLost, SyncLock
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,9 @@ class SyncEngine:
             cycle.status = SyncStatus.SUCCEEDED
         except SalesforceQuotaExceeded as error:
             cycle.status, cycle.error_message = SyncStatus.PAUSED, str(error)
+        except SyncLeaseLost as error:
+            cycle.status, cycle.error_message = SyncStatus.FAILED, str(error)
+            logger.warning("Sync cycle %s stopped: %s", cycle.pk, error)
         except SalesforceError as error:
             cycle.status, cycle.error_message = SyncStatus.FAILED, str(error)
             logger.warning("Sync cycle %s failed: %s", cycle.pk, error)
@@ -250,7 +253,8 @@ class SyncEngine:
             if state.initial_load_completed_at is None:
                 state.initial_load_completed_at = timezone.now()
                 state.last_reconciled_at = now  # a first load reads everything there is
-            state.save()
+            with self.lock.fenced():
+                state.save()
             self._finish_object(progress)
 
         reconcile_interval = dt.timedelta(seconds=settings.SALESFORCE_RECONCILE_INTERVAL)
@@ -270,7 +274,8 @@ class SyncEngine:
             progress = self._start_object(cycle, sobject, None, initial)
             self._reconcile(sobject, progress)
             states[sobject].last_reconciled_at = now
-            states[sobject].save(update_fields=["last_reconciled_at"])
+            with self.lock.fenced():
+                states[sobject].save(update_fields=["last_reconciled_at"])
             self._finish_object(progress)
 
     def _lower_bound(self, state: SyncState) -> dt.datetime:
@@ -287,16 +292,19 @@ class SyncEngine:
         backfills: dict[str, list[str]],
     ) -> None:
         result.raise_for_error()
-        appeared = field_definitions_sync(description_from_body(sobject, result.body), now=now)
-        state.last_describe_at = now
-        state.save(update_fields=["last_describe_at"])
+        with self.lock.fenced():
+            appeared = field_definitions_sync(description_from_body(sobject, result.body), now=now)
+            state.last_describe_at = now
+            state.save(update_fields=["last_describe_at"])
         if appeared and state.watermark is not None:
             backfills[sobject] = appeared
 
     def _describe_now(self, sobject: str, state: SyncState) -> list[str]:
-        appeared = field_definitions_sync(self.client.describe(sobject), now=timezone.now())
-        state.last_describe_at = timezone.now()
-        state.save(update_fields=["last_describe_at"])
+        description = self.client.describe(sobject)
+        with self.lock.fenced():
+            appeared = field_definitions_sync(description, now=timezone.now())
+            state.last_describe_at = timezone.now()
+            state.save(update_fields=["last_describe_at"])
         return appeared
 
     # --- windows ----------------------------------------------------------------------------------
@@ -331,7 +339,8 @@ class SyncEngine:
         else:
             self._apply_pages(sobject, page, fields, progress)
         state.watermark = upper
-        state.save(update_fields=["watermark"])
+        with self.lock.fenced():
+            state.save(update_fields=["watermark"])
 
     def _apply_pages(
         self, sobject: str, page: QueryPage, fields: dict[str, FieldInfo], progress: ObjectProgress
@@ -357,7 +366,8 @@ class SyncEngine:
             except SalesforceQueryTimeout:
                 self._split_window(sobject, part_lower, part_upper, state, progress)
             state.watermark = part_upper
-            state.save(update_fields=["watermark"])
+            with self.lock.fenced():
+                state.save(update_fields=["watermark"])
 
     def _bulk_window(
         self,
@@ -391,9 +401,9 @@ class SyncEngine:
         total: int,
     ) -> None:
         if records:
-            APPLIERS[sobject](records, fields, progress.context)
-            self._save_progress(progress, total)
-        self.lock.renew()
+            with self.lock.fenced():
+                APPLIERS[sobject](records, fields, progress.context)
+                self._save_progress(progress, total)
         if self.progress and records:
             self.progress(sobject, len(records), total)
 
@@ -407,8 +417,8 @@ class SyncEngine:
             return
         soql = f"SELECT {', '.join(select_list(sobject, fields, only=names))} FROM {sobject}"
         for records in self.client.query_all(soql):
-            apply.values_backfill(sobject, records, fields)
-            self.lock.renew()
+            with self.lock.fenced():
+                apply.values_backfill(sobject, records, fields)
 
     def _deleted_windows(
         self, states: dict[str, SyncState], now: dt.datetime
@@ -477,14 +487,15 @@ class SyncEngine:
         reconcile found it missing)."""
         if not deleted_at:
             return
-        if sobject == "Opportunity":
-            apply.opportunities_delete(deleted_at, context)
-        elif sobject == "OpportunityContactRole":
-            apply.contact_roles_delete(deleted_at, context)
-        elif sobject == "Contact":
-            apply.people_flag_deleted(contact_ids=list(deleted_at), ctx=context)
-        else:
-            apply.people_flag_deleted(lead_ids=list(deleted_at), ctx=context)
+        with self.lock.fenced():
+            if sobject == "Opportunity":
+                apply.opportunities_delete(deleted_at, context)
+            elif sobject == "OpportunityContactRole":
+                apply.contact_roles_delete(deleted_at, context)
+            elif sobject == "Contact":
+                apply.people_flag_deleted(contact_ids=list(deleted_at), ctx=context)
+            else:
+                apply.people_flag_deleted(lead_ids=list(deleted_at), ctx=context)
 
     def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
         """Compare ids: local rows Salesforce no longer has are gone (hard deletes, purges, lost

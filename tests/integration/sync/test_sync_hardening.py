@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
-from opportunities.models import Activity, ActivityType, SyncCycle, SyncObjectRun, SyncState, SyncStatus
+from opportunities.models import (
+    Activity,
+    ActivityType,
+    Opportunity,
+    SyncCycle,
+    SyncLease,
+    SyncObjectRun,
+    SyncState,
+    SyncStatus,
+)
+from opportunities.salesforce.auth import SalesforceConfig
+from opportunities.salesforce.client import SalesforceClient
+from opportunities.sync import apply, service
+from opportunities.sync.engine import SyncEngine
+from opportunities.sync.lock import SyncLeaseLost, SyncLock
 from opportunities.sync.service import sync_cycle_run
-from tests.integration.sync.checks import assert_database_equals_org
+from tests.integration.sync.checks import activity_keys, assert_database_equals_org
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -84,3 +102,138 @@ def test_getdeleted_as_documented_each_hard_delete_keeps_its_own_deleted_date(or
     assert set(removed) == {ann, bob}
     assert dt.timedelta(seconds=100) <= removed[bob] - removed[ann] <= dt.timedelta(seconds=140)
     assert_database_equals_org(org)
+
+
+def _wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _a_backend_waits_for_a_lock() -> bool:
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_exactly_once_two_cycles_forced_to_overlap_record_each_activity_once(
+    org, synced_settings, monkeypatch
+):
+    """Cycle A stops in the middle of writing a changed opportunity (after reading what is stored)
+    for longer than its lease; cycle B starts meanwhile on the same window. Whatever the order the
+    database lets them finish in, every change is recorded once."""
+    synced_settings.SALESFORCE_SYNC_LOCK_SECONDS = 1
+    ann, bob = org.create("Contact", {"LastName": "Ann"}, {"LastName": "Bob"})
+    [deal] = org.create(
+        "Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    org.create(
+        "OpportunityContactRole",
+        {"OpportunityId": deal, "ContactId": ann},
+        {"OpportunityId": deal, "ContactId": bob},
+    )
+    ok_cycle()
+    org.update("Opportunity", {"Id": deal, "StageName": "Negotiation", "Amount": 5000})
+
+    paused, resume, b_started = threading.Event(), threading.Event(), threading.Event()
+    changes = apply._opportunity_changes
+
+    def pausing_changes(*args):
+        if threading.current_thread().name == "cycle-A" and not paused.is_set():
+            paused.set()
+            resume.wait(60)
+        return changes(*args)
+
+    monkeypatch.setattr(apply, "_opportunity_changes", pausing_changes)
+    cycles: dict[str, SyncCycle | None] = {}
+
+    def run(name: str) -> None:
+        try:
+            if name == "B":
+                b_started.set()
+            deadline = time.monotonic() + 60
+            cycle = None
+            while cycle is None and time.monotonic() < deadline:  # stands down while A holds it
+                cycle = SyncEngine(SalesforceClient(SalesforceConfig.from_settings())).run_cycle()
+                if cycle is None:
+                    time.sleep(0.05)
+            cycles[name] = cycle
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=run, args=("A",), name="cycle-A")
+    a.start()
+    assert paused.wait(60)
+    b = threading.Thread(target=run, args=("B",), name="cycle-B")
+    b.start()
+    # B either runs to its end (nothing stops it) or waits on A's open write; SQLite has one writer.
+    _wait_until(
+        lambda: (
+            not b.is_alive()
+            or _a_backend_waits_for_a_lock()
+            or (connection.vendor == "sqlite" and b_started.is_set())
+        )
+    )
+    resume.set()
+    a.join(90)
+    b.join(90)
+    assert not a.is_alive() and not b.is_alive()
+    assert any(c is not None and c.status == SyncStatus.SUCCEEDED for c in cycles.values())
+    keys = activity_keys()
+    assert len(keys) == len(set(keys)), "an activity was recorded twice"
+    updates = Activity.objects.filter(activity_type=ActivityType.OPPORTUNITY_UPDATED)
+    fields = {
+        p: sorted(updates.filter(person__sf_contact_id=p).values_list("field", flat=True)) for p in (ann, bob)
+    }
+    assert "StageName" in fields[ann] and fields[ann] == fields[bob]
+    ok_cycle()
+    assert_database_equals_org(org)
+
+
+def test_exactly_once_a_holder_that_lost_its_lease_writes_nothing(db, settings):
+    first = SyncLock(lease_seconds=0.2, heartbeat=False)
+    assert first.acquire()
+    _wait_until(lambda: SyncLease.objects.get().expires_at < timezone.now())
+    second = SyncLock(lease_seconds=60, heartbeat=False)
+    assert second.acquire() and second.token > first.token
+    with pytest.raises(SyncLeaseLost), first.fenced():
+        SyncState.objects.create(sobject="Opportunity")  # never committed
+    assert not SyncState.objects.exists()
+    first.release()  # cannot free the lease it lost
+    assert not SyncLock(heartbeat=False).acquire()
+    second.release()
+    assert SyncLock(heartbeat=False).acquire()
+
+
+def test_exactly_once_the_same_change_applied_by_two_workers_is_recorded_once(org, synced_settings):
+    """What two workers that both read the stored row before either wrote would do: apply the same
+    page twice from the same stored state. The unique key keeps the second record out."""
+    [ann] = org.create("Contact", {"LastName": "Ann"})
+    [deal] = org.create(
+        "Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    org.create("OpportunityContactRole", {"OpportunityId": deal, "ContactId": ann})
+    ok_cycle()
+    stored = Opportunity.objects.filter(sf_id=deal).values("stage_name", "system_modstamp").get()
+    org.update("Opportunity", {"Id": deal, "StageName": "Negotiation"})
+    ok_cycle()
+    Opportunity.objects.filter(sf_id=deal).update(**stored)  # the second worker's view of the row
+    ok_cycle(reconcile=False)
+    SyncState.objects.update(watermark=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    ok_cycle()
+    stage = Activity.objects.filter(activity_type=ActivityType.OPPORTUNITY_UPDATED, field="StageName")
+    assert stage.count() == 1
+
+
+def test_exactly_once_every_salesforce_call_has_a_timeout(org, synced_settings):
+    synced_settings.SALESFORCE_READ_TIMEOUT = 0.5
+    service._clients.clear()
+    org.faults(slow={"seconds": 3, "times": 1})
+    cycle = ok_cycle()  # the slow call timed out and was retried, instead of hanging
+    assert cycle.status == SyncStatus.SUCCEEDED
+    assert SalesforceConfig.from_settings().read_timeout == 0.5
