@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Count,
@@ -58,7 +59,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from opportunities.models import Activity, ContactRole, PersonOpportunityTotals
+from opportunities.models import Activity, ContactRole
 from opportunities.selectors import person_opportunity_total
 from opportunities.totals import totals_column
 from oppsync_site.middleware import current_presentation
@@ -361,18 +362,28 @@ def _zero_matches(op: str, value: Any) -> bool:
 
 def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
     """An aggregate filter as a comparison of the sync-maintained totals column that holds it
-    (`PersonOpportunityTotals`): an index lookup instead of aggregating every person's roles. None
-    when its constraints select a subset no column holds; then the total is computed."""
+    (`PersonOpportunityTotals`, joined one-to-one): an indexed column instead of aggregating
+    every person's roles. None when its constraints select a subset no column holds; then the
+    total is computed. Values keep the column's type so its index stays usable."""
     column = totals_column(item.spec.aggregate, [(c.field.field, c.operator) for c in item.constraints])
     if column is None:
         return None
-    kind: FieldType = item.spec.value_type or "number"
-    rows = PersonOpportunityTotals.objects.filter(
-        condition(F(column), kind, item.operator, item.value, clock)
-    )
-    matched = Q(pk__in=rows.values("person_id"))
-    if _zero_matches(item.operator, item.value):  # people without a row have all-zero totals
-        matched |= ~Q(pk__in=PersonOpportunityTotals.objects.values("person_id"))
+    path = f"opportunity_totals__{column}"
+    op, value = item.operator, item.value
+    if op in ("is_empty", "is_not_empty"):
+        return Q(pk__in=[]) if op == "is_empty" else ~Q(pk__in=[])  # a total is never empty
+    numbers = [Decimal(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    lookups = {"greater_than": "gt", "less_than": "lt", "at_least": "gte", "at_most": "lte"}
+    if op in lookups:
+        matched = Q(**{f"{path}__{lookups[op]}": numbers[0]})
+    elif op == "between":
+        matched = Q(**{f"{path}__range": (numbers[0], numbers[1])})
+    else:  # is / is_not
+        matched = Q(**{f"{path}__in": numbers})
+        if op == "is_not":
+            matched = Q(**{"opportunity_totals__isnull": False}) & ~matched
+    if _zero_matches(op, value):  # people without a row have all-zero totals
+        matched |= Q(opportunity_totals__isnull=True)
     return matched
 
 
@@ -393,9 +404,13 @@ def _activity_count(item: CheckedFilter, clock: Clock) -> Any:
 def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], QuerySet[Person]]) -> Q:
     spec = item.spec
     if spec.kind == "opportunity":
-        # A set of people rather than a per-person EXISTS: both databases compute it once and
-        # probe it per person, instead of running the role lookup a million times.
-        return Q(pk__in=role_witnesses(item, None, clock).values("person_id"))
+        if connection.vendor == "sqlite":
+            # SQLite runs a correlated EXISTS once per person; a set of people it computes once
+            # and probes (five times faster at 100k people).
+            return Q(pk__in=role_witnesses(item, None, clock).values("person_id"))
+        # PostgreSQL turns EXISTS into a semi-join it can hash either way round; an IN set
+        # inside an OR becomes a subplan that stops being hashed past work_mem.
+        return Q(Exists(role_witnesses(item, OuterRef("pk"), clock)))
     if spec.kind == "activity":
         times = _min_times(item)
         if times > 1:

@@ -107,7 +107,14 @@ class ApplyContext:
 def parse_record(raw: dict[str, Any], fields: dict[str, FieldInfo]) -> dict[str, Any]:
     """Python values by API name; a value that does not fit its type raises ValueError."""
     parsed: dict[str, Any] = {}
+    # An empty lookup comes as {"Account": null}, not {"Account.Name": null}: the path is empty.
+    empty_heads = {name for name, value in raw.items() if value is None and name not in fields}
+    for path in fields:
+        if "." in path and path.split(".", 1)[0] in empty_heads:
+            parsed[path] = None
     for name, value in raw.items():
+        if name in empty_heads and any(p.startswith(f"{name}.") for p in fields):
+            continue
         info = fields.get(name)
         parsed[name] = parse_value(
             info.type if info else ("datetime" if name == "SystemModstamp" else "string"), value
@@ -589,19 +596,26 @@ def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], 
             ],
             batch_size=500,
         )
-        activities = _link_roles_to_new_people([p.sf_contact_id for p in to_create if p.sf_contact_id], ctx)
+        # Every contact of the page, not only new people: a person may have been waiting under
+        # this contact id already (a lead converted into a contact OppSync could not see).
+        activities = _link_roles_to_new_people(list(parsed_by_id), ctx)
         Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         for loser_id, master_id in merges:
             people_merge(loser_contact_id=loser_id, master_contact_id=master_id)
 
 
 def _link_roles_to_new_people(contact_ids: list[str], ctx: ApplyContext) -> list[Activity]:
-    """Roles that pointed at a contact OppSync did not know link up when the contact arrives."""
+    """Roles that pointed at a contact OppSync did not know link up when a person with that
+    contact id appears (the contact itself, or a lead converted into it)."""
     if not contact_ids:
         return []
-    people = dict(Person.objects.filter(sf_contact_id__in=contact_ids).values_list("sf_contact_id", "id"))
+    people = dict(
+        Person.objects.filter(sf_contact_id__in=contact_ids, merged_into__isnull=True).values_list(
+            "sf_contact_id", "id"
+        )
+    )
     waiting = list(
-        ContactRole.objects.filter(sf_contact_id__in=contact_ids, person__isnull=True).select_related(
+        ContactRole.objects.filter(sf_contact_id__in=list(people), person__isnull=True).select_related(
             "opportunity"
         )
     )
@@ -628,7 +642,11 @@ def people_merge(*, loser_contact_id: str, master_contact_id: str) -> None:
     if loser is None or master is None or loser.pk == master.pk:
         return
     Activity.objects.filter(person=loser).update(person=master)
+    # Salesforce re-parents the loser's roles to the master: the same link under the surviving
+    # person, not a removal and an addition. When the roles' own update arrives it changes nothing.
+    ContactRole.objects.filter(person=loser).update(person=master, sf_contact_id=master_contact_id)
     Person.objects.filter(pk=loser.pk).update(merged_into=master, is_deleted_in_salesforce=True)
+    refresh_person_totals([loser.pk, master.pk])
 
 
 def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
@@ -700,6 +718,9 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
             ],
             batch_size=500,
         )
+        # A lead converted into a contact: roles waiting for that contact are the person's now.
+        activities = _link_roles_to_new_people([c for c in converted_to if c], ctx)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
 
 
 def people_flag_deleted(

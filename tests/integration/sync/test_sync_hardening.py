@@ -13,6 +13,7 @@ from django.utils import timezone
 from opportunities.models import (
     Activity,
     ActivityType,
+    ContactRole,
     Opportunity,
     SyncCycle,
     SyncLease,
@@ -26,6 +27,7 @@ from opportunities.sync import apply, service
 from opportunities.sync.engine import SyncEngine
 from opportunities.sync.lock import SyncLeaseLost, SyncLock
 from opportunities.sync.service import sync_cycle_run
+from people.models import Person
 from tests.integration.sync.checks import activity_keys, assert_database_equals_org
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -237,3 +239,46 @@ def test_exactly_once_every_salesforce_call_has_a_timeout(org, synced_settings):
     cycle = ok_cycle()  # the slow call timed out and was retried, instead of hanging
     assert cycle.status == SyncStatus.SUCCEEDED
     assert SalesforceConfig.from_settings().read_timeout == 0.5
+
+
+def test_every_waiting_role_links_when_a_lead_is_converted_into_its_contact(org, synced_settings):
+    """The role's contact is invisible to the integration user; a lead OppSync knows is converted
+    into that contact. The lead's person is that contact's person now: the role links to it."""
+    [lead] = org.create("Lead", {"LastName": "Lee", "Company": "Leads"})
+    [contact] = org.create("Contact", {"LastName": "Lee"})
+    org.set_visible("Contact", [contact], False)
+    [deal] = org.create(
+        "Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    org.create("OpportunityContactRole", {"OpportunityId": deal, "ContactId": contact, "Role": "Buyer"})
+    ok_cycle()
+    assert ContactRole.objects.get().person is None
+    org.convert_lead(lead, contact_id=contact, create_opportunity=False)
+    ok_cycle()
+    person = Person.objects.get(sf_lead_id=lead)
+    assert ContactRole.objects.get().person == person
+    added = Activity.objects.filter(activity_type=ActivityType.ADDED_TO_OPPORTUNITY)
+    assert list(added.values_list("person", "role")) == [(person.pk, "Buyer")]
+    org.set_visible("Contact", [contact], True)
+    ok_cycle(reconcile=True)  # a sharing change bumps no SystemModstamp: the reconcile finds it
+    assert Person.objects.filter(sf_contact_id=contact).get() == person
+    assert added.count() == 1
+    assert_database_equals_org(org)
+
+
+def test_every_waiting_role_links_and_merges_move_roles_without_a_removed_added_pair(org, synced_settings):
+    master, loser = org.create("Contact", {"LastName": "Master"}, {"LastName": "Loser"})
+    [deal] = org.create(
+        "Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    org.create("OpportunityContactRole", {"OpportunityId": deal, "ContactId": loser, "Role": "Buyer"})
+    ok_cycle()
+    org.merge("Contact", master, loser)
+    ok_cycle()
+    master_person = Person.objects.get(sf_contact_id=master)
+    assert ContactRole.objects.get().person == master_person
+    assert not Activity.objects.filter(activity_type=ActivityType.REMOVED_FROM_OPPORTUNITY).exists()
+    # The loser's history (its one Added) moved to the master; nothing new was recorded.
+    added = Activity.objects.filter(activity_type=ActivityType.ADDED_TO_OPPORTUNITY)
+    assert list(added.values_list("person", flat=True)) == [master_person.pk]
+    assert_database_equals_org(org)
