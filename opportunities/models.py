@@ -308,6 +308,11 @@ class SyncState(models.Model):
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     initial_load_completed_at = models.DateTimeField(null=True, blank=True)
     last_describe_at = models.DateTimeField(null=True, blank=True)
+    # One object's failure is that object's: the others go on, and this one waits
+    # `retry_after` (doubling with each failure in a row) instead of failing every cycle.
+    failure_count = models.PositiveIntegerField(default=0)
+    retry_after = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return f"{self.sobject} up to {self.watermark}"

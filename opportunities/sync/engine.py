@@ -77,6 +77,9 @@ SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
 PAGE_SIZE = 2000
 ID_CHUNK = 200
 LIMITS_REFRESH = dt.timedelta(minutes=5)
+# A failing object's wait before its next try, doubling with each failure in a row.
+BACKOFF_FIRST = dt.timedelta(minutes=1)
+BACKOFF_LONGEST = dt.timedelta(hours=1)
 
 Progress = Callable[[str, int, int], None]
 
@@ -121,6 +124,7 @@ class SyncEngine:
         self.client = client
         self.progress = progress
         self.lock = SyncLock()
+        self.failures: dict[str, str] = {}
         self.lookback = dt.timedelta(seconds=settings.SALESFORCE_LOOKBACK_SECONDS)
 
     # --- the cycle --------------------------------------------------------------------------------
@@ -139,6 +143,11 @@ class SyncEngine:
             self._quota_guard()
             self._cycle(cycle, reconcile=reconcile)
             cycle.status = SyncStatus.SUCCEEDED
+            if self.failures:
+                # The others synced; the cycle says which objects did not and why.
+                cycle.error_message = "; ".join(self.failures.values())[:4000]
+                if len(self.failures) == len(SYNCED_OBJECTS):
+                    cycle.status = SyncStatus.FAILED
         except SalesforceQuotaExceeded as error:
             cycle.status, cycle.error_message = SyncStatus.PAUSED, str(error)
         except SyncLeaseLost as error:
@@ -196,63 +205,83 @@ class SyncEngine:
         if initial != cycle.is_initial_load:
             cycle.is_initial_load = initial
             cycle.save(update_fields=["is_initial_load"])
+        # Objects that failed recently wait for their retry time; the others go on without them.
+        objects = [s for s in SYNCED_OBJECTS if _retry_due(states[s].retry_after, now)]
+        self.failures = {}
 
         described = set(
             FieldDefinition.objects.filter(is_active=True).values_list("sobject", flat=True).distinct()
         )
-        unknown = [s for s in SYNCED_OBJECTS if s not in described]
+        unknown = [s for s in objects if s not in described]
         backfills: dict[str, list[str]] = {}
         if unknown:
             results = self.client.composite([(f"describe:{s}", self.client.describe_url(s)) for s in unknown])
             for sobject in unknown:
-                self._describe_result(
-                    sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
-                )
+                try:
+                    self._describe_result(
+                        sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
+                    )
+                except SalesforceError as error:
+                    self._object_failed(sobject, states[sobject], None, error, now)
+        objects = [s for s in objects if s not in self.failures]
 
         describe_interval = dt.timedelta(seconds=settings.SALESFORCE_DESCRIBE_INTERVAL)
         describe_due = [
             s
-            for s in SYNCED_OBJECTS
+            for s in objects
             if s not in unknown and _older_than(states[s].last_describe_at, now, describe_interval)
         ]
         # The upper bound leads our clock a little: the org's clock may run ahead of ours, and a
         # row stamped beyond the bound would wait a cycle. Late commits below it are caught by
         # the next window's lookback, so leading costs nothing.
         upper = now + dt.timedelta(seconds=settings.SALESFORCE_CLOCK_LEAD_SECONDS)
-        windows = {s: (self._lower_bound(states[s]), upper) for s in SYNCED_OBJECTS}
-        fields = {s: active_fields(s) for s in SYNCED_OBJECTS}
+        windows = {s: (self._lower_bound(states[s]), upper) for s in objects}
+        fields = {s: active_fields(s) for s in objects}
         subrequests = [(f"describe:{s}", self.client.describe_url(s)) for s in describe_due]
         subrequests += [
-            (f"query:{s}", self.client.query_url(window_soql(s, fields[s], *windows[s])))
-            for s in SYNCED_OBJECTS
+            (f"query:{s}", self.client.query_url(window_soql(s, fields[s], *windows[s]))) for s in objects
         ]
-        deleted_windows = self._deleted_windows(states, now)
+        deleted_windows = self._deleted_windows({s: states[s] for s in objects}, now)
         subrequests += [
             (f"deleted:{s}", self.client.deleted_url(s, start.isoformat(), end.isoformat()))
             for s, (start, end) in deleted_windows.items()
         ]
-        results = self.client.composite(subrequests)
+        results = self.client.composite(subrequests) if objects else {}
         for sobject in describe_due:
-            self._describe_result(sobject, results[f"describe:{sobject}"], states[sobject], now, backfills)
+            try:
+                self._describe_result(
+                    sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
+                )
+            except SalesforceError as error:
+                self._object_failed(sobject, states[sobject], None, error, now)
 
         # Only the object whose deletes Salesforce could not list is reconciled for it: a refusal
         # for Lead never re-reads two million roles.
         needs_reconcile = set(SYNCED_OBJECTS) if reconcile else set()
-        for sobject in SYNCED_OBJECTS:
+        for sobject in objects:
+            if sobject in self.failures:
+                continue
             progress = self._start_object(cycle, sobject, windows[sobject], initial)
             state = states[sobject]
-            self._window(
-                sobject, results[f"query:{sobject}"], windows[sobject], fields[sobject], state, progress
-            )
-            if backfills.get(sobject):
-                self._backfill(sobject, backfills[sobject])
-            if sobject in deleted_windows and self._deleted_result(
-                sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
-            ):
-                needs_reconcile.add(sobject)
+            try:
+                self._window(
+                    sobject, results[f"query:{sobject}"], windows[sobject], fields[sobject], state, progress
+                )
+                if backfills.get(sobject):
+                    self._backfill(sobject, backfills[sobject])
+                if sobject in deleted_windows and self._deleted_result(
+                    sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
+                ):
+                    needs_reconcile.add(sobject)
+            except SalesforceQuotaExceeded:
+                raise
+            except SalesforceError as error:
+                self._object_failed(sobject, state, progress, error, now)
+                continue
             if state.initial_load_completed_at is None:
                 state.initial_load_completed_at = timezone.now()
                 state.last_reconciled_at = now  # a first load reads everything there is
+            state.failure_count, state.retry_after, state.last_error = 0, None, ""
             with self.lock.fenced():
                 state.save()
             self._finish_object(progress)
@@ -260,11 +289,14 @@ class SyncEngine:
         reconcile_interval = dt.timedelta(seconds=settings.SALESFORCE_RECONCILE_INTERVAL)
         due = [
             s
-            for s in SYNCED_OBJECTS
-            if s in needs_reconcile
-            or (
-                states[s].last_reconciled_at is not None
-                and _older_than(states[s].last_reconciled_at, now, reconcile_interval)
+            for s in objects
+            if s not in self.failures
+            and (
+                s in needs_reconcile
+                or (
+                    states[s].last_reconciled_at is not None
+                    and _older_than(states[s].last_reconciled_at, now, reconcile_interval)
+                )
             )
         ]
         if due:
@@ -272,11 +304,39 @@ class SyncEngine:
             cycle.save(update_fields=["reconciled"])
         for sobject in due:
             progress = self._start_object(cycle, sobject, None, initial)
-            self._reconcile(sobject, progress)
+            try:
+                self._reconcile(sobject, progress)
+            except SalesforceQuotaExceeded:
+                raise
+            except SalesforceError as error:
+                self._object_failed(sobject, states[sobject], progress, error, now)
+                continue
             states[sobject].last_reconciled_at = now
             with self.lock.fenced():
                 states[sobject].save(update_fields=["last_reconciled_at"])
             self._finish_object(progress)
+
+    def _object_failed(
+        self,
+        sobject: str,
+        state: SyncState,
+        progress: ObjectProgress | None,
+        error: SalesforceError,
+        now: dt.datetime,
+    ) -> None:
+        """This object failed: it waits, doubling the wait each time in a row (1 min up to 1 h),
+        and the status page says why; the cycle goes on with the other objects."""
+        state.failure_count += 1
+        wait = min(BACKOFF_FIRST * 2 ** (state.failure_count - 1), BACKOFF_LONGEST)
+        state.retry_after = now + wait
+        state.last_error = str(error)
+        self.failures[sobject] = f"{sobject}: {error}"
+        logger.warning("%s failed (%s); next try after %s", sobject, error, state.retry_after)
+        with self.lock.fenced():
+            state.save(update_fields=["failure_count", "retry_after", "last_error"])
+        if progress is not None:
+            progress.run.error_message = str(error)[:2000]
+            self._finish_object(progress, status=SyncStatus.FAILED)
 
     def _lower_bound(self, state: SyncState) -> dt.datetime:
         """A lookback before the watermark catches rows that committed late with an older stamp."""
@@ -574,7 +634,7 @@ class SyncEngine:
             failed_count=counters.failed,
         )
 
-    def _finish_object(self, progress: ObjectProgress) -> None:
+    def _finish_object(self, progress: ObjectProgress, *, status: str = SyncStatus.SUCCEEDED) -> None:
         counters, run = progress.context.counters, progress.run
         run.created_count, run.updated_count, run.deleted_count = (
             counters.created,
@@ -583,10 +643,15 @@ class SyncEngine:
         )
         run.skipped_count, run.failed_count = counters.skipped, counters.failed
         run.api_calls = self.client.calls - progress.calls_before
-        run.error_message = "; ".join(counters.errors)
-        run.status = SyncStatus.SUCCEEDED
+        if status == SyncStatus.SUCCEEDED:
+            run.error_message = "; ".join(counters.errors)
+        run.status = status
         run.ended_at = timezone.now()
         run.save()
+
+
+def _retry_due(retry_after: dt.datetime | None, now: dt.datetime) -> bool:
+    return retry_after is None or retry_after <= now
 
 
 def sync_due(now: dt.datetime | None = None) -> bool:

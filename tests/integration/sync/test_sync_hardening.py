@@ -282,3 +282,72 @@ def test_every_waiting_role_links_and_merges_move_roles_without_a_removed_added_
     added = Activity.objects.filter(activity_type=ActivityType.ADDED_TO_OPPORTUNITY)
     assert list(added.values_list("person", flat=True)) == [master_person.pk]
     assert_database_equals_org(org)
+
+
+def _fail_in_composite(org, path_contains: str, error_code: str, status: int = 400) -> None:
+    org.faults(
+        error={
+            "status": status,
+            "error_code": error_code,
+            "message": f"injected {error_code}",
+            "path_contains": path_contains,
+            "in_composite": True,
+            "times": 1000,
+        }
+    )
+
+
+def test_one_objects_failure_is_that_objects_failure_lead_unreadable(org, synced_settings, admin_client):
+    """The integration user cannot read Lead: the other three objects sync, the status page says
+    which object fails and why, and Lead waits (doubling) instead of failing every cycle."""
+    org.generate(opportunities=20, people=15, seed=3)
+    _fail_in_composite(org, "sobjects/Lead/describe", "NOT_FOUND", 404)
+    first = ok_cycle()
+    assert "Lead" in first.error_message
+    assert Opportunity.objects.count() == 20 and ContactRole.objects.exists()
+    lead = SyncState.objects.get(sobject="Lead")
+    assert lead.failure_count == 1 and lead.retry_after > timezone.now() and "NOT_FOUND" in lead.last_error
+    assert Person.objects.filter(sf_lead_id__isnull=False).count() == 0
+
+    second = ok_cycle()  # Lead is waiting: not asked for at all
+    assert not SyncObjectRun.objects.filter(cycle=second, sobject="Lead").exists()
+    assert SyncObjectRun.objects.filter(cycle=second, status=SyncStatus.SUCCEEDED).count() == 3
+    page = admin_client.get("/admin/sync-status/panel/").content.decode()
+    assert 'data-sobject-error="Lead"' in page and "Lead is not syncing" in page and "NOT_FOUND" in page
+
+    SyncState.objects.filter(sobject="Lead").update(retry_after=timezone.now())
+    ok_cycle()
+    assert SyncState.objects.get(sobject="Lead").failure_count == 2  # still failing: the wait doubles
+    lead = SyncState.objects.get(sobject="Lead")
+    assert lead.retry_after - timezone.now() > dt.timedelta(seconds=90)
+
+    org.clear_faults()
+    SyncState.objects.filter(sobject="Lead").update(retry_after=timezone.now())
+    ok_cycle()
+    lead = SyncState.objects.get(sobject="Lead")
+    assert (lead.failure_count, lead.retry_after, lead.last_error) == (0, None, "")
+    assert Person.objects.filter(sf_lead_id__isnull=False).exists()
+    ok_cycle(reconcile=True)
+    assert_database_equals_org(org)
+
+
+def test_one_objects_failure_is_that_objects_failure_query_keeps_timing_out(org, synced_settings):
+    org.generate(opportunities=10, people=8, seed=4)
+    ok_cycle()
+    org.update("Opportunity", {"Id": org.records("Opportunity")[0]["Id"], "Name": "Renamed"})
+    # Every Lead query times out, whatever the window: in the composite and when split.
+    _fail_in_composite(org, "FROM+Lead", "QUERY_TIMEOUT")
+    org.faults(
+        error={
+            "status": 400,
+            "error_code": "QUERY_TIMEOUT",
+            "message": "timeout",
+            "path_contains": "/query",
+            "times": 1000,
+        }
+    )
+    cycle = ok_cycle()
+    assert "Lead" in cycle.error_message
+    assert Opportunity.objects.filter(name="Renamed").exists()
+    assert SyncObjectRun.objects.get(cycle=cycle, sobject="Lead").status == SyncStatus.FAILED
+    assert SyncState.objects.get(sobject="Lead").retry_after > timezone.now()
