@@ -256,8 +256,15 @@ class Activity(models.Model):
     previous_value = models.JSONField(null=True, blank=True)
     new_value = models.JSONField(null=True, blank=True)
     is_initial_load = models.BooleanField(default=False)
+    # The cycle that recorded it, kept as a plain id: pruning cycle history must not rewrite
+    # millions of activities (no ON DELETE SET NULL, no database constraint).
     sync_cycle = models.ForeignKey(
-        "SyncCycle", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+        "SyncCycle",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="activities",
     )
 
     class Meta:

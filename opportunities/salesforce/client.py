@@ -12,6 +12,7 @@ Reference: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_r
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import random
@@ -107,6 +108,32 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
+
+
+def _composite_post(sf: Salesforce, *, body: dict[str, Any]) -> Any:
+    return sf.restful("composite", method="POST", json=body)
+
+
+COMPOSITE_SUBREQUESTS = 25
+COMPOSITE_QUERIES = 5
+_QUERY_URL = re.compile(r"/(query|queryAll)(/|\?|$)")
+
+
+def composite_batches(subrequests: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """Split subrequests into Composite calls within Salesforce's limits (25, of which 5 queries)."""
+    batches: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    queries = 0
+    for ref, url in subrequests:
+        is_query = bool(_QUERY_URL.search(url))
+        if len(current) == COMPOSITE_SUBREQUESTS or (is_query and queries == COMPOSITE_QUERIES):
+            batches.append(current)
+            current, queries = [], 0
+        current.append((ref, url))
+        queries += is_query
+    if current:
+        batches.append(current)
+    return batches
 
 
 def page_from_body(body: dict[str, Any]) -> QueryPage:
@@ -218,21 +245,24 @@ class SalesforceClient:
         return self._path(f"sobjects/{sobject}/deleted/?{params}")
 
     def composite(self, subrequests: list[tuple[str, str]]) -> dict[str, CompositeResult]:
-        """GET subrequests (referenceId, url) in one Composite call: one API call for all of them.
+        """GET subrequests (referenceId, url) in as few Composite calls as Salesforce allows: at
+        most 25 subrequests and 5 queries per call (more is refused with
+        INVALID_COMPOSITE_REQUEST), so a longer list is split, in order.
 
         Reference: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_composite.htm
         """
-        body = {
-            "allOrNone": False,
-            "compositeRequest": [
-                {"method": "GET", "url": url, "referenceId": ref} for ref, url in subrequests
-            ],
-        }
-        result = self._call("composite", lambda sf: sf.restful("composite", method="POST", json=body)) or {}
-        return {
-            item["referenceId"]: CompositeResult(int(item["httpStatusCode"]), item["body"])
-            for item in result["compositeResponse"]
-        }
+        results: dict[str, CompositeResult] = {}
+        for batch in composite_batches(subrequests):
+            body = {
+                "allOrNone": False,
+                "compositeRequest": [{"method": "GET", "url": url, "referenceId": ref} for ref, url in batch],
+            }
+            result = self._call("composite", functools.partial(_composite_post, body=body)) or {}
+            results.update(
+                (item["referenceId"], CompositeResult(int(item["httpStatusCode"]), item["body"]))
+                for item in result["compositeResponse"]
+            )
+        return results
 
     def query(self, soql: str, *, include_deleted: bool = True, batch_size: int | None = None) -> QueryPage:
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None

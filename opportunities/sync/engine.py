@@ -75,6 +75,7 @@ T = TypeVar("T")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
 PAGE_SIZE = 2000
+ID_CHUNK_WRITE = 2000  # ids per statement when marking rows gone
 ID_CHUNK = 200
 LIMITS_REFRESH = dt.timedelta(minutes=5)
 # A failing object's wait before its next try, doubling with each failure in a row.
@@ -545,17 +546,20 @@ class SyncEngine:
     ) -> None:
         """Rows gone from Salesforce, each with when it went (its deletedDate, or now when a
         reconcile found it missing)."""
-        if not deleted_at:
-            return
-        with self.lock.fenced():
-            if sobject == "Opportunity":
-                apply.opportunities_delete(deleted_at, context)
-            elif sobject == "OpportunityContactRole":
-                apply.contact_roles_delete(deleted_at, context)
-            elif sobject == "Contact":
-                apply.people_flag_deleted(contact_ids=list(deleted_at), ctx=context)
-            else:
-                apply.people_flag_deleted(lead_ids=list(deleted_at), ctx=context)
+        ids = list(deleted_at)
+        # Bounded chunks, each its own fenced transaction: a reconcile that finds 100,000 rows
+        # gone stays within SQLite's variable limit and never holds one giant write lock.
+        for start in range(0, len(ids), ID_CHUNK_WRITE):
+            chunk = {i: deleted_at[i] for i in ids[start : start + ID_CHUNK_WRITE]}
+            with self.lock.fenced():
+                if sobject == "Opportunity":
+                    apply.opportunities_delete(chunk, context)
+                elif sobject == "OpportunityContactRole":
+                    apply.contact_roles_delete(chunk, context)
+                elif sobject == "Contact":
+                    apply.people_flag_deleted(contact_ids=list(chunk), ctx=context)
+                else:
+                    apply.people_flag_deleted(lead_ids=list(chunk), ctx=context)
 
     def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
         """Compare ids: local rows Salesforce no longer has are gone (hard deletes, purges, lost

@@ -351,3 +351,14 @@ def test_one_objects_failure_is_that_objects_failure_query_keeps_timing_out(org,
     assert Opportunity.objects.filter(name="Renamed").exists()
     assert SyncObjectRun.objects.get(cycle=cycle, sobject="Lead").status == SyncStatus.FAILED
     assert SyncState.objects.get(sobject="Lead").retry_after > timezone.now()
+
+
+def test_the_api_budget_composite_itself_keeps_to_25_subrequests_and_5_queries(org, synced_settings):
+    client = SalesforceClient(SalesforceConfig.from_settings())
+    subrequests = [(f"query{n}", client.query_url("SELECT Id FROM Contact")) for n in range(7)]
+    subrequests += [(f"describe{n}", client.describe_url("Lead")) for n in range(20)]
+    before = client.calls
+    results = client.composite(subrequests)  # one call would be refused: 27 subrequests, 7 queries
+    assert list(results) == [ref for ref, _ in subrequests]
+    assert all(result.status == 200 for result in results.values())
+    assert client.calls - before == 2
