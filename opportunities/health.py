@@ -18,7 +18,7 @@ from oppsync_site.charts import Series, line_chart
 from oppsync_site.models import WorkerHeartbeat
 
 from .models import Activity, SyncCycle, SyncObjectRun, SyncState, SyncStatus
-from .sync.engine import SYNCED_OBJECTS, effective_interval
+from .sync.engine import CLOCK_SKEW_WARNING_SECONDS, SYNCED_OBJECTS, effective_interval
 
 CHART_HOURS = 24
 LATENCY_BUCKET_MINUTES = 15
@@ -283,6 +283,13 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
         since_cycle = (now - latest.started_at).total_seconds()
         if since_cycle > max(120.0, 6 * interval) and latest.status != SyncStatus.RUNNING:
             warnings.append(f"No sync cycle has started for {_duration(since_cycle)}: is beat running?")
+    skew = latest.clock_skew_seconds if latest is not None else None
+    if skew is not None and abs(skew) > CLOCK_SKEW_WARNING_SECONDS:
+        warnings.append(
+            f"This server's clock is {_duration(abs(skew))} {'ahead of' if skew > 0 else 'behind'} "
+            "Salesforce's. The sync follows Salesforce's clock, but set up NTP on this host: "
+            "times shown here come from it."
+        )
     percent = 100.0 * org_used / org_max if org_max and org_used is not None else None
     if percent is not None and percent >= 100 * settings.SALESFORCE_QUOTA_PAUSE:
         warnings.append(

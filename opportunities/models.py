@@ -337,6 +337,8 @@ class SyncCycle(models.Model):
     api_usage_max = models.PositiveIntegerField(null=True, blank=True)
     is_initial_load = models.BooleanField(default=False)
     reconciled = models.BooleanField(default=False)
+    # This host's clock minus Salesforce's (from the responses' Date header), in seconds.
+    clock_skew_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=2,
         access_log=False,
         timeout_keep_alive=30,
+        date_header=False,  # the app sets Date from the org's clock
     )
 
 

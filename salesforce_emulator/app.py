@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import email.utils
 import json
 import logging
 import random
@@ -25,6 +26,8 @@ from typing import Any
 
 import jwt
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,7 +39,7 @@ from .query import MAX_BATCH, MIN_BATCH, PreparedQuery, QueryEngine
 from .sales_team import SalesTeam
 from .schema import OBJECT_NAMES, describe_global_entry, describe_object
 from .store import INTEGRATION_USER_ID, ORG_ID, RecordError, Store, minute_floor
-from .timeutil import format_datetime, parse_datetime
+from .timeutil import ORG_CLOCK_OFFSET, format_datetime, org_now, parse_datetime
 
 logger = logging.getLogger("salesforce_emulator")
 
@@ -269,7 +272,7 @@ class Emulator:
             return
         lower, upper = soql.modstamp_bounds(soql.parse(text).where)
         start = parse_datetime(lower) if lower else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        end = parse_datetime(upper) if upper else dt.datetime.now(dt.UTC)
+        end = parse_datetime(upper) if upper else org_now()
         if end - start > dt.timedelta(days=self.faults.query_timeout_days):
             raise SalesforceError(400, "QUERY_TIMEOUT", "Your query request was running for too long.")
 
@@ -343,7 +346,7 @@ class Emulator:
             raise SalesforceError(
                 400, "INVALID_REPLICATION_DATE", f"start and end must be ISO 8601 dates: {error}"
             ) from error
-        now = dt.datetime.now(dt.UTC)
+        now = org_now()
         end = min(end, now.replace(second=0, microsecond=0))
         oldest = now - dt.timedelta(days=30 if kind == "updated" else 15)
         if start >= end or (kind == "deleted" and end - start <= dt.timedelta(minutes=1)):
@@ -443,7 +446,7 @@ class Emulator:
                 operation,
                 prepared,
                 version,
-                format_datetime(dt.datetime.now(dt.UTC)),
+                format_datetime(org_now()),
                 self.faults.bulk_in_progress_polls,
             )
             self.bulk_jobs[job_id] = job
@@ -595,7 +598,17 @@ def build_app(emulator: Emulator, *, sales_team_rate: float = 0.0) -> Starlette:
         yield
         emulator.sales_team_rate = 0
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def org_date_header(request: Request, call_next: Any) -> Response:
+        # Every response carries the org's time (RFC 7231 Date), as Salesforce's do.
+        response = await call_next(request)
+        response.headers["Date"] = email.utils.format_datetime(org_now(), usegmt=True)
+        return response
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=org_date_header)],
+    )
 
 
 def control_routes(emulator: Emulator) -> list[Route]:
@@ -658,6 +671,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         state = emulator.faults
         if body.get("clear"):
             emulator.faults = state = Faults()
+            ORG_CLOCK_OFFSET[0] = dt.timedelta(0)
         if body.get("expire_sessions"):
             store.sessions_expire_all()
         if "session_seconds" in body:
@@ -685,6 +699,9 @@ def control_routes(emulator: Emulator) -> list[Route]:
         if "earliest_date_available" in body:
             # As if the org had existed (and kept its recycle bin) since then.
             store.meta_set("earliest_date_available", body["earliest_date_available"])
+        if "clock_offset_seconds" in body:
+            ORG_CLOCK_OFFSET[0] = dt.timedelta(seconds=float(body["clock_offset_seconds"]))
+            store.clock.restart()
         if "query_timeout_days" in body:
             state.query_timeout_days = body["query_timeout_days"]
         if "page_size" in body:

@@ -21,7 +21,7 @@ from .schema import (
     OPPORTUNITY_TYPES,
 )
 from .store import INTEGRATION_USER_ID, Store
-from .timeutil import format_datetime
+from .timeutil import format_datetime, org_now
 
 BATCH = 20_000
 HIDDEN_CONTACT_SHARE = 0.02
@@ -55,7 +55,7 @@ def generate_org(
     account_count = max(1, opportunities // 8)
     contact_count = max(1, int(people * 0.8))
     lead_count = max(0, people - contact_count)
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    now = org_now() - dt.timedelta(seconds=1)
 
     def past_stamp() -> str:
         # Spread over the last 60 days so an initial load meets many date windows.

@@ -24,6 +24,16 @@ def bulk_datetime(text: str) -> str:
     return text.replace("+0000", "Z")
 
 
+# How far the org's clock is from this machine's (the control API's `clock_offset_seconds`): an
+# org whose clock runs behind or ahead of the sync's host, as real orgs and hosts drift.
+ORG_CLOCK_OFFSET = [dt.timedelta(0)]
+
+
+def org_now() -> dt.datetime:
+    """The org's current time."""
+    return dt.datetime.now(dt.UTC) + ORG_CLOCK_OFFSET[0]
+
+
 class Clock:
     """Hands out strictly increasing millisecond timestamps, so SystemModstamp never goes back
     within one store (a burst can still share one stamp on purpose)."""
@@ -32,9 +42,14 @@ class Clock:
         self._lock = threading.Lock()
         self._last = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
+    def restart(self) -> None:
+        """After the org's clock was set (the control API): stamps continue from its new time."""
+        with self._lock:
+            self._last = org_now() - dt.timedelta(milliseconds=1)
+
     def now(self) -> dt.datetime:
         with self._lock:
-            now = dt.datetime.now(dt.UTC)
+            now = org_now()
             current = now.replace(microsecond=now.microsecond // 1000 * 1000)
             if current <= self._last:
                 current = self._last + dt.timedelta(milliseconds=1)

@@ -12,6 +12,8 @@ Reference: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_r
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import email.utils
 import functools
 import io
 import logging
@@ -161,12 +163,23 @@ class SalesforceClient:
         self.session.hooks["response"].append(self._count_call)
         self.calls = 0
         self.api_usage: tuple[int, int] | None = None
+        # Salesforce's clock minus ours, from the Date header of the latest response.
+        self.clock_offset: dt.timedelta | None = None
         self._token: Token | None = None
         self._sf: Salesforce | None = None
 
     # --- bookkeeping ------------------------------------------------------------------------------
     def _count_call(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Every REST or Bulk request counts against the org's daily limit; the token call does not."""
+        """Every REST or Bulk request counts against the org's daily limit; the token call does not.
+        Every response's Date header tells how far the org's clock is from ours."""
+        received = dt.datetime.now(dt.UTC)
+        try:
+            org_time = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            org_time = None
+        if org_time is not None and org_time.tzinfo is not None:
+            # Date has whole seconds: the truncation is half a second on average.
+            self.clock_offset = org_time + dt.timedelta(seconds=0.5) - received
         if "/services/data/" in response.url:
             self.calls += 1
             match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
@@ -263,6 +276,13 @@ class SalesforceClient:
                 for item in result["compositeResponse"]
             )
         return results
+
+    def org_now(self) -> dt.datetime:
+        """Salesforce's current time: ours corrected by the offset the last response showed
+        (logging in first when no response has come yet)."""
+        if self.clock_offset is None:
+            _ = self.sf  # the token response carries a Date header too
+        return dt.datetime.now(dt.UTC) + (self.clock_offset or dt.timedelta(0))
 
     def query(self, soql: str, *, include_deleted: bool = True, batch_size: int | None = None) -> QueryPage:
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None

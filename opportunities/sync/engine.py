@@ -76,6 +76,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
 PAGE_SIZE = 2000
 ID_CHUNK_WRITE = 2000  # ids per statement when marking rows gone
+CLOCK_SKEW_WARNING_SECONDS = 5.0
 ID_CHUNK = 200
 LIMITS_REFRESH = dt.timedelta(minutes=5)
 # A failing object's wait before its next try, doubling with each failure in a row.
@@ -232,17 +233,20 @@ class SyncEngine:
             for s in objects
             if s not in unknown and _older_than(states[s].last_describe_at, now, describe_interval)
         ]
-        # The upper bound leads our clock a little: the org's clock may run ahead of ours, and a
-        # row stamped beyond the bound would wait a cycle. Late commits below it are caught by
-        # the next window's lookback, so leading costs nothing.
-        upper = now + dt.timedelta(seconds=settings.SALESFORCE_CLOCK_LEAD_SECONDS)
+        # Windows follow the org's clock, not ours: a host clock running ahead would otherwise set
+        # watermarks in the org's future and skip what commits meanwhile. The upper bound leads
+        # the org's time a little (the Date header has whole seconds); late commits below it are
+        # caught by the next window's lookback.
+        org_now = self.client.org_now()
+        self._record_clock_skew(cycle, now, org_now)
+        upper = org_now + dt.timedelta(seconds=settings.SALESFORCE_CLOCK_LEAD_SECONDS)
         windows = {s: (self._lower_bound(states[s]), upper) for s in objects}
         fields = {s: active_fields(s) for s in objects}
         subrequests = [(f"describe:{s}", self.client.describe_url(s)) for s in describe_due]
         subrequests += [
             (f"query:{s}", self.client.query_url(window_soql(s, fields[s], *windows[s]))) for s in objects
         ]
-        deleted_windows = self._deleted_windows({s: states[s] for s in objects}, now)
+        deleted_windows = self._deleted_windows({s: states[s] for s in objects}, org_now)
         subrequests += [
             (f"deleted:{s}", self.client.deleted_url(s, start.isoformat(), end.isoformat()))
             for s, (start, end) in deleted_windows.items()
@@ -316,6 +320,17 @@ class SyncEngine:
             with self.lock.fenced():
                 states[sobject].save(update_fields=["last_reconciled_at"])
             self._finish_object(progress)
+
+    def _record_clock_skew(self, cycle: SyncCycle, now: dt.datetime, org_now: dt.datetime) -> None:
+        skew = (now - org_now).total_seconds()
+        cycle.clock_skew_seconds = round(skew, 1)
+        cycle.save(update_fields=["clock_skew_seconds"])
+        if abs(skew) > CLOCK_SKEW_WARNING_SECONDS:
+            logger.warning(
+                "This host's clock is %.0f s %s Salesforce's; sync windows follow Salesforce's clock",
+                abs(skew),
+                "ahead of" if skew > 0 else "behind",
+            )
 
     def _object_failed(
         self,

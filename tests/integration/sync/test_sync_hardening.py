@@ -362,3 +362,22 @@ def test_the_api_budget_composite_itself_keeps_to_25_subrequests_and_5_queries(o
     assert list(results) == [ref for ref, _ in subrequests]
     assert all(result.status == 200 for result in results.values())
     assert client.calls - before == 2
+
+
+def test_the_orgs_clock_not_ours_a_host_clock_ahead_skips_no_commit(org, synced_settings, admin_client):
+    """This host's clock runs ten minutes ahead of the org's. Windows and watermarks follow the
+    org's clock (the Date header), so what commits in the org meanwhile is read next cycle."""
+    org.faults(clock_offset_seconds=-600)
+    [ann] = org.create("Contact", {"LastName": "Ann"})
+    first = ok_cycle()
+    assert first.clock_skew_seconds is not None and 595 <= first.clock_skew_seconds <= 605
+    assert max(SyncState.objects.values_list("watermark", flat=True)) < timezone.now() - dt.timedelta(
+        minutes=9
+    )
+    [bob] = org.create("Contact", {"LastName": "Bob"})  # stamped in the org's present
+    ok_cycle()
+    assert set(Person.objects.values_list("sf_contact_id", flat=True)) == {ann, bob}
+    page = admin_client.get("/admin/sync-status/panel/").content.decode()
+    assert "ahead of Salesforce" in page
+    ok_cycle(reconcile=True)
+    assert_database_equals_org(org)
