@@ -165,6 +165,8 @@ class SalesforceClient:
         self.api_usage: tuple[int, int] | None = None
         # Salesforce's clock minus ours, from the Date header of the latest response.
         self.clock_offset: dt.timedelta | None = None
+        # Called before each further page of a query: the sync's quota guard stops long reads.
+        self.before_next_page: Callable[[], None] | None = None
         self._token: Token | None = None
         self._sf: Salesforce | None = None
 
@@ -306,6 +308,8 @@ class SalesforceClient:
         """This page's records, then those of every page after it."""
         yield page.records
         while page.next_url:
+            if self.before_next_page is not None:
+                self.before_next_page()
             page = self.query_more(page.next_url)
             yield page.records
 

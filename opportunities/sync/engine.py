@@ -22,13 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import statistics
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Avg
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from people.models import Person
@@ -141,6 +142,7 @@ class SyncEngine:
             status=SyncStatus.FAILED, error_message="Abandoned: the worker running this cycle stopped."
         )
         calls_before = self.client.calls
+        self.client.before_next_page = self._within_quota
         try:
             self._quota_guard()
             self._cycle(cycle, reconcile=reconcile)
@@ -165,6 +167,7 @@ class SyncEngine:
             )
             logger.exception("Sync cycle %s failed", cycle.pk)
         finally:
+            self.client.before_next_page = None
             cycle.ended_at = timezone.now()
             cycle.api_calls = self.client.calls - calls_before
             if self.client.api_usage:
@@ -175,6 +178,18 @@ class SyncEngine:
             )
             self.lock.release()
         return cycle
+
+    def _within_quota(self) -> None:
+        """Within a cycle: long reads (first loads, back-fills, reconciles, Bulk jobs) stop at the
+        pause threshold and resume in a later cycle (watermarks move only when a window is
+        done, and re-read pages are skipped by their SystemModstamp)."""
+        usage = self.client.api_usage
+        if usage and usage[1] and usage[0] / usage[1] >= settings.SALESFORCE_QUOTA_PAUSE:
+            raise SalesforceQuotaExceeded(
+                f"Paused mid-cycle: the org has used {usage[0]:,} of its {usage[1]:,} daily API calls "
+                f"({usage[0] / usage[1]:.0%}), above SALESFORCE_QUOTA_PAUSE "
+                f"({settings.SALESFORCE_QUOTA_PAUSE:.0%}); the rest is read when the quota allows."
+            )
 
     def _quota_guard(self) -> None:
         usage = self.client.api_usage
@@ -456,12 +471,14 @@ class SyncEngine:
     ) -> None:
         """A large first load through a Bulk API 2.0 queryAll job (CSV pages)."""
         soql = window_soql(sobject, fields, lower, upper)
+        self._within_quota()
         try:
             for rows in self.client.bulk_query(sobject, soql):
                 for start in range(0, len(rows), PAGE_SIZE):
                     self._apply(
                         sobject, [dict(r) for r in rows[start : start + PAGE_SIZE]], fields, progress, total
                     )
+                self._within_quota()  # before the next result page is downloaded
         except SalesforceRequestError as error:
             # Bulk refused (compound fields, daily job limit): REST pages do the same work.
             logger.warning("%s: Bulk API refused (%s); paging through REST instead", sobject, error)
@@ -492,6 +509,7 @@ class SyncEngine:
         if not names:
             return
         soql = f"SELECT {', '.join(select_list(sobject, fields, only=names))} FROM {sobject}"
+        self._within_quota()
         for records in self.client.query_all(soql):
             with self.lock.fenced():
                 apply.values_backfill(sobject, records, fields)
@@ -579,6 +597,7 @@ class SyncEngine:
     def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
         """Compare ids: local rows Salesforce no longer has are gone (hard deletes, purges, lost
         visibility); rows Salesforce has that OppSync lacks (sharing changes) are fetched."""
+        self._within_quota()
         remote: set[str] = set()
         for records in self.client.query_all(f"SELECT Id FROM {sobject}", include_deleted=False):
             remote.update(r["Id"] for r in records)
@@ -686,17 +705,33 @@ def sync_due(now: dt.datetime | None = None) -> bool:
     return last is None or now - last.started_at >= dt.timedelta(seconds=interval - configured / 2)
 
 
-def effective_interval() -> float:
+def effective_interval(now: dt.datetime | None = None) -> float:
+    """Seconds between steady cycles so the day's calls stay within `SALESFORCE_API_BUDGET` of the
+    org's daily limit.
+
+    The expensive work (first loads, reconciles, back-fills: cycles marked initial or reconciled)
+    is budgeted apart: what it spent in the last 24 hours comes off the budget, and the steady
+    cycles share the rest by their *median* cost, so one rare big cycle never stretches hours of
+    cheap cycles that follow it."""
     interval = float(settings.SALESFORCE_SYNC_INTERVAL)
-    recent = SyncCycle.objects.exclude(ended_at=None).order_by("-started_at")[:20]
-    average_calls = max(
-        1.0,
-        float(
-            SyncCycle.objects.filter(pk__in=[c.pk for c in recent]).aggregate(a=Avg("api_calls"))["a"] or 1.0
-        ),
+    now = now or timezone.now()
+    recent = list(
+        SyncCycle.objects.exclude(ended_at=None)
+        .order_by("-started_at")
+        .values("api_calls", "api_usage_max", "is_initial_load", "reconciled")[:20]
     )
-    maximum = next((c.api_usage_max for c in recent if c.api_usage_max), None)
+    maximum = next((c["api_usage_max"] for c in recent if c["api_usage_max"]), None)
     if not maximum or settings.SALESFORCE_API_BUDGET <= 0:
         return interval
+    steady = [c["api_calls"] for c in recent if not (c["is_initial_load"] or c["reconciled"])]
+    steady_calls = max(1.0, float(statistics.median(steady))) if steady else 1.0
+    expensive_calls = (
+        SyncCycle.objects.filter(started_at__gte=now - dt.timedelta(days=1))
+        .filter(Q(is_initial_load=True) | Q(reconciled=True))
+        .aggregate(total=Sum("api_calls"))["total"]
+        or 0
+    )
     budget_per_day = settings.SALESFORCE_API_BUDGET * maximum
-    return max(interval, 86400.0 * average_calls / budget_per_day)
+    # The steady cycles always keep a tenth of the budget, however much the expensive work took.
+    steady_budget = max(budget_per_day - expensive_calls, budget_per_day / 10)
+    return max(interval, 86400.0 * steady_calls / steady_budget)

@@ -114,7 +114,8 @@ def test_a_persistent_error_fails_the_cycle_with_words_a_person_understands(busy
 
 def test_the_quota_guard_pauses_cycles_and_they_resume(busy_org, synced_settings):
     busy_org.faults(api_usage={"used": 8500, "max": 10_000})
-    until_success()  # its calls learn the usage (85%) from Sforce-Limit-Info
+    # This cycle learns the usage (85%) from Sforce-Limit-Info; it may stop before further pages.
+    assert cycle().status in (SyncStatus.SUCCEEDED, SyncStatus.PAUSED)
     paused = cycle()
     assert paused.status == SyncStatus.PAUSED
     assert "SALESFORCE_QUOTA_PAUSE" in paused.error_message
@@ -159,3 +160,17 @@ def test_many_rows_sharing_one_system_modstamp_across_a_page_boundary(busy_org):
     until_success(reconcile=True)
     assert Person.objects.filter(sf_contact_id__in=ids).count() == 10
     assert_database_equals_org(busy_org)
+
+
+def test_the_api_budget_a_first_load_stops_at_the_pause_threshold_and_resumes(org, synced_settings):
+    """A first load of many pages crosses SALESFORCE_QUOTA_PAUSE on the way: it stops there
+    (no more pages are read) and a later cycle, with quota again, finishes it."""
+    org.generate(opportunities=300, people=100, seed=5)
+    org.faults(page_size=200, api_usage={"used": 8_495, "max": 10_000})
+    paused = cycle()
+    assert paused.status == SyncStatus.PAUSED and "Paused mid-cycle" in paused.error_message
+    assert paused.api_calls < 20  # it stopped reading; the whole load takes far more calls
+    org.faults(api_usage={"used": 0, "max": 100_000})
+    SyncCycle.objects.filter(status=SyncStatus.PAUSED).update(started_at=paused.started_at.replace(year=2000))
+    until_success(reconcile=True)
+    assert_database_equals_org(org)
