@@ -734,6 +734,57 @@ def people_flag_deleted(
     ctx.counters.deleted += flagged
 
 
+# --- Formula fields ------------------------------------------------------------------------------------
+def opportunity_formulas_refresh(
+    records: list[dict[str, Any]],
+    fields: dict[str, FieldInfo],
+    ctx: ApplyContext,
+    *,
+    detected_at: dt.datetime,
+) -> int:
+    """Fresh values of calculated fields (which change without a SystemModstamp bump): stored, and
+    recorded as Opportunity is Updated for the linked people, dated when the change was seen.
+    The stored SystemModstamp stays: the record itself did not change. Returns rows changed."""
+    parsed_by_id = _parse_all(records, fields, ctx.counters)
+    if not parsed_by_id:
+        return 0
+    with transaction.atomic():
+        existing = {
+            o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id), is_deleted=False)
+        }
+        changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]] = []
+        for sf_id, parsed in parsed_by_id.items():
+            opportunity = existing.get(sf_id)
+            if opportunity is None:
+                continue
+            try:
+                column_values, custom = split_values(parsed, OPPORTUNITY_COLUMNS, Opportunity)
+            except ValueError as error:
+                ctx.counters.fail(sf_id, error)
+                continue
+            field_changes = _opportunity_changes(opportunity, column_values, custom, parsed)
+            if not field_changes:
+                continue
+            for column, value in column_values.items():
+                setattr(opportunity, column, value)
+            opportunity.custom_fields = {**opportunity.custom_fields, **custom}
+            changed.append((opportunity, field_changes, False, False, detected_at))
+        if not changed:
+            return 0
+        columns = {c for o, changes, *_ in changed for c in _changed_columns(changes)}
+        Opportunity.objects.bulk_update([c[0] for c in changed], [*columns, "custom_fields"], batch_size=500)
+        Activity.objects.bulk_create(
+            _opportunity_activities(changed, ctx), batch_size=1000, ignore_conflicts=True
+        )
+        refresh_person_totals(people_of_opportunities(c[0].pk for c in changed))
+        ctx.counters.updated += len(changed)
+        return len(changed)
+
+
+def _changed_columns(changes: dict[str, tuple[Any, Any]]) -> list[str]:
+    return [OPPORTUNITY_COLUMNS[name] for name in changes if name in OPPORTUNITY_COLUMNS]
+
+
 # --- Back-fill of fields that appeared ------------------------------------------------------------------
 @transaction.atomic
 def values_backfill(sobject: str, records: list[dict[str, Any]], fields: dict[str, FieldInfo]) -> int:

@@ -14,6 +14,7 @@ from opportunities.models import (
     Activity,
     ActivityType,
     ContactRole,
+    FieldDefinition,
     Opportunity,
     SyncCycle,
     SyncLease,
@@ -381,3 +382,30 @@ def test_the_orgs_clock_not_ours_a_host_clock_ahead_skips_no_commit(org, synced_
     assert "ahead of Salesforce" in page
     ok_cycle(reconcile=True)
     assert_database_equals_org(org)
+
+
+def test_formula_fields_stay_fresh_with_the_daily_reconcile(org, synced_settings):
+    """Calculated fields change without a SystemModstamp bump (a formula over another record):
+    no window sees them; the reconcile reads just those fields and records the change."""
+    org.add_field("Opportunity", "Health__c", "double", calculated=True)
+    [ann] = org.create("Contact", {"LastName": "Ann"})
+    [deal] = org.create(
+        "Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2031-01-01", "Amount": 1000}
+    )
+    org.create("OpportunityContactRole", {"OpportunityId": deal, "ContactId": ann})
+    ok_cycle()
+    assert FieldDefinition.objects.get(sobject="Opportunity", api_name="Health__c").is_calculated
+    org.set_values_silently("Opportunity", "Health__c", {deal: 42})
+    org.set_values_silently("Opportunity", "ExpectedRevenue", {deal: 777})
+    assert not ok_cycle().reconciled  # a plain cycle cannot see them
+    assert Opportunity.objects.get(sf_id=deal).custom_fields.get("Health__c") is None
+    ok_cycle(reconcile=True)
+    opportunity = Opportunity.objects.get(sf_id=deal)
+    assert opportunity.custom_fields["Health__c"] == 42 and opportunity.expected_revenue == 777
+    updates = Activity.objects.filter(
+        activity_type=ActivityType.OPPORTUNITY_UPDATED, person__sf_contact_id=ann
+    )
+    assert sorted(updates.values_list("field", "new_value")) == [("ExpectedRevenue", 777), ("Health__c", 42)]
+    assert_database_equals_org(org)
+    ok_cycle(reconcile=True)  # nothing changed since: nothing recorded again
+    assert updates.count() == 2
