@@ -32,3 +32,13 @@ def test_the_smart_list_baselines_agree_with_the_engine(tiny_org):
         {"logic": "all", "filters": [{"filter": "number_of_optys", "operator": "at_least", "value": 2}]}
     )
     assert rows > 50  # people hold several opportunities, not one role many times
+
+
+def test_the_daily_reconcile_projection_runs_and_keeps_the_interval(settings, capsys):
+    from bench.sync_idle_calls import day_with_a_reconcile
+
+    settings.SALESFORCE_SYNC_INTERVAL = 5.0
+    settings.SALESFORCE_API_BUDGET = 0.5
+    day_with_a_reconcile(1.0, [0.2, 0.3], 100_000, 5.0)
+    out = capsys.readouterr().out
+    assert "reconcile_calls 2,750" in out and "hour_after_the_reconcile: interval 5.0 s" in out
