@@ -119,12 +119,17 @@ def checksum(snapshot: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(snapshot, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def assert_database_equals_org(org) -> None:
+def assert_database_equals_org(org, *, before_getdeleted: bool = False) -> None:
+    """Value by value. `before_getdeleted`: compare before any reconciling cycle, when roles hard
+    deleted in the last minute cannot be known yet (only getDeleted's whole minutes or the id
+    reconcile see them); every other row must already be right, so no lost row is masked."""
     expected, actual = org_snapshot(org), local_snapshot()
     # Hard-deleted roles are tombstones locally and absent in the org: compare live roles only.
     expected_roles = expected["OpportunityContactRole"]
     actual["OpportunityContactRole"] = {
-        k: v for k, v in actual["OpportunityContactRole"].items() if k in expected_roles or not v["IsDeleted"]
+        k: v
+        for k, v in actual["OpportunityContactRole"].items()
+        if k in expected_roles or (not v["IsDeleted"] and not before_getdeleted)
     }
     # Converted leads whose person is the contact's are compared as contacts.
     expected["Lead"] = {

@@ -63,11 +63,13 @@ def start_worker(env: dict[str, str], log) -> subprocess.Popen[bytes]:
 
 
 def finish_in_test_process(org, synced_settings) -> None:
-    """With the worker stopped, one reconciling cycle here; then compare."""
+    """With the worker stopped: one plain cycle here and a comparison *before* any reconcile (so
+    a lost row cannot hide behind it); then a reconciling cycle and the full comparison."""
     service._clients.clear()
-    cycle = sync_cycle_run(reconcile=True)
-    assert cycle is not None and cycle.status == SyncStatus.SUCCEEDED, cycle and cycle.error_message
-    assert_database_equals_org(org)
+    for reconcile in (False, True):
+        cycle = sync_cycle_run(reconcile=reconcile)
+        assert cycle is not None and cycle.status == SyncStatus.SUCCEEDED, cycle and cycle.error_message
+        assert_database_equals_org(org, before_getdeleted=not reconcile)
 
 
 @pytest.mark.parametrize("broker", ["file", "redis"])
