@@ -74,7 +74,7 @@ def contact(sf_id: str, minutes: int, **values: Any) -> dict[str, Any]:
     }
 
 
-def kinds() -> list[tuple[str, str, str]]:
+def kinds() -> list[tuple[str, str | None, str]]:
     return sorted(Activity.objects.values_list("activity_type", "person__sf_contact_id", "field"))
 
 
