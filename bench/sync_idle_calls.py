@@ -31,7 +31,7 @@ def day_with_a_reconcile(idle_calls: float, durations: list[float], org_limit: i
     from django.utils import timezone
 
     from opportunities.models import SyncCycle, SyncStatus
-    from opportunities.sync.engine import effective_interval
+    from opportunities.sync.schedule import effective_interval
 
     reconcile_calls = sum(-(-rows // 2000) for rows in BIG_ORG_ROWS.values()) + FORMULA_PAGES
     SyncCycle.objects.all().delete()

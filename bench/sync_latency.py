@@ -87,7 +87,7 @@ def main() -> None:
                 time.sleep(0.01)
             latencies.append(time.monotonic() - started)
             time.sleep(rng.random())  # land anywhere in the cycle
-        from opportunities.sync.engine import effective_interval
+        from opportunities.sync.schedule import effective_interval
 
         print(
             f"changes: {len(latencies)}  interval_seconds: {args.interval}  effective_interval: {effective_interval():.2f}  "

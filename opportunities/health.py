@@ -18,7 +18,8 @@ from oppsync_site.charts import Series, line_chart
 from oppsync_site.models import WorkerHeartbeat
 
 from .models import Activity, SyncCycle, SyncObjectRun, SyncState, SyncStatus
-from .sync.engine import CLOCK_SKEW_WARNING_SECONDS, SYNCED_OBJECTS, effective_interval
+from .sync.objects import SYNCED_OBJECTS
+from .sync.schedule import CLOCK_SKEW_WARNING_SECONDS, effective_interval
 
 CHART_HOURS = 24
 LATENCY_BUCKET_MINUTES = 15

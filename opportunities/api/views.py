@@ -24,7 +24,7 @@ from ..selectors import (
     opportunity_list,
     sync_status,
 )
-from ..sync.engine import effective_interval
+from ..sync.schedule import effective_interval
 from .filters import ActivityFilter, ContactRoleFilter, OpportunityFilter
 from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunitySerializer
 

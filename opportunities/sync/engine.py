@@ -22,22 +22,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import statistics
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Q, Sum
 from django.utils import timezone
 
-from people.models import Person
-
 from ..models import (
-    ContactRole,
     FieldDefinition,
-    Opportunity,
     SyncCycle,
     SyncObjectRun,
     SyncState,
@@ -62,22 +56,16 @@ from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
 from . import apply
 from .fields import active_fields, field_definitions_sync, select_list
 from .lock import SyncLeaseLost, SyncLock
+from .objects import SPECS, SYNCED_OBJECTS
+from .schedule import CLOCK_SKEW_WARNING_SECONDS
 
 logger = logging.getLogger(__name__)
 
-SYNCED_OBJECTS = ("Contact", "Lead", "Opportunity", "OpportunityContactRole")
-APPLIERS: dict[str, Callable[[list[dict[str, Any]], dict[str, FieldInfo], apply.ApplyContext], None]] = {
-    "Contact": apply.contacts_apply,
-    "Lead": apply.leads_apply,
-    "Opportunity": apply.opportunities_apply,
-    "OpportunityContactRole": apply.contact_roles_apply,
-}
 T = TypeVar("T")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
 PAGE_SIZE = 2000
 ID_CHUNK_WRITE = 2000  # ids per statement when marking rows gone
-CLOCK_SKEW_WARNING_SECONDS = 5.0
 ID_CHUNK = 200
 LIMITS_REFRESH = dt.timedelta(minutes=5)
 # A failing object's wait before its next try, doubling with each failure in a row.
@@ -496,7 +484,7 @@ class SyncEngine:
     ) -> None:
         if records:
             with self.lock.fenced():
-                APPLIERS[sobject](records, fields, progress.context)
+                SPECS[sobject].applier(records, fields, progress.context)
                 self._save_progress(progress, total)
         if self.progress and records:
             self.progress(sobject, len(records), total)
@@ -564,15 +552,9 @@ class SyncEngine:
         """Deletes from getDeleted; a row changed after its deletion date was undeleted: kept."""
         if not deleted:
             return
-        model, key, stamp = {
-            "Opportunity": (Opportunity, "sf_id", "system_modstamp"),
-            "OpportunityContactRole": (ContactRole, "sf_id", "system_modstamp"),
-            "Contact": (Person, "sf_contact_id", "contact_system_modstamp"),
-            "Lead": (Person, "sf_lead_id", "lead_system_modstamp"),
-        }[sobject]
         when = dict(deleted)
-        stored = dict(model.objects.filter(**{f"{key}__in": list(when)}).values_list(key, stamp))  # type: ignore[attr-defined]  # each has objects
-        gone = {i: d for i, d in when.items() if i in stored and (stored[i] is None or stored[i] <= d)}
+        stored = SPECS[sobject].stored_stamps(list(when))
+        gone = {i: d for i, d in when.items() if i in stored and _not_after(stored[i], d)}
         self._mark_gone(sobject, gone, context)  # each removal is dated by its own deletedDate
 
     def _mark_gone(
@@ -586,14 +568,7 @@ class SyncEngine:
         for start in range(0, len(ids), ID_CHUNK_WRITE):
             chunk = {i: deleted_at[i] for i in ids[start : start + ID_CHUNK_WRITE]}
             with self.lock.fenced():
-                if sobject == "Opportunity":
-                    apply.opportunities_delete(chunk, context)
-                elif sobject == "OpportunityContactRole":
-                    apply.contact_roles_delete(chunk, context)
-                elif sobject == "Contact":
-                    apply.people_flag_deleted(contact_ids=list(chunk), ctx=context)
-                else:
-                    apply.people_flag_deleted(lead_ids=list(chunk), ctx=context)
+                SPECS[sobject].mark_gone(chunk, context)
 
     def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
         """Compare ids: local rows Salesforce no longer has are gone (hard deletes, purges, lost
@@ -647,24 +622,7 @@ class SyncEngine:
         logger.info("Refreshed %d formula fields of %s: %d rows changed", len(formulas), sobject, changed)
 
     def _local_ids(self, sobject: str) -> tuple[set[str], set[str]]:
-        rows: Iterable[tuple[Any, bool]]
-        if sobject == "Opportunity":
-            rows = Opportunity.objects.values_list("sf_id", "is_deleted")
-        elif sobject == "OpportunityContactRole":
-            rows = ContactRole.objects.values_list("sf_id", "is_deleted")
-        elif sobject == "Contact":
-            rows = (
-                Person.objects.exclude(sf_contact_id=None)
-                .exclude(contact_system_modstamp=None)
-                .values_list("sf_contact_id", "is_deleted_in_salesforce")
-            )
-        else:
-            rows = Person.objects.exclude(sf_lead_id=None).values_list(
-                "sf_lead_id", "is_deleted_in_salesforce"
-            )
-        known = {str(i) for i, _ in rows}
-        live = {str(i) for i, deleted in rows if not deleted}
-        return live, known
+        return SPECS[sobject].local_ids()
 
     # --- per-object runs --------------------------------------------------------------------------
     def _start_object(
@@ -711,50 +669,9 @@ class SyncEngine:
         run.save()
 
 
+def _not_after(stamp: dt.datetime | None, moment: dt.datetime) -> bool:
+    return stamp is None or stamp <= moment
+
+
 def _retry_due(retry_after: dt.datetime | None, now: dt.datetime) -> bool:
     return retry_after is None or retry_after <= now
-
-
-def sync_due(now: dt.datetime | None = None) -> bool:
-    """Whether a beat tick should run a cycle now: the configured interval, stretched when it
-    would spend more than `SALESFORCE_API_BUDGET` of the org's daily limit."""
-    interval = effective_interval()
-    configured = float(settings.SALESFORCE_SYNC_INTERVAL)
-    if interval <= configured:
-        return True  # beat's own spacing is the interval
-    now = now or timezone.now()
-    last = SyncCycle.objects.order_by("-started_at").first()
-    # Half a beat of slack: a tick arrives a little after the previous cycle's start time.
-    return last is None or now - last.started_at >= dt.timedelta(seconds=interval - configured / 2)
-
-
-def effective_interval(now: dt.datetime | None = None) -> float:
-    """Seconds between steady cycles so the day's calls stay within `SALESFORCE_API_BUDGET` of the
-    org's daily limit.
-
-    The expensive work (first loads, reconciles, back-fills: cycles marked initial or reconciled)
-    is budgeted apart: what it spent in the last 24 hours comes off the budget, and the steady
-    cycles share the rest by their *median* cost, so one rare big cycle never stretches hours of
-    cheap cycles that follow it."""
-    interval = float(settings.SALESFORCE_SYNC_INTERVAL)
-    now = now or timezone.now()
-    recent = list(
-        SyncCycle.objects.exclude(ended_at=None)
-        .order_by("-started_at")
-        .values("api_calls", "api_usage_max", "is_initial_load", "reconciled")[:20]
-    )
-    maximum = next((c["api_usage_max"] for c in recent if c["api_usage_max"]), None)
-    if not maximum or settings.SALESFORCE_API_BUDGET <= 0:
-        return interval
-    steady = [c["api_calls"] for c in recent if not (c["is_initial_load"] or c["reconciled"])]
-    steady_calls = max(1.0, float(statistics.median(steady))) if steady else 1.0
-    expensive_calls = (
-        SyncCycle.objects.filter(started_at__gte=now - dt.timedelta(days=1))
-        .filter(Q(is_initial_load=True) | Q(reconciled=True))
-        .aggregate(total=Sum("api_calls"))["total"]
-        or 0
-    )
-    budget_per_day = settings.SALESFORCE_API_BUDGET * maximum
-    # The steady cycles always keep a tenth of the budget, however much the expensive work took.
-    steady_budget = max(budget_per_day - expensive_calls, budget_per_day / 10)
-    return max(interval, 86400.0 * steady_calls / steady_budget)

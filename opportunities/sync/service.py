@@ -11,7 +11,8 @@ from django.utils import timezone
 from ..models import SyncCycle, SyncStatus
 from ..salesforce.auth import SalesforceConfig
 from ..salesforce.client import SalesforceClient
-from .engine import Progress, SyncEngine, sync_due
+from .engine import Progress, SyncEngine
+from .schedule import sync_due
 
 _clients: dict[SalesforceConfig, SalesforceClient] = {}
 

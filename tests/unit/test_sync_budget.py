@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from opportunities.models import SyncCycle, SyncStatus
-from opportunities.sync.engine import effective_interval
+from opportunities.sync.schedule import effective_interval
 
 pytestmark = pytest.mark.django_db
 
