@@ -18,6 +18,7 @@ def field_definitions_sync(description: ObjectDescription, *, now: dt.datetime) 
     are new or active again (their values need a back-fill)."""
     existing = {d.api_name: d for d in FieldDefinition.objects.filter(sobject=description.name)}
     appeared: list[str] = []
+    seen_unchanged: list[str] = []
     for name, info in description.fields.items():
         if not info.syncable:
             continue
@@ -35,21 +36,27 @@ def field_definitions_sync(description: ObjectDescription, *, now: dt.datetime) 
             "is_nillable": info.nillable,
             "is_filterable": info.filterable,
             "is_active": True,
-            "last_seen_at": now,
             "deactivated_at": None,
         }
         definition = existing.get(name)
         if definition is None:
             FieldDefinition.objects.create(
-                sobject=description.name, api_name=name, first_seen_at=now, **values
+                sobject=description.name, api_name=name, first_seen_at=now, last_seen_at=now, **values
             )
             appeared.append(name)
             continue
         if not definition.is_active:
             appeared.append(name)
+        if all(getattr(definition, attribute) == value for attribute, value in values.items()):
+            seen_unchanged.append(name)  # the common case, once a minute: no row rewritten
+            continue
         for attribute, value in values.items():
             setattr(definition, attribute, value)
+        definition.last_seen_at = now
         definition.save()
+    FieldDefinition.objects.filter(sobject=description.name, api_name__in=seen_unchanged).update(
+        last_seen_at=now
+    )
     gone = [name for name, d in existing.items() if d.is_active and name not in description.fields]
     FieldDefinition.objects.filter(sobject=description.name, api_name__in=gone).update(
         is_active=False, deactivated_at=now
