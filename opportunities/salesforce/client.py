@@ -160,7 +160,7 @@ class SalesforceClient:
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
         self.session = http_session(config)
-        self.session.hooks["response"].append(self._count_call)
+        self.session.hooks["response"].append(self._on_response)
         self.calls = 0
         self.api_usage: tuple[int, int] | None = None
         # Salesforce's clock minus ours, from the Date header of the latest response.
@@ -171,7 +171,7 @@ class SalesforceClient:
         self._sf: Salesforce | None = None
 
     # --- bookkeeping ------------------------------------------------------------------------------
-    def _count_call(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """Every REST or Bulk request counts against the org's daily limit; the token call does not.
         Every response's Date header tells how far the org's clock is from ours."""
         received = dt.datetime.now(dt.UTC)

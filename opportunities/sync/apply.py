@@ -232,7 +232,7 @@ def opportunities_apply(
     with transaction.atomic():
         existing = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id))}
         to_create: list[Opportunity] = []
-        changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]] = []
+        changed: list[OpportunityChange] = []
         stamps = {sf_id: o.system_modstamp for sf_id, o in existing.items()}
         for sf_id, parsed, column_values, custom in _incoming(
             parsed_by_id, stamps.get, OPPORTUNITY_COLUMNS, Opportunity, ctx
@@ -265,24 +265,36 @@ def opportunities_apply(
             else:
                 ctx.counters.updated += 1
         Opportunity.objects.bulk_create(to_create, batch_size=1000)
-        if changed:
-            update_fields = [
-                *set(OPPORTUNITY_COLUMNS.values()),
-                "custom_fields",
-                "system_modstamp",
-                "is_deleted",
-                "synced_at",
-            ]
-            Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
-        activities = _opportunity_activities(changed, ctx)
+        activities = _opportunity_changes_save(changed, ctx)
         activities += _link_roles_to_new_opportunities(to_create, ctx)
         Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
-        touched = [c[0].pk for c in changed]
-        if to_create:
-            touched += Opportunity.objects.filter(sf_id__in=[o.sf_id for o in to_create]).values_list(
-                "pk", flat=True
-            )
-        refresh_person_totals(people_of_opportunities(touched))
+
+
+# What a person's opportunity totals are made of: a change to anything else leaves them alone.
+TOTALS_FIELDS = frozenset({"Amount", "ExpectedRevenue", "IsClosed", "IsWon"})
+OpportunityChange = tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]
+
+
+def _opportunity_changes_save(changed: list[OpportunityChange], ctx: ApplyContext) -> list[Activity]:
+    """Write changed opportunities (values already set on them), refresh the totals of the people
+    whose totals they move, and return the activities the changes record."""
+    if not changed:
+        return []
+    update_fields = [
+        *set(OPPORTUNITY_COLUMNS.values()),
+        "custom_fields",
+        "system_modstamp",
+        "is_deleted",
+        "synced_at",
+    ]
+    Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
+    moving_totals = [
+        o.pk
+        for o, changes, was_deleted, is_deleted, _ in changed
+        if was_deleted != is_deleted or TOTALS_FIELDS & changes.keys()
+    ]
+    refresh_person_totals(people_of_opportunities(moving_totals))
+    return _opportunity_activities(changed, ctx)
 
 
 def _opportunity_changes(
@@ -303,9 +315,7 @@ def _opportunity_changes(
     return changes
 
 
-def _opportunity_activities(
-    changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]], ctx: ApplyContext
-) -> list[Activity]:
+def _opportunity_activities(changed: list[OpportunityChange], ctx: ApplyContext) -> list[Activity]:
     if not changed:
         return []
     opportunity_ids = [c[0].pk for c in changed]
@@ -376,6 +386,7 @@ def _link_roles_to_new_opportunities(created: list[Opportunity], ctx: ApplyConte
             occurred_at = role.system_modstamp or opportunity.system_modstamp or dt.datetime.now(dt.UTC)
             activities.append(_role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
     ContactRole.objects.bulk_update(waiting, ["opportunity"], batch_size=500)
+    refresh_person_totals(role.person_id for role in waiting)
     return activities
 
 
@@ -752,7 +763,7 @@ def opportunity_formulas_refresh(
         existing = {
             o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id), is_deleted=False)
         }
-        changed: list[tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]] = []
+        changed: list[OpportunityChange] = []
         for sf_id, parsed in parsed_by_id.items():
             opportunity = existing.get(sf_id)
             if opportunity is None:
@@ -769,20 +780,10 @@ def opportunity_formulas_refresh(
                 setattr(opportunity, column, value)
             opportunity.custom_fields = {**opportunity.custom_fields, **custom}
             changed.append((opportunity, field_changes, False, False, detected_at))
-        if not changed:
-            return 0
-        columns = {c for o, changes, *_ in changed for c in _changed_columns(changes)}
-        Opportunity.objects.bulk_update([c[0] for c in changed], [*columns, "custom_fields"], batch_size=500)
-        Activity.objects.bulk_create(
-            _opportunity_activities(changed, ctx), batch_size=1000, ignore_conflicts=True
-        )
-        refresh_person_totals(people_of_opportunities(c[0].pk for c in changed))
+        activities = _opportunity_changes_save(changed, ctx)
+        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         ctx.counters.updated += len(changed)
         return len(changed)
-
-
-def _changed_columns(changes: dict[str, tuple[Any, Any]]) -> list[str]:
-    return [OPPORTUNITY_COLUMNS[name] for name in changes if name in OPPORTUNITY_COLUMNS]
 
 
 # --- Back-fill of fields that appeared ------------------------------------------------------------------

@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -172,11 +173,10 @@ class SyncEngine:
         pause threshold and resume in a later cycle (watermarks move only when a window is
         done, and re-read pages are skipped by their SystemModstamp)."""
         usage = self.client.api_usage
-        if usage and usage[1] and usage[0] / usage[1] >= settings.SALESFORCE_QUOTA_PAUSE:
+        if _over_pause(usage):
+            assert usage is not None
             raise SalesforceQuotaExceeded(
-                f"Paused mid-cycle: the org has used {usage[0]:,} of its {usage[1]:,} daily API calls "
-                f"({usage[0] / usage[1]:.0%}), above SALESFORCE_QUOTA_PAUSE "
-                f"({settings.SALESFORCE_QUOTA_PAUSE:.0%}); the rest is read when the quota allows."
+                f"Paused mid-cycle: {_usage_words(usage)}; the rest is read when the quota allows."
             )
 
     def _quota_guard(self) -> None:
@@ -184,7 +184,7 @@ class SyncEngine:
         if usage is None:
             last = SyncCycle.objects.exclude(api_usage_max=None).order_by("-started_at").first()
             usage = (last.api_usage_used or 0, last.api_usage_max or 0) if last else None
-        if not usage or not usage[1] or usage[0] / usage[1] < settings.SALESFORCE_QUOTA_PAUSE:
+        if not _over_pause(usage):
             return
         last_paused = SyncCycle.objects.filter(status=SyncStatus.PAUSED).order_by("-started_at").first()
         if last_paused is None or timezone.now() - last_paused.started_at > LIMITS_REFRESH:
@@ -192,12 +192,10 @@ class SyncEngine:
             limits = self.client.limits().get("DailyApiRequests", {})
             usage = (int(limits.get("Max", 0)) - int(limits.get("Remaining", 0)), int(limits.get("Max", 0)))
             self.client.api_usage = usage
-            if not usage[1] or usage[0] / usage[1] < settings.SALESFORCE_QUOTA_PAUSE:
+            if not _over_pause(usage):
                 return
-        raise SalesforceQuotaExceeded(
-            f"Paused: the org has used {usage[0]:,} of its {usage[1]:,} daily API calls "
-            f"({usage[0] / usage[1]:.0%}), above SALESFORCE_QUOTA_PAUSE ({settings.SALESFORCE_QUOTA_PAUSE:.0%})."
-        )
+        assert usage is not None
+        raise SalesforceQuotaExceeded(f"Paused: {_usage_words(usage)}.")
 
     def _cycle(self, cycle: SyncCycle, *, reconcile: bool) -> None:
         now = timezone.now()
@@ -222,12 +220,10 @@ class SyncEngine:
         if unknown:
             results = self.client.composite([(f"describe:{s}", self.client.describe_url(s)) for s in unknown])
             for sobject in unknown:
-                try:
+                with self._isolated(sobject, states[sobject], None, now):
                     self._describe_result(
                         sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
                     )
-                except SalesforceError as error:
-                    self._object_failed(sobject, states[sobject], None, error, now)
         objects = [s for s in objects if s not in self.failures]
 
         describe_interval = dt.timedelta(seconds=settings.SALESFORCE_DESCRIBE_INTERVAL)
@@ -256,12 +252,10 @@ class SyncEngine:
         ]
         results = self.client.composite(subrequests) if objects else {}
         for sobject in describe_due:
-            try:
+            with self._isolated(sobject, states[sobject], None, now):
                 self._describe_result(
                     sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
                 )
-            except SalesforceError as error:
-                self._object_failed(sobject, states[sobject], None, error, now)
 
         # Only the object whose deletes Salesforce could not list is reconciled for it: a refusal
         # for Lead never re-reads two million roles.
@@ -271,7 +265,7 @@ class SyncEngine:
                 continue
             progress = self._start_object(cycle, sobject, windows[sobject], initial)
             state = states[sobject]
-            try:
+            with self._isolated(sobject, state, progress, now):
                 self._window(
                     sobject, results[f"query:{sobject}"], windows[sobject], fields[sobject], state, progress
                 )
@@ -281,10 +275,7 @@ class SyncEngine:
                     sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
                 ):
                     needs_reconcile.add(sobject)
-            except SalesforceQuotaExceeded:
-                raise
-            except SalesforceError as error:
-                self._object_failed(sobject, state, progress, error, now)
+            if sobject in self.failures:
                 continue
             if state.initial_load_completed_at is None:
                 state.initial_load_completed_at = timezone.now()
@@ -312,13 +303,10 @@ class SyncEngine:
             cycle.save(update_fields=["reconciled"])
         for sobject in due:
             progress = self._start_object(cycle, sobject, None, initial)
-            try:
+            with self._isolated(sobject, states[sobject], progress, now):
                 self._reconcile(sobject, progress)
                 self._refresh_formulas(sobject, progress)
-            except SalesforceQuotaExceeded:
-                raise
-            except SalesforceError as error:
-                self._object_failed(sobject, states[sobject], progress, error, now)
+            if sobject in self.failures:
                 continue
             states[sobject].last_reconciled_at = now
             with self.lock.fenced():
@@ -327,14 +315,26 @@ class SyncEngine:
 
     def _record_clock_skew(self, cycle: SyncCycle, now: dt.datetime, org_now: dt.datetime) -> None:
         skew = (now - org_now).total_seconds()
-        cycle.clock_skew_seconds = round(skew, 1)
-        cycle.save(update_fields=["clock_skew_seconds"])
+        cycle.clock_skew_seconds = round(skew, 1)  # saved with the cycle's outcome
         if abs(skew) > CLOCK_SKEW_WARNING_SECONDS:
             logger.warning(
                 "This host's clock is %.0f s %s Salesforce's; sync windows follow Salesforce's clock",
                 abs(skew),
                 "ahead of" if skew > 0 else "behind",
             )
+
+    @contextmanager
+    def _isolated(
+        self, sobject: str, state: SyncState, progress: ObjectProgress | None, now: dt.datetime
+    ) -> Iterator[None]:
+        """One object's work: a Salesforce error is that object's failure (`self.failures`), not
+        the cycle's; a spent quota still pauses the whole cycle."""
+        try:
+            yield
+        except SalesforceQuotaExceeded:
+            raise
+        except SalesforceError as error:
+            self._object_failed(sobject, state, progress, error, now)
 
     def _object_failed(
         self,
@@ -578,7 +578,7 @@ class SyncEngine:
         for records in self.client.query_all(f"SELECT Id FROM {sobject}", include_deleted=False):
             remote.update(r["Id"] for r in records)
             self.lock.renew()
-        live, known = self._local_ids(sobject)
+        live, known = SPECS[sobject].local_ids()
         found_missing = timezone.now()
         self._mark_gone(sobject, dict.fromkeys(live - remote, found_missing), progress.context)
         # Ids go into SOQL literals: only well-formed Salesforce ids get there.
@@ -620,9 +620,6 @@ class SyncEngine:
                 else:
                     apply.values_backfill(sobject, records, fields)
         logger.info("Refreshed %d formula fields of %s: %d rows changed", len(formulas), sobject, changed)
-
-    def _local_ids(self, sobject: str) -> tuple[set[str], set[str]]:
-        return SPECS[sobject].local_ids()
 
     # --- per-object runs --------------------------------------------------------------------------
     def _start_object(
@@ -667,6 +664,18 @@ class SyncEngine:
         run.status = status
         run.ended_at = timezone.now()
         run.save()
+
+
+def _over_pause(usage: tuple[int, int] | None) -> bool:
+    """Whether the org's daily API use is at or above SALESFORCE_QUOTA_PAUSE."""
+    return bool(usage and usage[1] and usage[0] / usage[1] >= settings.SALESFORCE_QUOTA_PAUSE)
+
+
+def _usage_words(usage: tuple[int, int]) -> str:
+    return (
+        f"the org has used {usage[0]:,} of its {usage[1]:,} daily API calls ({usage[0] / usage[1]:.0%}), "
+        f"above SALESFORCE_QUOTA_PAUSE ({settings.SALESFORCE_QUOTA_PAUSE:.0%})"
+    )
 
 
 def _not_after(stamp: dt.datetime | None, moment: dt.datetime) -> bool:

@@ -48,18 +48,12 @@ class SyncLock:
 
     # --- acquiring and releasing ------------------------------------------------------------------
     def acquire(self) -> bool:
-        now = timezone.now()
         try:
-            with transaction.atomic():
-                SyncLease.objects.get_or_create(name=LEASE_NAME)
-            with transaction.atomic():
-                claimed = (
-                    SyncLease.objects.filter(name=LEASE_NAME)
-                    .filter(Q(owner="") | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
-                    .update(owner=self.owner, token=F("token") + 1, expires_at=now + self.lease)
-                )
-                if claimed:
-                    self.token = SyncLease.objects.values_list("token", flat=True).get(name=LEASE_NAME)
+            claimed = self._claim()
+            if not claimed:
+                with transaction.atomic():  # the very first cycle: the row may not exist yet
+                    _, created = SyncLease.objects.get_or_create(name=LEASE_NAME)
+                claimed = self._claim() if created else False
         except DatabaseError as error:
             # SQLite: another worker is in the middle of a write ("database is locked"): it holds
             # the lease, or is about to.
@@ -69,6 +63,19 @@ class SyncLock:
         if self.held and self.use_heartbeat:
             self._start_heartbeat()
         return self.held
+
+    def _claim(self) -> bool:
+        """One conditional UPDATE: the lease becomes ours if it is free or expired."""
+        now = timezone.now()
+        with transaction.atomic():
+            claimed = (
+                SyncLease.objects.filter(name=LEASE_NAME)
+                .filter(Q(owner="") | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
+                .update(owner=self.owner, token=F("token") + 1, expires_at=now + self.lease)
+            )
+            if claimed:
+                self.token = SyncLease.objects.values_list("token", flat=True).get(name=LEASE_NAME)
+        return bool(claimed)
 
     def release(self) -> None:
         self._stop_heartbeat()

@@ -8,8 +8,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from opportunities.models import Activity, ContactRole, FieldDefinition, Opportunity
+from opportunities.models import Activity, ContactRole, FieldDefinition, Opportunity, SyncCycle, SyncStatus
 from opportunities.sync.apply import CONTACT_COLUMNS, LEAD_COLUMNS, NOT_STORED, OPPORTUNITY_COLUMNS
+from opportunities.sync.service import sync_cycle_run
 from people.models import Person
 
 SKIPPED_TYPES = {"address", "location", "base64"}
@@ -212,3 +213,17 @@ def stored_opportunity_totals() -> dict[int, tuple[Any, ...]]:
 def assert_totals_current() -> None:
     """The sync-maintained totals equal a recomputation from scratch."""
     assert stored_opportunity_totals() == expected_opportunity_totals()
+
+
+def run_cycle(**options: Any) -> SyncCycle:
+    """One sync cycle in the test process (never None: tests hold no other lease)."""
+    cycle = sync_cycle_run(**options)
+    assert cycle is not None
+    return cycle
+
+
+def ok_cycle(**options: Any) -> SyncCycle:
+    """One sync cycle that must succeed."""
+    cycle = run_cycle(**options)
+    assert cycle.status == SyncStatus.SUCCEEDED, cycle.error_message
+    return cycle

@@ -14,27 +14,19 @@ from opportunities.models import (
     ContactRole,
     FieldDefinition,
     Opportunity,
-    SyncCycle,
     SyncState,
     SyncStatus,
 )
-from opportunities.sync.service import sync_cycle_run
 from people.models import Person
-from tests.integration.sync.checks import activity_keys, assert_database_equals_org, assert_totals_current
+from tests.integration.sync.checks import (
+    activity_keys,
+    assert_database_equals_org,
+    assert_totals_current,
+    ok_cycle,
+    run_cycle,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def run_cycle(**options) -> SyncCycle:
-    cycle = sync_cycle_run(**options)
-    assert cycle is not None
-    return cycle
-
-
-def ok_cycle(**options) -> SyncCycle:
-    cycle = run_cycle(**options)
-    assert cycle.status == SyncStatus.SUCCEEDED, cycle.error_message
-    return cycle
 
 
 def test_initial_sync_copies_the_org_exactly(org, synced_settings):

@@ -27,17 +27,10 @@ from opportunities.salesforce.client import SalesforceClient
 from opportunities.sync import apply, service
 from opportunities.sync.engine import SyncEngine
 from opportunities.sync.lock import SyncLeaseLost, SyncLock
-from opportunities.sync.service import sync_cycle_run
 from people.models import Person
-from tests.integration.sync.checks import activity_keys, assert_database_equals_org
+from tests.integration.sync.checks import activity_keys, assert_database_equals_org, ok_cycle
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def ok_cycle(**options) -> SyncCycle:
-    cycle = sync_cycle_run(**options)
-    assert cycle is not None and cycle.status == SyncStatus.SUCCEEDED, cycle and cycle.error_message
-    return cycle
 
 
 def _minute(minutes_ago: int) -> dt.datetime:
