@@ -24,7 +24,8 @@ from opportunities.models import (
 )
 from opportunities.salesforce.auth import SalesforceConfig
 from opportunities.salesforce.client import SalesforceClient
-from opportunities.sync import apply, service
+from opportunities.sync import service
+from opportunities.sync.apply import opportunity as opportunity_apply
 from opportunities.sync.engine import SyncEngine
 from opportunities.sync.lock import SyncLeaseLost, SyncLock
 from people.models import Person
@@ -137,7 +138,7 @@ def test_exactly_once_two_cycles_forced_to_overlap_record_each_activity_once(
     org.update("Opportunity", {"Id": deal, "StageName": "Negotiation", "Amount": 5000})
 
     paused, resume, b_started = threading.Event(), threading.Event(), threading.Event()
-    changes = apply._opportunity_changes
+    changes = opportunity_apply._opportunity_changes
 
     def pausing_changes(*args):
         if threading.current_thread().name == "cycle-A" and not paused.is_set():
@@ -145,7 +146,7 @@ def test_exactly_once_two_cycles_forced_to_overlap_record_each_activity_once(
             resume.wait(60)
         return changes(*args)
 
-    monkeypatch.setattr(apply, "_opportunity_changes", pausing_changes)
+    monkeypatch.setattr(opportunity_apply, "_opportunity_changes", pausing_changes)
     cycles: dict[str, SyncCycle | None] = {}
 
     def run(name: str) -> None:

@@ -1,0 +1,54 @@
+"""Back-fill: the values of fields that became visible, for rows OppSync already holds."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from people.models import Person
+
+from ...models import ContactRole, Opportunity
+from ...salesforce.records import FieldInfo, json_value, parse_value
+from ...totals import people_of_opportunities, refresh_person_totals
+from .common import CONTACT_COLUMNS, LEAD_COLUMNS, OPPORTUNITY_COLUMNS, ROLE_COLUMNS, column_value
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def values_backfill(sobject: str, records: list[dict[str, Any]], fields: dict[str, FieldInfo]) -> int:
+    """New fields' values for existing rows, without touching SystemModstamp or recording activities
+    (the values did not change in Salesforce; they became visible)."""
+    model, key, columns = {
+        "Opportunity": (Opportunity, "sf_id", OPPORTUNITY_COLUMNS),
+        "OpportunityContactRole": (ContactRole, "sf_id", ROLE_COLUMNS),
+        "Contact": (Person, "sf_contact_id", CONTACT_COLUMNS),
+        "Lead": (Person, "sf_lead_id", LEAD_COLUMNS),
+    }[sobject]
+    by_id: dict[str, dict[str, Any]] = {}
+    for raw in records:
+        try:
+            by_id[raw["Id"]] = {
+                name: parse_value(fields[name].type, value)
+                for name, value in raw.items()
+                if name in fields and name != "Id"
+            }
+        except (KeyError, ValueError) as error:
+            logger.warning("Back-fill skipped %s: %s", raw.get("Id"), error)
+    rows = list(model.objects.filter(**{f"{key}__in": list(by_id)}))  # type: ignore[attr-defined]  # all three have objects
+    changed_columns: set[str] = set()
+    for row in rows:
+        if model is Person and sobject == "Lead" and row.contact_system_modstamp is not None:
+            continue  # the contact's values win
+        for name, value in by_id[getattr(row, key)].items():
+            if name in columns:
+                setattr(row, columns[name], column_value(model, columns[name], value))
+                changed_columns.add(columns[name])
+            else:
+                row.custom_fields = {**row.custom_fields, name: json_value(value)}
+    model.objects.bulk_update(rows, [*changed_columns, "custom_fields"], batch_size=500)  # type: ignore[attr-defined]
+    if model is Opportunity:  # a field that became visible may be Amount: totals follow
+        refresh_person_totals(people_of_opportunities(row.pk for row in rows))
+    return len(rows)

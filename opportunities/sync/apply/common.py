@@ -1,0 +1,225 @@
+"""What every applier shares: parsing a page, the idempotence rule, fitting values to columns
+and building activities. See the package docstring for the rules the appliers follow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+
+from ...models import Activity, ContactRole, Opportunity, SyncCycle
+from ...salesforce.records import FieldInfo, json_value, parse_value
+
+logger = logging.getLogger(__name__)
+
+NOT_STORED = frozenset({"Id", "IsDeleted", "SystemModstamp"})
+# Audit fields change on every write; an activity for them would drown the real changes.
+NOT_TRACKED = frozenset(
+    {
+        "Id",
+        "IsDeleted",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "CreatedDate",
+        "CreatedById",
+        "LastViewedDate",
+        "LastReferencedDate",
+        "LastActivityDate",
+    }
+)
+OPPORTUNITY_COLUMNS = {**Opportunity.SALESFORCE_COLUMNS, "Account.Name": "account_name"}
+CONTACT_COLUMNS = {
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Email": "email",
+    "Title": "title",
+    "LeadSource": "lead_source",
+    "Phone": "phone",
+    "Account.Name": "company",
+}
+LEAD_COLUMNS = {
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Email": "email",
+    "Title": "title",
+    "LeadSource": "lead_source",
+    "Phone": "phone",
+    "Company": "company",
+}
+ROLE_COLUMNS = {
+    "Role": "role",
+    "IsPrimary": "is_primary",
+    "OpportunityId": "sf_opportunity_id",
+    "ContactId": "sf_contact_id",
+}
+
+
+@dataclass
+class Counters:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def fail(self, record_id: str, error: Exception) -> None:
+        self.failed += 1
+        if len(self.errors) < 5:
+            self.errors.append(f"{record_id}: {error}")
+        logger.warning("Skipped Salesforce record %s: %s", record_id, error)
+
+
+@dataclass
+class ApplyContext:
+    cycle: SyncCycle | None
+    is_initial_load: bool
+    counters: Counters
+    # Reconciliation re-applies rows whose SystemModstamp did not move (sharing changes).
+    force: bool = False
+
+    def is_stale(self, stored: dt.datetime | None, incoming: dt.datetime) -> bool:
+        """The idempotence rule: skip a row whose stored SystemModstamp is not older."""
+        if stored is None:
+            return False
+        return stored > incoming if self.force else stored >= incoming
+
+
+def parse_record(raw: dict[str, Any], fields: dict[str, FieldInfo]) -> dict[str, Any]:
+    """Python values by API name; a value that does not fit its type raises ValueError."""
+    parsed: dict[str, Any] = {}
+    # An empty lookup comes as {"Account": null}, not {"Account.Name": null}: the path is empty.
+    empty_heads = {name for name, value in raw.items() if value is None and name not in fields}
+    for path in fields:
+        if "." in path and path.split(".", 1)[0] in empty_heads:
+            parsed[path] = None
+    for name, value in raw.items():
+        if name in empty_heads and any(p.startswith(f"{name}.") for p in fields):
+            continue
+        info = fields.get(name)
+        parsed[name] = parse_value(
+            info.type if info else ("datetime" if name == "SystemModstamp" else "string"), value
+        )
+    if not raw.get("Id"):
+        raise ValueError("record without an Id")
+    if not isinstance(parsed.get("SystemModstamp"), dt.datetime):
+        raise ValueError("record without a SystemModstamp")
+    return parsed
+
+
+def column_value(model: type[models.Model], column: str, value: Any) -> Any:
+    """Fit a value to its column: text is trimmed to the column's length and never null."""
+    model_field = model._meta.get_field(column)
+    if isinstance(model_field, models.CharField):
+        text = "" if value is None else str(value)
+        return text[: model_field.max_length] if model_field.max_length else text
+    if isinstance(model_field, models.BooleanField) and not model_field.null:
+        return bool(value)
+    if isinstance(model_field, models.DecimalField) and value is not None:
+        limit = Decimal(10) ** (model_field.max_digits - model_field.decimal_places)
+        if abs(value) >= limit:
+            raise ValueError(f"{value} does not fit {column}")
+        return value
+    return value
+
+
+def split_values(
+    parsed: dict[str, Any], columns: dict[str, str], model: type[models.Model]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(column values, custom_fields) of a parsed record."""
+    column_values: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for name, value in parsed.items():
+        if name in NOT_STORED:
+            continue
+        if name in columns:
+            column_values[columns[name]] = column_value(model, columns[name], value)
+        elif "." not in name:
+            custom[name] = json_value(value)
+    return column_values, custom
+
+
+def incoming_rows(
+    parsed_by_id: dict[str, dict[str, Any]],
+    stored_stamp: Callable[[str], dt.datetime | None],
+    columns: dict[str, str],
+    model: type[models.Model],
+    ctx: ApplyContext,
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """The rows to apply: (id, parsed, column values, custom fields). Rows whose stored
+    SystemModstamp is not older are skipped (idempotence); rows whose values do not fit are
+    counted as failed and skipped, without stopping the page."""
+    for sf_id, parsed in parsed_by_id.items():
+        if ctx.is_stale(stored_stamp(sf_id), parsed["SystemModstamp"]):
+            ctx.counters.skipped += 1
+            continue
+        try:
+            column_values, custom = split_values(parsed, columns, model)
+        except ValueError as error:
+            ctx.counters.fail(sf_id, error)
+            continue
+        yield sf_id, parsed, column_values, custom
+
+
+def new_activity(
+    ctx: ApplyContext,
+    *,
+    person_id: int,
+    opportunity_id: int | None,
+    activity_type: str,
+    occurred_at: dt.datetime,
+    **extra: Any,
+) -> Activity:
+    return Activity(
+        person_id=person_id,
+        opportunity_id=opportunity_id,
+        activity_type=activity_type,
+        occurred_at=occurred_at,
+        is_initial_load=ctx.is_initial_load,
+        sync_cycle=ctx.cycle,
+        **extra,
+    )
+
+
+def role_activity(
+    ctx: ApplyContext, role: ContactRole, activity_type: str, occurred_at: dt.datetime
+) -> Activity:
+    assert role.person_id is not None
+    return new_activity(
+        ctx,
+        person_id=role.person_id,
+        opportunity_id=role.opportunity_id,
+        activity_type=activity_type,
+        occurred_at=occurred_at,
+        sf_contact_role_id=role.sf_id,
+        role=role.role,
+        is_primary=role.is_primary,
+    )
+
+
+def is_linked(role: ContactRole, live_opportunity_ids: set[int]) -> bool:
+    return (
+        (not role.is_deleted) and role.person_id is not None and role.opportunity_id in live_opportunity_ids
+    )
+
+
+def parse_all(
+    records: list[dict[str, Any]], fields: dict[str, FieldInfo], counters: Counters
+) -> dict[str, dict[str, Any]]:
+    parsed_by_id: dict[str, dict[str, Any]] = {}
+    for raw in records:
+        try:
+            parsed = parse_record(raw, fields)
+        except ValueError as error:
+            counters.fail(str(raw.get("Id")), error)
+            continue
+        previous = parsed_by_id.get(parsed["Id"])
+        if previous is None or previous["SystemModstamp"] <= parsed["SystemModstamp"]:
+            parsed_by_id[parsed["Id"]] = parsed
+    return parsed_by_id
