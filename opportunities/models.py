@@ -320,6 +320,9 @@ class SyncState(models.Model):
     failure_count = models.PositiveIntegerField(default=0)
     retry_after = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Relationship paths (`Account.Name`) the integration user cannot read, by when that was found
+    # (ISO time): left out of the SELECT list rather than stopping the object, tried again daily.
+    unreadable_paths = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.sobject} up to {self.watermark}"

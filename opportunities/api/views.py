@@ -84,6 +84,10 @@ def _object_json(item: ObjectSyncStatus) -> dict[str, Any]:
         "last_reconciled_at": state.last_reconciled_at if state else None,
         "initial_load_completed_at": state.initial_load_completed_at if state else None,
         "last_run": _run_json(item.last_run),
+        # One object's failure is that object's: why it is waiting, and until when.
+        "last_error": (state.last_error or None) if state else None,
+        "retry_after": state.retry_after if state else None,
+        "unreadable_fields": sorted(state.unreadable_paths) if state else [],
     }
 
 

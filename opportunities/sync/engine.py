@@ -55,7 +55,7 @@ from ..salesforce.exceptions import (
 )
 from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
 from . import apply
-from .fields import active_fields, field_definitions_sync, select_list
+from .fields import active_fields, field_definitions_sync, relationship_paths, select_list
 from .lock import SyncLeaseLost, SyncLock
 from .objects import SPECS, SYNCED_OBJECTS
 from .schedule import CLOCK_SKEW_WARNING_SECONDS
@@ -410,10 +410,11 @@ class SyncEngine:
             if appeared and state.watermark is not None:
                 self._backfill(sobject, appeared)
             fields = active_fields(sobject)
-            page = self.client.query(window_soql(sobject, fields, lower, upper))
+            page, fields = self._query_without_unreadable_paths(sobject, fields, window, state)
         except SalesforceQueryTimeout:
             self._split_window(sobject, lower, upper, state, progress)
             return
+        self._readable_again(sobject, fields, state)
         if state.initial_load_completed_at is None and page.total_size > settings.SALESFORCE_BULK_THRESHOLD:
             self._bulk_window(sobject, fields, lower, upper, page.total_size, progress)
         else:
@@ -421,6 +422,50 @@ class SyncEngine:
         state.watermark = upper
         with self.lock.fenced():
             state.save(update_fields=["watermark"])
+
+    def _query_without_unreadable_paths(
+        self,
+        sobject: str,
+        fields: dict[str, FieldInfo],
+        window: tuple[dt.datetime, dt.datetime],
+        state: SyncState,
+    ) -> tuple[QueryPage, dict[str, FieldInfo]]:
+        """The window's query after describing again. Describe cannot show that the user may not
+        read a parent object (`Account.Name` through a visible `AccountId`): if the query still
+        fails on a relationship path, that path is left out and remembered, so the object keeps
+        syncing without it instead of failing every cycle (P7 point 2)."""
+        lower, upper = window
+        try:
+            return self.client.query(window_soql(sobject, fields, lower, upper)), fields
+        except SalesforceInvalidField as error:
+            paths = [p for p in relationship_paths(sobject) if p in fields]
+            reason = str(error)
+            named = [p for p in paths if f"'{p.split('.', 1)[0]}'" in reason]
+            dropped = named or paths
+            if not dropped:
+                raise
+            readable = {name: info for name, info in fields.items() if name not in dropped}
+            page = self.client.query(window_soql(sobject, readable, lower, upper))
+        logger.warning(
+            "%s: the integration user cannot read %s (%s); syncing without it", sobject, dropped, reason
+        )
+        found_at = timezone.now().isoformat()
+        state.unreadable_paths = {**state.unreadable_paths, **dict.fromkeys(dropped, found_at)}
+        with self.lock.fenced():
+            state.save(update_fields=["unreadable_paths"])
+        return page, readable
+
+    def _readable_again(self, sobject: str, fields: dict[str, FieldInfo], state: SyncState) -> None:
+        """A path that was unreadable was read again (its daily retry worked): forget it, and
+        back-fill its values, which did not arrive while it was left out."""
+        again = [path for path in state.unreadable_paths if path in fields]
+        if not again:
+            return
+        state.unreadable_paths = {p: at for p, at in state.unreadable_paths.items() if p not in again}
+        with self.lock.fenced():
+            state.save(update_fields=["unreadable_paths"])
+        logger.info("%s: %s readable again; back-filling", sobject, again)
+        self._backfill(sobject, again)
 
     def _apply_pages(
         self, sobject: str, page: QueryPage, fields: dict[str, FieldInfo], progress: ObjectProgress

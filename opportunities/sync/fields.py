@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..models import FieldDefinition
+from django.conf import settings
+from django.utils import timezone
+
+from ..models import FieldDefinition, SyncState
 from ..salesforce.records import FieldInfo, ObjectDescription
 
 # Always selected: what the windows, upserts and deletes run on.
@@ -84,10 +87,29 @@ def active_fields(sobject: str) -> dict[str, FieldInfo]:
         )
         for d in FieldDefinition.objects.filter(sobject=sobject, is_active=True)
     }
+    unreadable = unreadable_paths(sobject)
     for reference, path in RELATIONSHIP_FIELDS.get(sobject, {}).items():
-        if reference in fields:
+        if reference in fields and path not in unreadable:
             fields[path] = FieldInfo(name=path, label="Account Name", type="string")
     return fields
+
+
+def relationship_paths(sobject: str) -> list[str]:
+    return list(RELATIONSHIP_FIELDS.get(sobject, {}).values())
+
+
+def unreadable_paths(sobject: str) -> set[str]:
+    """Relationship paths the org refused lately. Each is tried again once a reconcile interval
+    (a day) has passed: two calls a day, not two a minute, while the user still cannot read it."""
+    state = SyncState.objects.filter(sobject=sobject).only("unreadable_paths").first()
+    if state is None or not state.unreadable_paths:
+        return set()
+    retry_before = timezone.now() - dt.timedelta(seconds=settings.SALESFORCE_RECONCILE_INTERVAL)
+    return {
+        path
+        for path, found_at in state.unreadable_paths.items()
+        if dt.datetime.fromisoformat(found_at) > retry_before
+    }
 
 
 def select_list(sobject: str, fields: dict[str, FieldInfo], only: list[str] | None = None) -> list[str]:

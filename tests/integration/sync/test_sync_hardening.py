@@ -403,3 +403,42 @@ def test_formula_fields_stay_fresh_with_the_daily_reconcile(org, synced_settings
     assert_database_equals_org(org)
     ok_cycle(reconcile=True)  # nothing changed since: nothing recorded again
     assert updates.count() == 2
+
+
+def test_one_objects_failure_is_that_objects_failure_account_name_unreadable(
+    org, synced_settings, admin_client
+):
+    """The user cannot read Account.Name (describe still shows AccountId): Opportunity and Contact
+    sync without the account name instead of failing, the status page and the API say so, the
+    path is not asked for again every cycle, and when it becomes readable its values are filled in."""
+    org.generate(opportunities=12, people=10, seed=8)
+    org.hide_field("Account", "Name")
+    first = ok_cycle()
+    assert first.status == SyncStatus.SUCCEEDED
+    assert Opportunity.objects.count() == 12 and ContactRole.objects.exists()
+    assert not Opportunity.objects.exclude(account_name="").exists()
+    for sobject in ("Opportunity", "Contact"):
+        state = SyncState.objects.get(sobject=sobject)
+        assert list(state.unreadable_paths) == ["Account.Name"] and state.failure_count == 0
+    page = admin_client.get("/admin/sync-status/panel/").content.decode()
+    assert 'data-sobject-unreadable="Opportunity"' in page and "syncs without Account.Name" in page
+    status = admin_client.get("/api/v1/sync/status/").json()
+    by_object = {o["sobject"]: o for o in status["objects"]}
+    assert by_object["Opportunity"]["unreadable_fields"] == ["Account.Name"]
+
+    deal = Opportunity.objects.first().sf_id
+    org.update("Opportunity", {"Id": deal, "StageName": "Negotiation"})
+    calls_before = org.api_calls()
+    ok_cycle()  # the path is left out: no failing query, no describe-and-retry
+    assert org.api_calls() - calls_before <= 2
+    assert Opportunity.objects.get(sf_id=deal).stage_name == "Negotiation"
+
+    org.hide_field("Account", "Name", hidden=False)
+    a_day_ago = (timezone.now() - dt.timedelta(days=1, minutes=1)).isoformat()
+    SyncState.objects.filter(sobject__in=["Opportunity", "Contact"]).update(
+        unreadable_paths={"Account.Name": a_day_ago}
+    )
+    ok_cycle()  # the daily retry reads it, and the names that were missing are filled in
+    assert SyncState.objects.get(sobject="Opportunity").unreadable_paths == {}
+    ok_cycle()
+    assert_database_equals_org(org)
