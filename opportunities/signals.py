@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models.signals import post_delete, post_save, pre_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .models import ContactRole, Opportunity
 from .totals import people_of_opportunities, refresh_person_totals
+
+# Sent after a sync cycle has committed activities that are not the initial load's (kwarg
+# `cycle`). Trigger campaigns listen; the sync never imports them.
+activities_recorded = Signal()
 
 
 @receiver(pre_save, sender=ContactRole)

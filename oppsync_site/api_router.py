@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from campaigns.api.views import CampaignViewSet, DeliveryViewSet
 from opportunities.api.views import ActivityViewSet, ContactRoleViewSet, OpportunityViewSet, SyncStatusView
 from people.api.views import PersonViewSet
 from smartlists.api.views import FilterCatalogView, MembersCsvView, SmartListViewSet
@@ -19,6 +20,8 @@ router.register("opportunities", OpportunityViewSet, basename="opportunity")
 router.register("contact-roles", ContactRoleViewSet, basename="contact-role")
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("smart-lists", SmartListViewSet, basename="smart-list")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register(r"campaigns/(?P<campaign_pk>\d+)/deliveries", DeliveryViewSet, basename="campaign-delivery")
 
 urlpatterns = [
     path("v1/filters/", FilterCatalogView.as_view(), name="filters"),

@@ -11,4 +11,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oppsync_site.settings.local")
 
 app = Celery("oppsync")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["oppsync_site", "opportunities.sync"])
+app.autodiscover_tasks(["oppsync_site", "opportunities.sync", "campaigns"])

@@ -22,6 +22,8 @@ _SYNCED_DATA_VIEW = [
 ]
 _SMART_LISTS_VIEW = ["smartlists.view_smartlist"]
 _SMART_LISTS_EDIT = ["smartlists.add_smartlist", "smartlists.change_smartlist", "smartlists.delete_smartlist"]
+_CAMPAIGNS_VIEW = ["campaigns.view_campaign"]
+_CAMPAIGNS_EDIT = ["campaigns.add_campaign", "campaigns.change_campaign", "campaigns.delete_campaign"]
 _SYNC_HEALTH_VIEW = [
     "opportunities.view_syncstate",
     "opportunities.view_synccycle",
@@ -40,12 +42,20 @@ _USER_ADMINISTRATION = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    VIEWERS: [*_SYNCED_DATA_VIEW, *_SMART_LISTS_VIEW],
-    MARKETERS: [*_SYNCED_DATA_VIEW, *_SMART_LISTS_VIEW, *_SMART_LISTS_EDIT],
+    VIEWERS: [*_SYNCED_DATA_VIEW, *_SMART_LISTS_VIEW, *_CAMPAIGNS_VIEW],
+    MARKETERS: [
+        *_SYNCED_DATA_VIEW,
+        *_SMART_LISTS_VIEW,
+        *_SMART_LISTS_EDIT,
+        *_CAMPAIGNS_VIEW,
+        *_CAMPAIGNS_EDIT,
+    ],
     ADMINISTRATORS: [
         *_SYNCED_DATA_VIEW,
         *_SMART_LISTS_VIEW,
         *_SMART_LISTS_EDIT,
+        *_CAMPAIGNS_VIEW,
+        *_CAMPAIGNS_EDIT,
         *_SYNC_HEALTH_VIEW,
         *_USER_ADMINISTRATION,
         "oppsync_site.change_subscriptionsettings",

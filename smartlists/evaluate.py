@@ -326,9 +326,13 @@ def _min_times(item: CheckedFilter) -> int:
 
 
 def activity_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QuerySet[Activity]:
-    activities = Activity.objects.filter(
-        person=person, activity_type=item.spec.activity_type, opportunity__is_deleted=False
-    )
+    return activity_matches(item, clock).filter(person=person, opportunity__is_deleted=False)
+
+
+def activity_matches(item: CheckedFilter, clock: Clock) -> QuerySet[Activity]:
+    """Everyone's activities of the filter's type (and changed field) that meet its constraints;
+    trigger campaigns ask this of the activities a cycle has just recorded."""
+    activities = Activity.objects.filter(activity_type=item.spec.activity_type)
     if item.field is not None:
         activities = activities.filter(field=item.field.field)
     for constraint in item.constraints:

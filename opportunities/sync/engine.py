@@ -32,6 +32,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..models import (
+    Activity,
     FieldDefinition,
     SyncCycle,
     SyncObjectRun,
@@ -54,6 +55,7 @@ from ..salesforce.exceptions import (
     SalesforceRequestError,
 )
 from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
+from ..signals import activities_recorded
 from . import apply
 from .fields import active_fields, field_definitions_sync, relationship_paths, select_list
 from .lock import SyncLeaseLost, SyncLock
@@ -166,6 +168,8 @@ class SyncEngine:
                 status=cycle.status, ended_at=cycle.ended_at, error_message=cycle.error_message[:2000]
             )
             self.lock.release()
+        if Activity.objects.filter(sync_cycle=cycle, is_initial_load=False).exists():
+            activities_recorded.send(sender=type(self), cycle=cycle)
         return cycle
 
     def _within_quota(self) -> None:

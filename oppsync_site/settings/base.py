@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "people",
     "opportunities",
     "smartlists",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +194,18 @@ SALESFORCE_READ_TIMEOUT = env.float("SALESFORCE_READ_TIMEOUT", default=180.0)
 SALESFORCE_RETRY_BACKOFF = env.float("SALESFORCE_RETRY_BACKOFF", default=1.0)
 SYNC_HISTORY_DAYS = env.float("SYNC_HISTORY_DAYS", default=14.0)
 
+# --- Trigger campaigns and webhooks (contract §1, §5) --------------------------------------------------
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+# Beat's safety net: re-queues deliveries whose message was lost and evaluates what was missed.
+WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
+# The sync hands its activities to trigger evaluation at once (the sweep catches up otherwise).
+TRIGGERS_DISPATCH = env.bool("TRIGGERS_DISPATCH", default=True)
+
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
@@ -222,8 +235,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("default"), Queue("sync"), Queue("triggers"), Queue("webhooks")]
 CELERY_TASK_ROUTES = {
     "opportunities.sync.*": {"queue": "sync"},
-    "smartlists.triggers.*": {"queue": "triggers"},
-    "smartlists.webhooks.*": {"queue": "webhooks"},
+    "campaigns.triggers.*": {"queue": "triggers"},
+    "campaigns.webhooks.*": {"queue": "webhooks"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_HEARTBEAT_INTERVAL = env.float("CELERY_HEARTBEAT_INTERVAL", default=30.0)
@@ -239,6 +252,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": celery_schedule(SALESFORCE_SYNC_INTERVAL),
         # A tick that waited longer than an interval is stale: the next one replaces it.
         "options": {"queue": "sync", "expires": max(SALESFORCE_SYNC_INTERVAL, 1.0)},
+    },
+    "campaigns-sweep": {
+        "task": "campaigns.webhooks.sweep",
+        "schedule": celery_schedule(WEBHOOK_SWEEP_INTERVAL),
+        "options": {"queue": "webhooks", "expires": WEBHOOK_SWEEP_INTERVAL},
     },
     "sync-history-prune": {
         "task": "opportunities.sync.tasks.sync_history_prune",

@@ -1,0 +1,161 @@
+"""Saving campaigns: every part checked (triggers and smart list against the filter registry,
+the webhook against the address rules) before anything is written."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from smartlists.registry import Catalog
+from smartlists.validation import DefinitionError
+
+from .models import Campaign, Qualification
+from .targets import UnsafeTarget, url_check
+from .triggers import check_smart_list, check_triggers
+from .webhooks import RESERVED_HEADERS
+
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
+MAX_HEADERS = 20
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def qualification_parse(raw: Any) -> tuple[str, int | None]:
+    """`"every_time"`, `"once"` or `{"once_every_days": n}` (contract §3)."""
+    if raw in (Qualification.EVERY_TIME, Qualification.ONCE):
+        return str(raw), None
+    if isinstance(raw, dict) and set(raw) == {"once_every_days"}:
+        days = raw["once_every_days"]
+        if isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 3650:
+            return Qualification.ONCE_EVERY_DAYS, days
+    raise DefinitionError(
+        {"qualification": ['must be "every_time", "once" or {"once_every_days": n} with n from 1 to 3650']}
+    )
+
+
+def qualification_json(campaign: Campaign) -> Any:
+    if campaign.qualification == Qualification.ONCE_EVERY_DAYS:
+        return {"once_every_days": campaign.qualification_days}
+    return campaign.qualification
+
+
+def webhook_check(url: Any, headers: Any) -> dict[str, str]:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        errors["webhook.url"] = ["must be an http(s) URL of at most 2000 characters"]
+    else:
+        try:
+            url_check(url)
+        except UnsafeTarget as error:
+            errors["webhook.url"] = [str(error)]
+    clean: dict[str, str] = {}
+    if headers is None:
+        headers = {}
+    if not isinstance(headers, dict) or len(headers) > MAX_HEADERS:
+        errors["webhook.headers"] = [
+            f"must be an object of at most {MAX_HEADERS} header names and text values"
+        ]
+    else:
+        for name, value in headers.items():
+            if not HEADER_NAME.match(name):
+                errors[f"webhook.headers.{name}"] = ["is not a valid header name"]
+            elif name.lower() in RESERVED_HEADERS:
+                errors[f"webhook.headers.{name}"] = ["is set by OppSync itself"]
+            elif not isinstance(value, str) or len(value) > 2000 or any(c in value for c in "\r\n\0"):
+                errors[f"webhook.headers.{name}"] = ["must be text of at most 2000 characters on one line"]
+            else:
+                clean[name] = value
+    if errors:
+        raise DefinitionError(errors)
+    return clean
+
+
+def campaign_save(
+    *,
+    campaign: Campaign | None,
+    data: dict[str, Any],
+    user: AbstractBaseUser | AnonymousUser | None = None,
+) -> tuple[Campaign, str | None]:
+    """Create or update a campaign from API-shaped data (only the keys given change on update).
+    Returns the campaign and, when a secret was generated, that secret (shown once)."""
+    campaign = campaign or Campaign()
+    creating = campaign.pk is None
+    catalog = Catalog.load()
+    errors: dict[str, list[str]] = {}
+
+    def check(part: str, run: Any) -> Any:
+        try:
+            return run()
+        except DefinitionError as error:
+            errors.update(error.errors)
+            return None
+
+    if "name" in data or creating:
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            errors["name"] = ["must be text of 1 to 255 characters"]
+        else:
+            campaign.name = name.strip()
+    if "description" in data:
+        campaign.description = str(data["description"] or "")[:5000]
+    if "triggers" in data or creating:
+        check("triggers", lambda: check_triggers(data.get("triggers"), catalog))
+        campaign.triggers = data.get("triggers") or []
+    if "smart_list" in data:
+        check("smart_list", lambda: check_smart_list(data["smart_list"], catalog))
+        campaign.smart_list = data["smart_list"]
+    if "qualification" in data:
+        parsed = check("qualification", lambda: qualification_parse(data["qualification"]))
+        if parsed:
+            campaign.qualification, campaign.qualification_days = parsed
+    generated: str | None = None
+    if "webhook" in data or creating:
+        webhook = data.get("webhook")
+        if not isinstance(webhook, dict):
+            errors["webhook"] = ['must be an object {"url", "headers", "secret"}']
+        else:
+            url = webhook.get("url", campaign.webhook_url if not creating else None)
+            headers = check(
+                "webhook", lambda: webhook_check(url, webhook.get("headers", campaign.webhook_headers))
+            )
+            if headers is not None:
+                campaign.webhook_url, campaign.webhook_headers = str(url), headers
+            secret = webhook.get("secret")
+            if secret is not None and (not isinstance(secret, str) or not 16 <= len(secret) <= 200):
+                errors["webhook.secret"] = [
+                    "must be text of 16 to 200 characters (or leave it out to get one)"
+                ]
+            elif secret:
+                campaign.webhook_secret = secret
+            elif creating:
+                generated = campaign.webhook_secret = new_secret()
+    if "is_active" in data:
+        if not isinstance(data["is_active"], bool):
+            errors["is_active"] = ["must be true or false"]
+        else:
+            if data["is_active"] and (creating or not campaign.is_active):
+                campaign.active_since = timezone.now()
+            campaign.is_active = data["is_active"]
+    elif creating:
+        campaign.active_since = timezone.now() if campaign.is_active else None
+    if errors:
+        raise DefinitionError(errors)
+    with transaction.atomic():
+        if creating and user is not None and user.is_authenticated:
+            campaign.created_by = user  # type: ignore[assignment]
+        campaign.save()
+    return campaign, generated
+
+
+def campaign_secret_rotate(campaign: Campaign) -> str:
+    secret = new_secret()
+    Campaign.objects.filter(pk=campaign.pk).update(webhook_secret=secret)
+    campaign.webhook_secret = secret
+    return secret

@@ -1,0 +1,225 @@
+"""Trigger evaluation (queue `triggers`): which people run through which campaigns for the
+activities the sync has just recorded.
+
+The activity log is read in id order from a cursor. One transaction moves the cursor and writes
+the deliveries it decided (the outbox), so a worker killed at any point either decided nothing
+(the next one decides the same) or decided everything (nothing is decided twice); the unique
+(campaign, activity) constraint makes "twice" impossible besides. Activities of the initial load
+trigger nothing, nor do activities recorded before a campaign was active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from opportunities.models import Activity
+from smartlists.evaluate import Clock, InactiveFieldsError, SmartListCycleError, activity_matches, evaluate
+from smartlists.registry import Catalog
+from smartlists.validation import CheckedFilter, DefinitionError, check_definition
+
+from .models import Campaign, CampaignMember, Delivery, Qualification, TriggerCursor
+from .payload import delivery_payload
+
+logger = logging.getLogger(__name__)
+
+# Each trigger is its smart-list activity filter, applied to one activity.
+TRIGGER_FILTERS = {
+    "added_to_opportunity": "was_added_to_opportunity",
+    "removed_from_opportunity": "was_removed_from_opportunity",
+    "opportunity_updated": "opportunity_was_updated",
+}
+TRIGGER_LABELS = {
+    "added_to_opportunity": "Added to Opportunity",
+    "removed_from_opportunity": "Removed from Opportunity",
+    "opportunity_updated": "Opportunity is Updated",
+}
+# Constraints about a history of activities, which mean nothing for the one activity a trigger sees.
+NOT_FOR_TRIGGERS = {"date_of_activity", "min_number_of_times"}
+MAX_TRIGGERS = 20
+BATCH = 2000
+
+
+def check_triggers(triggers: Any, catalog: Catalog) -> list[CheckedFilter]:
+    """Check a campaign's triggers against the filter registry; raise DefinitionError naming each
+    problem by its place (`triggers[1].constraints[0].operator`)."""
+    if not isinstance(triggers, list) or not 1 <= len(triggers) <= MAX_TRIGGERS:
+        raise DefinitionError({"triggers": [f"must be a list of 1 to {MAX_TRIGGERS} triggers"]})
+    errors: dict[str, list[str]] = {}
+    filters: list[Any] = []
+    for index, raw in enumerate(triggers):
+        where = f"triggers[{index}]"
+        name = raw.get("trigger") if isinstance(raw, dict) else None
+        if name not in TRIGGER_FILTERS:
+            errors[f"{where}.trigger"] = [
+                f"{name!r} is not a trigger; use one of {', '.join(TRIGGER_FILTERS)}"
+            ]
+            filters.append({"filter": "was_added_to_opportunity"})
+            continue
+        assert isinstance(raw, dict)
+        for c_index, constraint in enumerate(raw.get("constraints") or []):
+            if isinstance(constraint, dict) and constraint.get("field") in NOT_FOR_TRIGGERS:
+                errors[f"{where}.constraints[{c_index}].field"] = [
+                    f"{constraint['field']!r} is a smart-list constraint; a trigger fires on one activity as it happens"
+                ]
+        extra = set(raw) - {"trigger", "field", "constraints"}
+        if extra:
+            errors[where] = [
+                f"unknown key {sorted(extra)[0]!r}; a trigger has trigger, field and constraints"
+            ]
+        filters.append({**{k: v for k, v in raw.items() if k != "trigger"}, "filter": TRIGGER_FILTERS[name]})
+    try:
+        checked = check_definition({"logic": "any", "filters": filters}, catalog)
+    except DefinitionError as error:
+        for where, messages in error.errors.items():
+            errors.setdefault(where.replace("filters", "triggers", 1), messages)
+        raise DefinitionError(errors) from error
+    if errors:
+        raise DefinitionError(errors)
+    return checked.filters
+
+
+def check_smart_list(definition: Any, catalog: Catalog) -> None:
+    """The campaign's smart list, as a smart list is checked (errors under `smart_list.`)."""
+    if definition is None:
+        return
+    try:
+        evaluate(definition, catalog=catalog)
+    except DefinitionError as error:
+        raise DefinitionError({f"smart_list.{k}": v for k, v in error.errors.items()}) from error
+    except SmartListCycleError as error:
+        raise DefinitionError({"smart_list.filters": [str(error)]}) from error
+    except InactiveFieldsError as error:
+        raise DefinitionError({f"smart_list.{k}": [v] for k, v in error.locations.items()}) from error
+
+
+def _matching(campaign: Campaign, activity_ids: list[int], catalog: Catalog, clock: Clock) -> list[int]:
+    """Ids of the activities (among `activity_ids`) that fire one of the campaign's triggers and
+    whose person matches its smart list."""
+    try:
+        items = check_triggers(campaign.triggers, catalog)
+    except DefinitionError as error:
+        logger.warning("Campaign %s has triggers that no longer check: %s", campaign.pk, error.errors)
+        return []
+    fired: set[int] = set()
+    for item in items:
+        fired |= set(activity_matches(item, clock).filter(pk__in=activity_ids).values_list("pk", flat=True))
+    if not fired or campaign.smart_list is None:
+        return sorted(fired)
+    people = dict(Activity.objects.filter(pk__in=fired).values_list("pk", "person_id"))
+    try:
+        members = set(
+            evaluate(campaign.smart_list, catalog=catalog, clock=clock, ignore_inactive_fields=True)
+            .people.filter(pk__in=set(people.values()))
+            .values_list("pk", flat=True)
+        )
+    except (DefinitionError, SmartListCycleError) as error:
+        logger.warning("Campaign %s has a smart list that no longer checks: %s", campaign.pk, error)
+        return []
+    return sorted(a for a in fired if people[a] in members)
+
+
+def _qualifies(campaign: Campaign, person_id: int, now: dt.datetime) -> bool:
+    """Record the run for the person, if the qualification rule lets them run now. One
+    conditional UPDATE: of two evaluators deciding at once, only one can qualify the person."""
+    if campaign.qualification == Qualification.EVERY_TIME:
+        return True
+    CampaignMember.objects.bulk_create(
+        [CampaignMember(campaign=campaign, person_id=person_id)], ignore_conflicts=True
+    )
+    allowed = Q()
+    if campaign.qualification == Qualification.ONCE:
+        allowed = Q(last_run_at__isnull=True)
+    elif campaign.qualification == Qualification.ONCE_EVERY_DAYS:
+        days = campaign.qualification_days or 1
+        allowed = Q(last_run_at__isnull=True) | Q(last_run_at__lte=now - dt.timedelta(days=days))
+    updated = (
+        CampaignMember.objects.filter(campaign=campaign, person_id=person_id)
+        .filter(allowed)
+        .update(last_run_at=now, runs=F("runs") + 1)
+    )
+    return updated == 1
+
+
+def _cursor() -> TriggerCursor:
+    """The cursor row. Migration 0003 starts it at the end of the log OppSync had when campaigns
+    were installed; should it be missing, it starts at the beginning, which replays nothing: only
+    activities recorded after a campaign became active can trigger it."""
+    cursor = TriggerCursor.objects.order_by("pk").first()
+    return cursor or TriggerCursor.objects.create(last_activity_id=0)
+
+
+def evaluate_pending(*, on_decided: Callable[[list[int]], None] | None = None) -> int:
+    """Decide the campaigns of every activity recorded since the cursor, in batches; return the
+    number of deliveries decided. `on_decided` gets each batch's delivery ids after it commits."""
+    decided_total = 0
+    catalog = Catalog.load()
+    while True:
+        delivery_ids, more = _evaluate_batch(catalog)
+        decided_total += len(delivery_ids)
+        if delivery_ids and on_decided is not None:
+            on_decided(delivery_ids)
+        if not more:
+            return decided_total
+
+
+def _evaluate_batch(catalog: Catalog) -> tuple[list[int], bool]:
+    cursor = _cursor()
+    with transaction.atomic():
+        # Take the cursor first (a row lock on PostgreSQL, the write lock on SQLite): evaluators
+        # run one at a time, each from where the last one committed.
+        TriggerCursor.objects.filter(pk=cursor.pk).update(updated_at=timezone.now())
+        cursor.refresh_from_db()
+        batch = list(
+            Activity.objects.filter(pk__gt=cursor.last_activity_id)
+            .order_by("pk")
+            .values_list("pk", "is_initial_load", "recorded_at")[:BATCH]
+        )
+        if not batch:
+            return [], False
+        delivery_ids = _decide([pk for pk, initial, _ in batch if not initial], catalog)
+        cursor.last_activity_id = batch[-1][0]
+        cursor.save(update_fields=["last_activity_id", "updated_at"])
+    return delivery_ids, len(batch) == BATCH
+
+
+def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
+    if not activity_ids:
+        return []
+    clock = Clock.current()
+    now = timezone.now()
+    deliveries: list[Delivery] = []
+    activities: dict[int, Activity] = {}
+    for campaign in Campaign.objects.filter(is_active=True, active_since__isnull=False).order_by("pk"):
+        recent = list(
+            Activity.objects.filter(pk__in=activity_ids, recorded_at__gte=campaign.active_since).values_list(
+                "pk", flat=True
+            )
+        )
+        matched = _matching(campaign, recent, catalog, clock) if recent else []
+        missing = [pk for pk in matched if pk not in activities]
+        activities.update(Activity.objects.select_related("person", "opportunity").in_bulk(missing))
+        for pk in matched:
+            activity = activities[pk]
+            if activity.person_id is None or not _qualifies(campaign, activity.person_id, now):
+                continue
+            deliveries.append(
+                Delivery(
+                    campaign=campaign,
+                    activity=activity,
+                    person_id=activity.person_id,
+                    payload={},
+                    next_attempt_at=now,
+                )
+            )
+    for delivery in deliveries:
+        delivery.payload = delivery_payload(delivery)
+    Delivery.objects.bulk_create(deliveries, batch_size=500, ignore_conflicts=True)
+    keys = [d.idempotency_key for d in deliveries]
+    return list(Delivery.objects.filter(idempotency_key__in=keys).values_list("pk", flat=True))

@@ -1,0 +1,213 @@
+"""Webhook delivery (queue `webhooks`): one attempt at a time from the outbox, each logged.
+
+A delivery is claimed with a conditional UPDATE before its attempt, so two workers (the task and
+the sweep, or a task redelivered after a worker died) never send it at the same moment. A worker
+killed mid-attempt leaves a claim that expires; the sweep then sends it again with the same
+idempotency key, which is how the receiver recognises a repeat. Retries back off exponentially
+with jitter up to `WEBHOOK_MAX_ATTEMPTS`; then the delivery is failed. A 2xx answer is success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from opportunities.models import Activity, ActivityType
+
+from .models import Campaign, Delivery, DeliveryAttempt, DeliveryStatus
+from .payload import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, body_bytes, campaign_json, signature
+from .targets import RefusedConnection, webhook_session
+
+logger = logging.getLogger(__name__)
+
+RESPONSE_EXCERPT = 1024
+# Headers a campaign may not set: OppSync's own, and what the HTTP stack must decide.
+RESERVED_HEADERS = {
+    SIGNATURE_HEADER.lower(),
+    IDEMPOTENCY_HEADER.lower(),
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+}
+_session: requests.Session | None = None
+
+
+def _http() -> requests.Session:
+    global _session
+    if _session is None:
+        _session = webhook_session()
+    return _session
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next attempt after `attempts` failed ones: exponential, capped, with
+    jitter (half fixed, half random) so many failed deliveries do not come back in step."""
+    base = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
+    capped = min(base, settings.WEBHOOK_RETRY_MAX_SECONDS)
+    return capped / 2 + random.uniform(0, capped / 2)  # jitter, not cryptography
+
+
+def claim(delivery_id: int, now: dt.datetime) -> bool:
+    hold = settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT + 5
+    return (
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(claimed_until=now + dt.timedelta(seconds=hold))
+        == 1
+    )
+
+
+def request_headers(campaign: Campaign, payload: dict[str, Any], body: bytes) -> dict[str, str]:
+    headers = {str(k): str(v) for k, v in (campaign.webhook_headers or {}).items()}
+    headers.update(
+        {
+            "Content-Type": "application/json",
+            "User-Agent": "OppSync-Webhooks/1",
+            IDEMPOTENCY_HEADER: str(payload["id"]),
+            SIGNATURE_HEADER: signature(campaign.webhook_secret, int(time.time()), body),
+        }
+    )
+    return headers
+
+
+def attempt(delivery_id: int) -> float | None:
+    """Make one attempt of a delivery if it is due and nobody else holds it. Returns the seconds
+    until a retry is due, or None when there is nothing more to do."""
+    now = timezone.now()
+    if not claim(delivery_id, now):
+        return None
+    delivery = Delivery.objects.select_related("campaign").get(pk=delivery_id)
+    campaign = delivery.campaign
+    body = body_bytes(delivery.payload)
+    started = time.monotonic()
+    status_code: int | None = None
+    error = ""
+    excerpt = ""
+    try:
+        response = _http().post(
+            campaign.webhook_url,
+            data=body,
+            headers=request_headers(campaign, delivery.payload, body),
+            timeout=(settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT),
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            status_code = response.status_code
+            excerpt = response.raw.read(RESPONSE_EXCERPT, decode_content=True).decode("utf-8", "replace")
+        finally:
+            response.close()
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}" + (
+                " (redirects are not followed)" if 300 <= status_code < 400 else ""
+            )
+    except requests.Timeout:
+        error = "timed out"
+    except requests.RequestException as exc:
+        error = _request_error(exc)
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    return _record(delivery, status_code, elapsed_ms, error, excerpt)
+
+
+def _request_error(error: requests.RequestException) -> str:
+    """Words for a failed request; a connect the address check refused says so and why."""
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)
+    if isinstance(reason, RefusedConnection):
+        return f"refused: {reason.detail}"
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def _record(delivery: Delivery, status_code: int | None, ms: int, error: str, excerpt: str) -> float | None:
+    now = timezone.now()
+    attempts = delivery.attempt_count + 1
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(
+            delivery=delivery, at=now, status_code=status_code, ms=ms, error=error, response_excerpt=excerpt
+        )
+        changes: dict[str, Any] = {"attempt_count": F("attempt_count") + 1, "claimed_until": None}
+        delay: float | None = None
+        if not error:
+            changes.update(status=DeliveryStatus.SUCCEEDED, delivered_at=now, next_attempt_at=None)
+        elif attempts >= settings.WEBHOOK_MAX_ATTEMPTS or error.startswith("refused"):
+            changes.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        else:
+            delay = retry_delay(attempts)
+            changes.update(next_attempt_at=now + dt.timedelta(seconds=delay))
+        Delivery.objects.filter(pk=delivery.pk).update(**changes)
+    level = logging.INFO if not error else logging.WARNING
+    logger.log(
+        level,
+        "Webhook %s attempt %s: %s in %s ms",
+        delivery.idempotency_key,
+        attempts,
+        error or status_code,
+        ms,
+    )
+    return delay
+
+
+def due_deliveries(limit: int = 1000) -> list[int]:
+    """Pending deliveries whose attempt is due and that nobody holds: what the sweep hands out
+    (after a lost task message, a killed worker, a retry whose countdown message was lost)."""
+    now = timezone.now()
+    return list(
+        Delivery.objects.filter(status=DeliveryStatus.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def resend(delivery: Delivery) -> Delivery:
+    """Send a failed (or any finished) delivery again: the same body and idempotency key, a
+    fresh budget of attempts."""
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.PENDING, attempt_count=0, next_attempt_at=timezone.now(), claimed_until=None
+    )
+    delivery.refresh_from_db()
+    return delivery
+
+
+def sample_delivery_create(campaign: Campaign) -> Delivery:
+    """A delivery marked as a test, with a sample body shaped like a real one (the latest activity
+    when there is one), so a receiver can be tried before a trigger fires."""
+    from .payload import delivery_payload
+
+    delivery = Delivery(campaign=campaign, is_test=True, payload={}, next_attempt_at=timezone.now())
+    sample = (
+        Activity.objects.filter(person__isnull=False)
+        .select_related("person", "opportunity")
+        .order_by("-pk")
+        .first()
+    )
+    if sample is not None:
+        delivery.activity = sample
+        delivery.payload = {**delivery_payload(delivery), "test": True}
+        delivery.activity = None
+    else:
+        delivery.payload = {
+            "id": str(delivery.idempotency_key),
+            "campaign": campaign_json(campaign),
+            "activity": {"type": ActivityType.ADDED_TO_OPPORTUNITY.value},
+            "person": None,
+            "opportunity": None,
+            "occurred_at": timezone.now().isoformat(),
+            "test": True,
+        }
+    delivery.person = None
+    delivery.save()
+    return delivery
