@@ -47,6 +47,7 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        verbose_name = "trigger campaign"
         constraints = [
             models.CheckConstraint(
                 condition=~Q(qualification="once_every_days") | Q(qualification_days__gte=1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import re
 import time
 from typing import Any
 
@@ -122,11 +123,16 @@ def attempt(delivery_id: int) -> float | None:
 
 
 def _request_error(error: requests.RequestException) -> str:
-    """Words for a failed request; a connect the address check refused says so and why."""
+    """Words for a failed request a marketer can act on (not urllib3's pool names)."""
     cause = error.args[0] if error.args else None
     reason = getattr(cause, "reason", cause)
     if isinstance(reason, RefusedConnection):
         return f"refused: {reason.detail}"
+    if isinstance(error, requests.exceptions.SSLError):
+        return f"TLS handshake failed: {reason}"[:300]
+    if isinstance(error, requests.ConnectionError):
+        found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(reason))
+        return f"could not connect: {found.group(1).strip() if found else reason}"[:300]
     return f"{type(error).__name__}: {error}"[:500]
 
 

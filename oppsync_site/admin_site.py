@@ -20,6 +20,7 @@ MARKETING = [
     ("opportunities", "Activity"),
     ("opportunities", "ContactRole"),
     ("smartlists", "SmartList"),
+    ("campaigns", "Campaign"),
 ]
 ADMINISTRATION = [
     ("oppsync_site", "SubscriptionSettings"),

@@ -31,6 +31,19 @@ from .validation import DefinitionError
 MEMBERS_PAGE_SIZE = 50
 
 
+def builder_config(*, can_save: bool, changelist_url: str, **page: Any) -> dict[str, Any]:
+    """What builder.js needs on every page that uses it (smart lists, trigger campaigns)."""
+    return {
+        "canSave": can_save,
+        "operators": {key: {"label": o.label, "value": o.value} for key, o in OPERATORS.items()},
+        "timeFrames": TIME_FRAMES,
+        "changelistUrl": changelist_url,
+        "personUrl": reverse("admin:people_person_change", args=[0]),
+        "membersUrl": "",
+        **page,
+    }
+
+
 @admin.register(SmartList)
 class SmartListAdmin(admin.ModelAdmin[SmartList]):
     list_display = ["name", "description", "updated_at", "created_by"]
@@ -62,20 +75,17 @@ class SmartListAdmin(admin.ModelAdmin[SmartList]):
             "opts": self.model._meta,
             "title": smart_list.name if smart_list else "New smart list",
             "smart_list": smart_list,
-            "builder_config": {
-                "id": smart_list.pk if smart_list else None,
-                "name": smart_list.name if smart_list else "",
-                "description": smart_list.description if smart_list else "",
-                "definition": smart_list.definition if smart_list else {"logic": "all", "filters": []},
-                "canSave": can_save,
-                "operators": {key: {"label": o.label, "value": o.value} for key, o in OPERATORS.items()},
-                "timeFrames": TIME_FRAMES,
-                "membersUrl": reverse("admin:smartlists_smartlist_members", args=[smart_list.pk])
+            "builder_config": builder_config(
+                can_save=can_save,
+                changelist_url=reverse("admin:smartlists_smartlist_changelist"),
+                id=smart_list.pk if smart_list else None,
+                name=smart_list.name if smart_list else "",
+                description=smart_list.description if smart_list else "",
+                definition=smart_list.definition if smart_list else {"logic": "all", "filters": []},
+                membersUrl=reverse("admin:smartlists_smartlist_members", args=[smart_list.pk])
                 if smart_list
                 else "",
-                "changelistUrl": reverse("admin:smartlists_smartlist_changelist"),
-                "personUrl": reverse("admin:people_person_change", args=[0]),
-            },
+            ),
             "is_nav_sidebar_enabled": False,
         }
         return TemplateResponse(request, "admin/smartlists/smartlist/builder.html", context)

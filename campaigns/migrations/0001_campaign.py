@@ -76,6 +76,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["name", "id"],
+                "verbose_name": "trigger campaign",
             },
         ),
         migrations.CreateModel(

@@ -12,6 +12,8 @@ import environ
 from celery.schedules import schedule as celery_schedule
 from kombu import Queue
 
+from oppsync_site import file_broker
+
 # Lets admin and form classes be subscripted at run time, as their type hints are.
 django_stubs_ext.monkeypatch()
 
@@ -207,7 +209,8 @@ WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
 TRIGGERS_DISPATCH = env.bool("TRIGGERS_DISPATCH", default=True)
 
 # --- Celery ------------------------------------------------------------------------------------------
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# Without Redis, kombu's file-system transport with an atomic put (oppsync_site/file_broker.py).
+CELERY_BROKER_URL = REDIS_URL or file_broker.register()
 if not REDIS_URL:
     _broker_dir = VAR_DIR / "celery-broker"
     for _sub in ("queue", "processed", "control"):

@@ -1,4 +1,6 @@
-/* The smart-list builder: plain JavaScript over the REST API, generated from its catalog.
+/* The smart-list builder (and, with config.mode "campaign", the trigger-campaign editor: triggers
+ * above the smart list, then the webhook and the qualification rule), plain JavaScript over the
+ * REST API, generated from its catalog.
  * GET /api/v1/filters/ describes every filter, constraint, type and operator; the builder renders
  * rows from it, previews through POST /api/v1/smart-lists/preview/ (debounced, stale requests
  * cancelled) and saves through the API. Every text is inserted with textContent, never as HTML. */
@@ -6,7 +8,13 @@
   "use strict";
   const config = JSON.parse(document.getElementById("builder-config").textContent);
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const state = { catalog: [], byKey: {}, lists: [], filters: [], logic: "all", rule: "" };
+  const state = { catalog: [], byKey: {}, lists: [], filters: [], triggers: [], logic: "all", rule: "" };
+  const campaignMode = config.mode === "campaign";
+  // Triggers are their activity filters applied to one activity: the same constraints, without
+  // those about a history of activities.
+  const TRIGGERS = { was_added_to_opportunity: "added_to_opportunity", was_removed_from_opportunity: "removed_from_opportunity", opportunity_was_updated: "opportunity_updated" };
+  const NOT_FOR_TRIGGERS = new Set(["date_of_activity", "min_number_of_times"]);
+  const listOf = (where) => (where === "triggers" ? state.triggers : state.filters);
   let previewTimer = null;
   let previewAbort = null;
 
@@ -77,9 +85,9 @@
     });
   }
 
-  function constraintRow(filter, constraint, fields, fIndex, cIndex) {
+  function constraintRow(filter, constraint, fields, fIndex, cIndex, where) {
     const spec = fields.find((f) => f.field === constraint.field) || fields[0];
-    const row = el("li", { class: "os-constraint", dataset: { where: `filters[${fIndex}].constraints[${cIndex}]` } });
+    const row = el("li", { class: "os-constraint", dataset: { where: `${where}[${fIndex}].constraints[${cIndex}]` } });
     const fieldSelect = el("select", { "aria-label": "Field", class: "os-field",
       onchange: (e) => { constraint.field = e.target.value; const s = fields.find((f) => f.field === constraint.field); constraint.operator = s.operators[0]; delete constraint.value; render(); } },
       fields.map((f) => el("option", { value: f.field, selected: f.field === spec.field }, f.label)));
@@ -92,11 +100,12 @@
     return row;
   }
 
-  function filterCard(filter, index) {
+  function filterCard(filter, index, where = "filters") {
     const entry = state.byKey[filter.filter];
-    const card = el("li", { class: "os-filter-card", dataset: { where: `filters[${index}]`, filter: filter.filter } });
-    card.append(el("div", { class: "os-filter-title" }, el("span", { class: "os-filter-number" }, String(index + 1)), entry.label,
-      el("button", { type: "button", class: "os-remove", title: "Remove filter", onclick: () => { state.filters.splice(index, 1); render(); } }, "×")));
+    const isTrigger = where === "triggers";
+    const card = el("li", { class: `os-filter-card${isTrigger ? " os-trigger-card" : ""}`, dataset: { where: `${where}[${index}]`, filter: filter.filter } });
+    card.append(el("div", { class: "os-filter-title" }, el("span", { class: "os-filter-number" }, isTrigger ? "⚡" : String(index + 1)), entry.label,
+      el("button", { type: "button", class: "os-remove", title: isTrigger ? "Remove trigger" : "Remove filter", onclick: () => { listOf(where).splice(index, 1); render(); } }, "×")));
     const line = el("div", { class: "os-filter-line" });
     if (entry.filter === "person_field") {
       const spec = entry.fields.find((f) => f.field === filter.field) || entry.fields[0];
@@ -135,7 +144,7 @@
         fields = [{ ...changed, field: "new_value", label: `New value (${changed.label})` }, { ...changed, field: "previous_value", label: `Previous value (${changed.label})` }, ...fields];
       }
       filter.constraints = filter.constraints || [];
-      const list = el("ul", { class: "os-constraints" }, filter.constraints.map((c, ci) => constraintRow(filter, c, fields, index, ci)));
+      const list = el("ul", { class: "os-constraints" }, filter.constraints.map((c, ci) => constraintRow(filter, c, fields, index, ci, where)));
       const add = el("select", { "aria-label": "Add constraint", class: "os-add-constraint",
         onchange: (e) => { const spec = fields.find((f) => f.field === e.target.value); filter.constraints.push({ field: spec.field, operator: spec.operators[0] }); render(); } },
         el("option", { value: "" }, "+ Add constraint…"), fields.map((f) => el("option", { value: f.field }, f.label)));
@@ -157,8 +166,8 @@
     }
     for (const [group, entries] of Object.entries(groups)) {
       palette.append(el("h4", {}, group), el("ul", {}, entries.map((entry) =>
-        el("li", {}, el("button", { type: "button", class: "os-palette-item", dataset: { filter: entry.filter },
-          onclick: () => { state.filters.push({ filter: entry.filter, constraints: [] }); render(); } }, entry.label)))));
+        el("li", {}, el("button", { type: "button", class: `os-palette-item${entry.trigger ? " os-palette-trigger" : ""}`, dataset: { filter: entry.filter },
+          onclick: () => { (entry.trigger ? state.triggers : state.filters).push({ filter: entry.filter, constraints: [] }); render(); } }, entry.label)))));
     }
     if (!Object.keys(groups).length) palette.append(el("p", { class: "os-empty" }, "No filter matches."));
   }
@@ -169,21 +178,29 @@
 
   function render() {
     const list = document.getElementById("filters");
-    list.replaceChildren(...state.filters.map(filterCard));
+    list.replaceChildren(...state.filters.map((f, i) => filterCard(f, i)));
     document.getElementById("filters-empty").hidden = state.filters.length > 0;
+    if (campaignMode) {
+      document.getElementById("triggers").replaceChildren(...state.triggers.map((f, i) => filterCard(f, i, "triggers")));
+      document.getElementById("triggers-empty").hidden = state.triggers.length > 0;
+    }
     schedulePreview();
   }
 
   function showErrors(errors) {
-    document.querySelectorAll(".os-field-error").forEach((n) => { n.textContent = ""; });
+    document.querySelectorAll(".os-field-error, [data-error-for]").forEach((n) => { n.textContent = ""; });
     document.querySelectorAll(".os-invalid").forEach((n) => n.classList.remove("os-invalid"));
     for (const [where, messages] of Object.entries(errors || {})) {
       const text = messages.join(" ");
       if (where === "logic") { document.getElementById("logic-error").textContent = text; continue; }
-      const match = /^filters\[(\d+)\](?:\.constraints\[(\d+)\])?/.exec(where);
+      const place = where.replace(/^smart_list\./, "");
+      if (place === "logic") { document.getElementById("logic-error").textContent = text; continue; }
+      const slotFor = document.querySelector(`[data-error-for="${place.split(".").slice(0, 2).join(".")}"]`) || document.querySelector(`[data-error-for="${place.split(".")[0]}"]`);
+      if (slotFor) { slotFor.textContent = text; continue; }
+      const match = /^(filters|triggers)\[(\d+)\](?:\.constraints\[(\d+)\])?/.exec(place);
       let target = null;
-      if (match && match[2] !== undefined) target = document.querySelector(`[data-where="filters[${match[1]}].constraints[${match[2]}]"]`);
-      else if (match) target = document.querySelector(`[data-where="filters[${match[1]}]"]`);
+      if (match && match[3] !== undefined) target = document.querySelector(`[data-where="${match[1]}[${match[2]}].constraints[${match[3]}]"]`);
+      else if (match) target = document.querySelector(`[data-where="${match[1]}[${match[2]}]"]`);
       const slot = target && (target.querySelector(":scope > .os-field-error") || target.querySelector(".os-filter-error"));
       if (slot) { slot.textContent = text; target.classList.add("os-invalid"); }
       else message(text, true);
@@ -202,7 +219,7 @@
 
   async function preview() {
     const count = document.getElementById("live-count");
-    if (!state.filters.length) { count.textContent = "—"; fillPreview([]); return; }
+    if (!state.filters.length) { count.textContent = campaignMode ? "Everyone who triggers" : "—"; fillPreview([]); return; }
     if (previewAbort) previewAbort.abort();  // a newer edit wins: drop the stale request
     previewAbort = new AbortController();
     count.textContent = "Counting…"; count.dataset.state = "loading";
@@ -231,7 +248,49 @@
     document.getElementById("preview-note").textContent = people.length ? `first ${people.length}` : "";
   }
 
+  function campaignPayload() {
+    const headers = {};
+    for (const line of document.getElementById("webhook-headers").value.split("\n")) {
+      const at = line.indexOf(":");
+      if (line.trim() && at > 0) headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    const webhook = { url: document.getElementById("webhook-url").value.trim(), headers };
+    const secret = document.getElementById("webhook-secret").value;
+    if (secret) webhook.secret = secret;
+    const rule = document.querySelector("input[name=qualification]:checked").value;
+    return {
+      name: document.getElementById("list-name").value.trim(),
+      description: document.getElementById("list-description").value,
+      is_active: document.getElementById("campaign-active").checked,
+      triggers: state.triggers.map((t) => ({ trigger: TRIGGERS[t.filter.replace(/^trigger:/, "")], ...(t.field ? { field: t.field } : {}), constraints: t.constraints || [] })),
+      smart_list: state.filters.length ? definition() : null,
+      qualification: rule === "once_every_days" ? { once_every_days: Number(document.getElementById("qualification-days").value) } : rule,
+      webhook,
+    };
+  }
+
+  async function saveCampaign() {
+    const payload = campaignPayload();
+    if (!payload.name) { message("Give the campaign a name.", true); return; }
+    const url = config.id ? `/api/v1/campaigns/${config.id}/` : "/api/v1/campaigns/";
+    const response = await api(url, { method: config.id ? "PUT" : "POST", body: JSON.stringify(payload) });
+    const body = await response.json();
+    if (!response.ok) { showErrors(response.status === 400 ? body : { detail: [body.detail] }); message("Not saved: fix the highlighted problems.", true); return; }
+    const deliveries = `${config.changelistUrl}${body.id}/deliveries/`;
+    if (body.webhook && body.webhook.secret) {
+      // The one time the generated secret is shown: the receiver needs it to check signatures.
+      const box = document.getElementById("secret-once");
+      box.hidden = false;
+      document.getElementById("secret-value").textContent = body.webhook.secret;
+      box.querySelector("a").href = deliveries;
+      showErrors({}); message("", false);
+      return;
+    }
+    window.location.href = deliveries;
+  }
+
   async function save() {
+    if (campaignMode) { await saveCampaign(); return; }
     const payload = { name: document.getElementById("list-name").value.trim(), description: document.getElementById("list-description").value, ...definition() };
     if (!payload.name) { message("Give the list a name.", true); return; }
     const url = config.id ? `/api/v1/smart-lists/${config.id}/` : "/api/v1/smart-lists/";
@@ -246,6 +305,11 @@
     document.getElementById("list-description").value = config.description;
     const saveButton = document.getElementById("save-list");
     if (config.canSave) saveButton.addEventListener("click", save); else saveButton.hidden = true;
+    if (campaignMode) {
+      const campaign = config.campaign;
+      state.triggers = (campaign.triggers || []).map((t) => ({ filter: `trigger:${Object.keys(TRIGGERS).find((k) => TRIGGERS[k] === t.trigger) || "was_added_to_opportunity"}`, ...(t.field ? { field: t.field } : {}), constraints: JSON.parse(JSON.stringify(t.constraints || [])) }));
+      config.definition = campaign.smart_list || { logic: "all", filters: [] };
+    }
     const logic = config.definition.logic || "all";
     state.logic = ["all", "any"].includes(logic) ? logic : "advanced";
     state.rule = state.logic === "advanced" ? logic : "";
@@ -263,7 +327,15 @@
       api("/api/v1/smart-lists/?page_size=1000").then((r) => (r.ok ? r.json() : { results: [] })),
     ]);
     state.catalog = catalog; state.lists = lists.results || [];
-    for (const entry of catalog) state.byKey[entry.filter] = entry;
+    if (campaignMode) {
+      const triggers = catalog.filter((entry) => TRIGGERS[entry.filter]).map((entry) => ({
+        ...entry, filter: `trigger:${entry.filter}`, trigger: TRIGGERS[entry.filter], group: "Triggers",
+        label: config.triggerLabels[TRIGGERS[entry.filter]],
+        constraints: (entry.constraints || []).filter((c) => !NOT_FOR_TRIGGERS.has(c.field)),
+      }));
+      state.catalog = [...triggers, ...catalog];
+    }
+    for (const entry of state.catalog) state.byKey[entry.filter] = entry;
     renderPalette(); render();
   }
   start();

@@ -50,12 +50,13 @@ def demo_stack(tmp_path):
     for name, group in (("marketer", MARKETERS), ("administrator", ADMINISTRATORS)):
         user = User.objects.create_user(username=name, password=f"{name}-pass", is_staff=True)
         user.groups.add(Group.objects.get(name=group))
-    port, emulator_port = free_port(), free_port()
+    port, emulator_port, receiver_port = free_port(), free_port(), free_port()
     var = tmp_path / "var"
     env = process_env(
         OPPSYNC_VAR_DIR=str(var),
         OPPSYNC_PORT=str(port),
         EMULATOR_PORT=str(emulator_port),
+        DEMO_WEBHOOK_PORT=str(receiver_port),
         DEMO_OPPORTUNITIES="300",
         DEMO_PEOPLE="400",
         DEMO_SALES_TEAM_RATE="2",
@@ -81,7 +82,8 @@ def demo_stack(tmp_path):
             log=log,
         )
         org = EmulatorControl(f"https://localhost:{emulator_port}", var / "emulator" / "ca.pem")
-        yield {"base": base, "org": org, "log": log}
+        receiver = f"http://127.0.0.1:{receiver_port}/hooks/oppsync"
+        yield {"base": base, "org": org, "log": log, "receiver": receiver}
 
 
 @pytest.fixture
@@ -346,3 +348,75 @@ def test_a_marketer_builds_a_smart_list_and_asks_why(demo_stack, browser):
         )
         assert page.locator("#why-filters li").count() == 3
         _shot(page, "16-smart-list-why")
+
+
+def test_a_marketer_builds_a_trigger_campaign_and_watches_its_webhooks_arrive(demo_stack, browser):
+    """The demo's receiver runs beside the stack: a campaign built in the editor fires on the sales
+    team's changes, its deliveries appear with their answers, and a test delivery goes out."""
+    from campaigns.models import Campaign, Delivery, DeliveryStatus
+    from oppsync_site.management.commands.run_stack import DEMO_WEBHOOK_SECRET
+
+    base = demo_stack["base"]
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="en-US")
+    _login(page, base, "marketer")
+    page.goto(f"{base}/admin/campaigns/campaign/")
+    assert "Demo: deal changes to the local receiver" in page.inner_text("#result_list")  # make run's own
+    page.goto(f"{base}/admin/campaigns/campaign/add/")
+    page.wait_for_selector(".os-palette-trigger")
+    page.fill("#list-name", "Primary contacts of new deals")
+    page.click(".os-palette-trigger[data-filter='trigger:was_added_to_opportunity']")
+    page.select_option(".os-trigger-card >> nth=0 >> .os-add-constraint", "IsPrimary")
+    page.select_option(".os-trigger-card >> nth=0 >> .os-constraint >> nth=0 >> .os-operator", "is_true")
+    page.fill("#webhook-url", "http://169.254.169.254/latest/meta-data/")
+    page.fill("#webhook-secret", DEMO_WEBHOOK_SECRET)
+    page.click("#save-list")
+    page.wait_for_function(
+        "document.querySelector('[data-error-for=\"webhook.url\"]').textContent.includes('link-local')"
+    )
+    page.fill("#webhook-url", demo_stack["receiver"])
+    _shot(page, "17-campaign-editor")
+    page.click("#save-list")
+    page.wait_for_selector("#deliveries, .os-empty")
+    campaign = Campaign.objects.get(name="Primary contacts of new deals")
+    assert campaign.triggers == [
+        {"trigger": "added_to_opportunity", "constraints": [{"field": "IsPrimary", "operator": "is_true"}]}
+    ]
+    page.click("#send-test")
+    wait_until(
+        lambda: Delivery.objects.filter(
+            campaign=campaign, is_test=True, status=DeliveryStatus.SUCCEEDED
+        ).exists(),
+        timeout=60,
+        what="the test delivery",
+        log=demo_stack["log"],
+    )
+    # The sales team adds people to deals all the time; primary ones fire this campaign.
+    wait_until(
+        lambda: Delivery.objects.filter(
+            campaign=campaign, is_test=False, status=DeliveryStatus.SUCCEEDED
+        ).exists(),
+        timeout=120,
+        what="a delivery fired by a change in the org",
+        log=demo_stack["log"],
+    )
+    page.reload()
+    assert page.locator("#deliveries tr[data-status=succeeded]").count() >= 2
+    assert "HTTP 200" in page.inner_text("#deliveries")
+    _shot(page, "18-campaign-deliveries")
+
+    # Without a secret typed in, OppSync makes one and shows it this once.
+    page.goto(f"{base}/admin/campaigns/campaign/add/")
+    page.wait_for_selector(".os-palette-trigger")
+    page.fill("#list-name", "Removed people")
+    page.click(".os-palette-trigger[data-filter='trigger:was_removed_from_opportunity']")
+    page.uncheck("#campaign-active")
+    page.fill("#webhook-url", demo_stack["receiver"])
+    page.click("#save-list")
+    page.wait_for_selector("#secret-once:not([hidden])")
+    secret = page.inner_text("#secret-value")
+    assert (
+        secret.startswith("whsec_") and Campaign.objects.get(name="Removed people").webhook_secret == secret
+    )
+    page.goto(f"{base}/admin/campaigns/campaign/{Campaign.objects.get(name='Removed people').pk}/change/")
+    page.wait_for_selector(".os-trigger-card")
+    assert secret not in page.content()  # never shown again

@@ -11,6 +11,8 @@ import redis
 import requests
 from django.contrib.auth.models import User
 
+from campaigns.management.commands.demo_campaign import DEMO_NAME
+from campaigns.models import Delivery, DeliveryStatus
 from opportunities.models import Opportunity
 from oppsync_site.models import WorkerHeartbeat
 from tests.processes import free_port, process_env, running, wait_until
@@ -54,6 +56,7 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
         OPPSYNC_VAR_DIR=str(tmp_path / "var"),
         OPPSYNC_PORT=str(port),
         EMULATOR_PORT=str(free_port()),
+        DEMO_WEBHOOK_PORT=str(free_port()),
         DEMO_OPPORTUNITIES="300",
         DEMO_PEOPLE="400",
         CELERY_HEARTBEAT_INTERVAL="1",
@@ -85,4 +88,14 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
             what="the demo org synced from the bundled emulator",
             log=log,
         )
+        # The demo campaign posts the sales team's changes to the receiver the stack started.
+        wait_until(
+            lambda: Delivery.objects.filter(
+                campaign__name=DEMO_NAME, status=DeliveryStatus.SUCCEEDED
+            ).exists(),
+            timeout=120,
+            what="a webhook delivered to the demo receiver",
+            log=log,
+        )
     assert beats.beats >= 2
+    assert "Traceback" not in log.read_text()  # no process crashed on the way (the file broker's old race)

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from opportunities.salesforce.auth import SalesforceConfig
 
 DEMO_CLIENT_ID = "oppsync-demo-client"
 DEMO_CLIENT_SECRET = "oppsync-demo-secret"  # noqa: S105  # the bundled emulator's own demo credentials
+DEMO_WEBHOOK_SECRET = "whsec_oppsync_demo_receiver"  # noqa: S105  # the local demo receiver's, not a real one
 
 
 class Command(BaseCommand):
@@ -42,6 +44,15 @@ class Command(BaseCommand):
                 }
             )
             procfile = "Procfile.demo"
+            # The demo campaign posts to the receiver Procfile.demo starts on this machine.
+            receiver_port = env.setdefault("DEMO_WEBHOOK_PORT", "8025")
+            env.setdefault("DEMO_WEBHOOK_SECRET", DEMO_WEBHOOK_SECRET)
+            env["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = "true"
+            call_command(
+                "demo_campaign",
+                url=f"http://127.0.0.1:{receiver_port}/hooks/oppsync",
+                secret=env["DEMO_WEBHOOK_SECRET"],
+            )
             self.stdout.write(
                 "No Salesforce credentials are set: starting the bundled Salesforce emulator with a demo org "
                 f"at https://localhost:{port}; its sales team keeps changing deals."

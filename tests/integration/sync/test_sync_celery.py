@@ -37,7 +37,7 @@ def worker_env(org, tmp_path, broker: str, **extra: str) -> dict[str, str]:
     )
 
 
-def start_worker(env: dict[str, str], log) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log, queues: str = "sync,default") -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
         [
@@ -47,7 +47,7 @@ def start_worker(env: dict[str, str], log) -> subprocess.Popen[bytes]:
             "worker",
             "--beat",
             "--queues",
-            "sync,default",
+            queues,
             "--concurrency",
             "1",
             "--loglevel",
