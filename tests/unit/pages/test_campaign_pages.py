@@ -12,7 +12,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from campaigns.models import Campaign, Delivery, DeliveryAttempt, DeliveryStatus
-from opportunities.models import Activity
 from tests.factories import ActivityFactory, ContactRoleFactory, OpportunityFactory, PersonFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +33,12 @@ def campaign(settings) -> Campaign:
     )
 
 
-def _deliveries(campaign: Campaign, count: int) -> None:
+def _deliveries(campaign, count):
     for n in range(count):
         person = PersonFactory(first_name=f"P{n}", last_name=XSS if n == 0 else "Lee")
         opportunity = OpportunityFactory(name=f"{XSS} deal {n}")
         ContactRoleFactory(person=person, opportunity=opportunity)
-        activity: Activity = ActivityFactory(person=person, opportunity=opportunity)
+        activity = ActivityFactory(person=person, opportunity=opportunity)
         status = [DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.PENDING][n % 3]
         delivery = Delivery.objects.create(
             campaign=campaign,
