@@ -3,8 +3,24 @@ from __future__ import annotations
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, User
+from django.db import connection
 
 from oppsync_site.roles import ADMINISTRATORS, MARKETERS, VIEWERS, roles_apply
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_session_outlives_the_suite(django_db_setup, django_db_blocker):
+    """Processes the tests start (workers killed with SIGKILL, the stack of the browser walks)
+    can leave a PostgreSQL session behind for a moment; end them before the test database is
+    dropped, which PostgreSQL refuses while anyone is connected."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
