@@ -36,9 +36,24 @@ def _with_counts(queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
     )
 
 
+ANSWERS = {**ERROR_RESPONSES, **NOT_FOUND}
+
+
 @extend_schema_view(
-    list=extend_schema(summary="Trigger campaigns"),
-    retrieve=extend_schema(summary="A trigger campaign", responses={200: CampaignSerializer, **NOT_FOUND}),
+    list=extend_schema(
+        summary="Trigger campaigns", responses={200: CampaignSerializer(many=True), **ANSWERS}
+    ),
+    create=extend_schema(
+        summary="Create a trigger campaign", responses={201: CampaignSerializer, **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(summary="A trigger campaign", responses={200: CampaignSerializer, **ANSWERS}),
+    update=extend_schema(
+        summary="Replace a trigger campaign", responses={200: CampaignSerializer, **ANSWERS}
+    ),
+    partial_update=extend_schema(
+        summary="Change a trigger campaign", responses={200: CampaignSerializer, **ANSWERS}
+    ),
+    destroy=extend_schema(summary="Delete a trigger campaign", responses={204: None, **ANSWERS}),
 )
 class CampaignViewSet(viewsets.ModelViewSet[Campaign]):
     """Trigger campaigns with their triggers, smart list, qualification rule and webhook."""
@@ -100,7 +115,7 @@ class CampaignViewSet(viewsets.ModelViewSet[Campaign]):
         return self._save(request, self.get_object(), partial=kwargs.get("partial", False))
 
     @extend_schema(
-        summary="Send a test delivery", request=None, responses={202: DeliverySerializer, **NOT_FOUND}
+        summary="Send a test delivery", request=None, responses={202: DeliverySerializer, **ANSWERS}
     )
     @action(detail=True, methods=["post"], url_path="test-delivery")
     def test_delivery(self, request: Request, pk: str | None = None) -> Response:
@@ -133,14 +148,22 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             deliveries = deliveries.filter(status=wanted)
         return deliveries
 
-    @extend_schema(summary="A campaign's deliveries", parameters=[STATUS_PARAMETER])
+    @extend_schema(
+        summary="A campaign's deliveries",
+        parameters=[STATUS_PARAMETER],
+        responses={200: DeliverySerializer(many=True), **ANSWERS},
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(summary="One delivery with its attempts", responses={200: DeliverySerializer, **ANSWERS})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(
         summary="Send a delivery again (same body and idempotency key)",
         request=None,
-        responses={202: DeliverySerializer, **ERROR_RESPONSES, **NOT_FOUND},
+        responses={202: DeliverySerializer, **ANSWERS},
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, *args: Any, **kwargs: Any) -> Response:
