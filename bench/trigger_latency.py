@@ -119,11 +119,8 @@ def main() -> None:
 
         # Contacts OppSync can see: the demo org hides some from the integration user (sharing),
         # and a role on a hidden contact records nothing, as in Salesforce.
-        contacts = sorted(
-            Person.objects.filter(sf_contact_id__isnull=False, merged_into=None).values_list(
-                "sf_contact_id", flat=True
-            )
-        )
+        visible = Person.objects.filter(sf_contact_id__isnull=False, merged_into=None)
+        contacts = sorted(str(c) for c in visible.values_list("sf_contact_id", flat=True))
         rng = random.Random(11)
         latencies = []
         for number in range(args.changes):
