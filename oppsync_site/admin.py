@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from .admin_mixins import SyncedReadOnlyAdmin
+from .admin_users import register as register_user_and_token_admins
 from .forms import SubscriptionSettingsForm
 from .models import SubscriptionSettings, WorkerHeartbeat
 
@@ -41,3 +42,8 @@ class SubscriptionSettingsAdmin(admin.ModelAdmin[SubscriptionSettings]):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(SyncedReadOnlyAdmin):
     list_display = ["hostname", "last_beat_at", "beats"]
+
+
+# Users and API tokens, safe for Administrators who are not superusers (admin_users.py); runs
+# after django.contrib.auth and rest_framework.authtoken registered their own admins.
+register_user_and_token_admins(admin.site)

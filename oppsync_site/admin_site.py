@@ -30,7 +30,7 @@ ADMINISTRATION = [
     ("oppsync_site", "WorkerHeartbeat"),
     ("auth", "User"),
     ("auth", "Group"),
-    ("authtoken", "TokenProxy"),
+    ("oppsync_site", "ApiToken"),
 ]
 SYNC_STATUS_PERMISSION = "opportunities.view_synccycle"
 

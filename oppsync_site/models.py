@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from rest_framework.authtoken.models import TokenProxy
 
 from .currencies import currency_symbol, validate_currency_code
 from .timezones import validate_time_zone
@@ -61,3 +62,15 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} at {self.last_beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApiToken(TokenProxy):
+    """An API token as the admin shows it: by user and key prefix. The key itself is shown once,
+    when the token is created (DRF's own admin titles every page with the whole key)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.key[:6]}… ({self.user})"

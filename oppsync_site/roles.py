@@ -36,9 +36,9 @@ _USER_ADMINISTRATION = [
     "auth.change_user",
     "auth.delete_user",
     "auth.view_group",
-    "authtoken.view_tokenproxy",
-    "authtoken.add_tokenproxy",
-    "authtoken.delete_tokenproxy",
+    "oppsync_site.view_apitoken",
+    "oppsync_site.add_apitoken",
+    "oppsync_site.delete_apitoken",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

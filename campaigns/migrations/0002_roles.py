@@ -12,6 +12,10 @@ def apply_roles(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("campaigns", "0001_campaign"), ("smartlists", "0002_roles")]
+    dependencies = [
+        ("campaigns", "0001_campaign"),
+        ("smartlists", "0002_roles"),
+        ("oppsync_site", "0004_api_token"),  # the API token permissions, re-applied here too
+    ]
 
     operations = [migrations.RunPython(apply_roles, migrations.RunPython.noop)]
