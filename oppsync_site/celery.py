@@ -3,11 +3,13 @@ the beat schedule is `CELERY_BEAT_SCHEDULE` in `settings/base.py`."""
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oppsync_site.settings.local")
+from .entrypoints import settings_module_required
+
+# `manage.py` sets the development default before it imports this; a worker or beat started
+# with `celery -A oppsync_site` must be told which settings to use.
+settings_module_required("Celery (celery -A oppsync_site)")
 
 app = Celery("oppsync")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -10,6 +10,7 @@ from pathlib import Path
 import django_stubs_ext
 import environ
 from celery.schedules import schedule as celery_schedule
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from oppsync_site import file_broker
@@ -27,6 +28,9 @@ VAR_DIR = Path(env.str("OPPSYNC_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+if not SECRET_KEY.strip():
+    # An empty key signs sessions and password resets with nothing: refused like a missing one.
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is empty; set it to a long random value.")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 

@@ -9,3 +9,8 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 
 from .base import *  # noqa: F403
+
+# gunicorn (the `Procfile`'s web process) serves static files through whitenoise straight from
+# the apps and `static/`, as `runserver` would; production collects them at start-up instead.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -35,3 +35,15 @@ def test_narrow_lists_are_counted_exactly():
     PersonFactory.create_batch(3, company="Acme")
     paginator = EstimatedCountPaginator(Person.objects.filter(company="Acme").order_by("id"), 10)
     assert paginator.count == 3
+
+
+@pytest.mark.parametrize("raw", ["²", "١٠", "10.0", "0", "1001", "-5", " 5"])
+def test_page_size_takes_ascii_whole_numbers_only(administrator, raw):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(administrator)
+    for url in ("/api/v1/persons/", "/api/v1/opportunities/", "/api/v1/activities/", "/api/v1/campaigns/"):
+        response = client.get(url, {"page_size": raw})
+        assert response.status_code == 400, (url, raw, response.content)
+        assert "page_size" in response.json()

@@ -7,9 +7,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from opportunities.salesforce.auth import SalesforceConfig
+
 
 class Command(BaseCommand):
-    help = "Create a demo superuser (for `make run` on a local machine) and print how to log in."
+    help = (
+        "Create the demo superuser admin/admin and print how to log in: only in demo mode (no Salesforce "
+        "credentials), for `make run` with the bundled emulator."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--username", default="admin")
@@ -17,6 +22,13 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000/admin/")
 
     def handle(self, *args: Any, username: str, password: str, url: str, **options: Any) -> None:
+        if SalesforceConfig.from_settings().configured:
+            # A real org's data: no account with a published password, ever.
+            self.stdout.write(
+                "Salesforce credentials are set, so no demo account is created. Create your own "
+                "administrator with `.venv/bin/python manage.py createsuperuser`."
+            )
+            return
         user_model = get_user_model()
         if not user_model.objects.filter(username=username).exists():
             user_model.objects.create_superuser(username=username, email="", password=password)
