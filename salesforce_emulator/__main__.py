@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-secret", default="oppsync-demo-secret")
     parser.add_argument("--username", default="integration@oppsync.example")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--control-from-anywhere",
+        action="store_true",
+        help="let other machines use the control API /__emulator__/ (it rewrites the org; loopback only by default)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s emulator %(levelname)s %(message)s")
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         username=args.username,
         jwt_public_key_file=tls.jwt_public_key_file,
         session_seconds=args.session_seconds,
+        control_from_anywhere=args.control_from_anywhere,
     )
     emulator = Emulator(config)
     if args.generate and emulator.store.count("Opportunity") == 0:

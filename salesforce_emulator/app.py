@@ -38,7 +38,7 @@ from .generator import generate_org
 from .query import MAX_BATCH, MIN_BATCH, PreparedQuery, QueryEngine
 from .sales_team import SalesTeam
 from .schema import OBJECT_NAMES, describe_global_entry, describe_object
-from .store import INTEGRATION_USER_ID, ORG_ID, RecordError, Store, minute_floor
+from .store import INTEGRATION_USER_ID, ORG_ID, RecordError, Store, minute_floor, table
 from .timeutil import ORG_CLOCK_OFFSET, format_datetime, org_now, parse_datetime
 
 logger = logging.getLogger("salesforce_emulator")
@@ -56,6 +56,8 @@ class EmulatorConfig:
     username: str = "integration@oppsync.example"
     jwt_public_key_file: Path | None = None
     session_seconds: float = 7200.0
+    # The control API (`/__emulator__/`) answers other machines too: only for a trusted network.
+    control_from_anywhere: bool = False
 
     @property
     def instance_url(self) -> str:
@@ -334,7 +336,7 @@ class Emulator:
 
     def _visible(self, sobject: str, record_id: str) -> bool:
         row = self.store.db.execute(
-            f"SELECT visible FROM records_{sobject} WHERE id = ?", (record_id,)
+            f"SELECT visible FROM {table(sobject)} WHERE id = ?", (record_id,)
         ).fetchone()
         return bool(row and row[0])
 
@@ -661,10 +663,13 @@ def control_routes(emulator: Emulator) -> list[Route]:
         return {"undeleted": len(body["ids"])}
 
     async def records(request: Request) -> Response:
-        sobject = request.path_params["sobject"]
         include_deleted = request.query_params.get("include_deleted") in ("1", "true")
         where = "" if include_deleted else " WHERE is_deleted = 0"
-        rows = store.db.execute(f"SELECT fields, visible FROM records_{sobject}{where} ORDER BY id")
+        try:
+            name = table(request.path_params["sobject"])
+        except RecordError as exc:
+            return JSONResponse({"error": exc.error_code, "message": exc.message}, status_code=exc.status)
+        rows = store.db.execute(f"SELECT fields, visible FROM {name}{where} ORDER BY id")
         return JSONResponse({"records": [{**json.loads(f), "_visible": bool(v)} for f, v in rows]})
 
     def faults(body: dict[str, Any], request: Request) -> Any:
@@ -777,7 +782,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         return JSONResponse({"ok": True, "instance_url": emulator.config.instance_url})
 
     prefix = "/__emulator__"
-    return [
+    routes = [
         Route(f"{prefix}/health", health),
         Route(f"{prefix}/stats", stats),
         Route(f"{prefix}/records/{{sobject}}", records, methods=["GET"]),
@@ -798,3 +803,30 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route(f"{prefix}/sales-team", handler(sales_team), methods=["POST"]),
         Route(f"{prefix}/sales-team/act", handler(act), methods=["POST"]),
     ]
+    if emulator.config.control_from_anywhere:
+        return routes
+    return [Route(r.path, loopback_only(r.endpoint), methods=list(r.methods or [])) for r in routes]
+
+
+LOOPBACK_CLIENTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def loopback_only(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """The control API rewrites the org: it answers only this machine unless the emulator was
+    started with --control-from-anywhere."""
+
+    async def guarded(request: Request) -> Response:
+        client = request.client.host if request.client else ""
+        if client not in LOOPBACK_CLIENTS and not client.startswith("127."):
+            return JSONResponse(
+                {
+                    "error": "FORBIDDEN",
+                    "message": "The control API answers only on loopback (--control-from-anywhere).",
+                },
+                status_code=403,
+            )
+        return await endpoint(request)
+
+    return guarded

@@ -51,6 +51,10 @@ class RecordError(Exception):
 
 
 def table(sobject: str) -> str:
+    """The table of an object of this org. The name comes from URLs (the REST API and the control
+    API), so it is checked against the schema before it goes anywhere near SQL."""
+    if sobject not in OBJECT_NAMES:
+        raise RecordError("NOT_FOUND", f"The requested resource does not exist: no object {sobject!r}", 404)
     return f"records_{sobject}"
 
 

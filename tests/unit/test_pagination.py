@@ -37,7 +37,7 @@ def test_narrow_lists_are_counted_exactly():
     assert paginator.count == 3
 
 
-@pytest.mark.parametrize("raw", ["²", "١٠", "10.0", "0", "1001", "-5", " 5"])
+@pytest.mark.parametrize("raw", ["²", "\u0661\u0660", "10.0", "0", "1001", "-5", " 5"])
 def test_page_size_takes_ascii_whole_numbers_only(administrator, raw):
     from rest_framework.test import APIClient
 
