@@ -4,14 +4,29 @@ from __future__ import annotations
 
 from functools import cache
 
-from babel.numbers import get_currency_name, get_currency_symbol, list_currencies
+from babel.core import get_global
+from babel.numbers import (
+    get_currency_name,
+    get_currency_precision,
+    get_currency_symbol,
+    get_territory_currencies,
+)
 from django.core.exceptions import ValidationError
 
 
 @cache
 def currency_codes() -> frozenset[str]:
-    """Every ISO 4217 code CLDR knows, e.g. {"EUR", "USD", ...}."""
-    return frozenset(list_currencies())
+    """The ISO 4217 currencies legal tender somewhere today, from CLDR's territory data: no
+    withdrawn codes (DEM, HRK), no precious metals or testing codes (XAU, XXX)."""
+    codes: set[str] = set()
+    for territory in get_global("territory_currencies"):
+        codes.update(get_territory_currencies(territory, tender=True))
+    return frozenset(codes)
+
+
+def minor_units(code: str) -> int:
+    """Digits after the decimal point the currency uses (JPY 0, EUR 2, KWD 3)."""
+    return int(get_currency_precision(code))
 
 
 def currency_choices() -> list[tuple[str, str]]:

@@ -18,7 +18,10 @@ from .permissions import RolePermission
 
 
 class SettingsSerializer(serializers.Serializer[SubscriptionSettings]):
-    default_currency = serializers.CharField(max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+    # Not trimmed: "USD " is refused, as every near-miss is, rather than guessed at.
+    default_currency = serializers.CharField(
+        max_length=3, trim_whitespace=False, help_text="ISO 4217 code, e.g. EUR."
+    )
     currency_symbol = serializers.CharField(read_only=True)
     time_zone = serializers.CharField(max_length=64, help_text="IANA time zone, e.g. Europe/Amsterdam.")
 

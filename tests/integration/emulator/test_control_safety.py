@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from salesforce_emulator.app import loopback_only
 
@@ -26,7 +26,9 @@ def test_object_names_in_control_urls_are_checked_against_the_schema(emulator, n
     assert response.status_code == 404 and response.json()["error"] == "NOT_FOUND"
     assert "sqlite_master" not in response.text.replace(name, "")
     write = emulator.http.post(
-        f"{emulator.instance_url}/__emulator__/records/{name}", json={"records": [{"LastName": "x"}]}, timeout=30
+        f"{emulator.instance_url}/__emulator__/records/{name}",
+        json={"records": [{"LastName": "x"}]},
+        timeout=30,
     )
     assert write.status_code in (400, 404) and "NOT_FOUND" in write.text
     assert len(emulator.records("Opportunity")) == before  # the table is still there, untouched
@@ -42,12 +44,20 @@ def test_the_rest_api_refuses_an_unknown_object_too(emulator, sf):
 
 
 def _call(client: tuple[str, int]) -> int:
-    async def endpoint(request: Request) -> JSONResponse:
+    async def endpoint(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    scope = {"type": "http", "method": "POST", "path": "/__emulator__/purge", "headers": [], "client": client}
-    response = asyncio.run(loopback_only(endpoint)(Request(scope)))
-    return response.status_code
+    async def run() -> Response:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/__emulator__/purge",
+            "headers": [],
+            "client": client,
+        }
+        return await loopback_only(endpoint)(Request(scope))
+
+    return asyncio.run(run()).status_code
 
 
 def test_the_control_api_answers_only_loopback_clients():
