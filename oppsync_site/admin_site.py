@@ -40,6 +40,19 @@ class OppSyncAdminSite(admin.AdminSite):
     site_title = "OppSync"
     index_title = "Salesforce opportunities for marketing"
 
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Every admin, ours and Django's, takes only its own filters from a list URL."""
+        from .admin_lookups import FiltersOnlyLookups
+
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, FiltersOnlyLookups):
+            admin_class = type(
+                admin_class.__name__,
+                (FiltersOnlyLookups, admin_class),
+                {"__module__": admin_class.__module__},
+            )
+        super().register(model_or_iterable, admin_class, **options)
+
     def get_urls(self) -> list[URLResolver | URLPattern]:
         from opportunities.admin_views import sync_status_panel_view, sync_status_view
 
