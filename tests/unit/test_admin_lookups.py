@@ -41,7 +41,10 @@ def test_every_list_refuses_lookups_it_does_not_offer(client, superuser):
     ("url", "query"),
     [
         ("admin:opportunities_opportunity_changelist", "is_closed__exact=0&is_won__exact=1"),
-        ("admin:opportunities_opportunity_changelist", "close_date__gte=2026-01-01&close_date__lte=2026-12-31"),
+        (
+            "admin:opportunities_opportunity_changelist",
+            "close_date__gte=2026-01-01&close_date__lte=2026-12-31",
+        ),
         ("admin:opportunities_opportunity_changelist", "stage_name=Prospecting"),
         ("admin:opportunities_activity_changelist", "activity_type__exact=added_to_opportunity"),
         ("admin:people_person_changelist", "is_deleted_in_salesforce__exact=0&q=smith"),

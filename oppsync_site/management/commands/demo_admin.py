@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,7 +20,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--username", default="admin")
         parser.add_argument("--password", default="admin")
-        parser.add_argument("--url", default="http://127.0.0.1:8000/admin/")
+        # The port `make run`'s web process listens on (OPPSYNC_PORT), not always 8000.
+        parser.add_argument(
+            "--url", default=f"http://127.0.0.1:{os.environ.get('OPPSYNC_PORT', '8000')}/admin/"
+        )
 
     def handle(self, *args: Any, username: str, password: str, url: str, **options: Any) -> None:
         if SalesforceConfig.from_settings().configured:
