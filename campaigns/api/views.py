@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.filters import KnownQueryParameters
 
 from ..models import Campaign, Delivery, DeliveryStatus
 from ..services import campaign_save
@@ -62,7 +63,7 @@ class CampaignViewSet(viewsets.ModelViewSet[Campaign]):
     read_permission = "campaigns.view_campaign"
     write_permission = "campaigns.change_campaign"
     filterset_class = None
-    filter_backends: list[Any] = []
+    filter_backends: list[Any] = [KnownQueryParameters]
 
     def get_queryset(self) -> QuerySet[Campaign]:
         return _with_counts(Campaign.objects.all()).order_by("id")
@@ -77,7 +78,7 @@ class CampaignViewSet(viewsets.ModelViewSet[Campaign]):
         return campaign
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         assert page is not None
         for campaign in page:
             campaign.delivery_counts = {s.value: getattr(campaign, f"_{s.value}") for s in DeliveryStatus}  # type: ignore[attr-defined]
@@ -131,7 +132,8 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     read_permission = "campaigns.view_campaign"
     write_permission = "campaigns.change_campaign"
     filterset_class = None
-    filter_backends: list[Any] = []
+    filter_backends: list[Any] = [KnownQueryParameters]
+    query_parameters = ("status",)
     queryset = Delivery.objects.all()
 
     def get_queryset(self) -> QuerySet[Delivery]:

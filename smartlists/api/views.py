@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.filters import KnownQueryParameters
 from oppsync_site.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.permissions import RolePermission
 from people.api.serializers import PersonSerializer
@@ -151,7 +152,8 @@ class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList])
     read_permission = "smartlists.view_smartlist"
     write_permission = "smartlists.change_smartlist"
     filterset_class = None
-    filter_backends: list[Any] = []
+    filter_backends: list[Any] = [KnownQueryParameters]
+    query_parameters = ("ignore_inactive_fields", "ordering")
 
     def _save(self, request: Request, instance: SmartList | None, partial: bool) -> Response:
         serializer = SmartListSerializer(instance, data=request.data, partial=partial)

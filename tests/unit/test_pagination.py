@@ -47,3 +47,37 @@ def test_page_size_takes_ascii_whole_numbers_only(administrator, raw):
         response = client.get(url, {"page_size": raw})
         assert response.status_code == 400, (url, raw, response.content)
         assert "page_size" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("url", "query", "named"),
+    [
+        ("/api/v1/opportunities/", {"stgae": "Closed Won"}, "stgae"),
+        ("/api/v1/persons/", {"emial": "a@example.com"}, "emial"),
+        ("/api/v1/activities/", {"type": "nonsense"}, "type"),
+        ("/api/v1/activities/", {"since": "yesterday"}, "since"),
+        ("/api/v1/smart-lists/", {"name__regex": "x"}, "name__regex"),
+        ("/api/v1/campaigns/", {"status": "failed"}, "status"),
+    ],
+)
+def test_unknown_parameters_and_values_are_a_400_naming_them(administrator, url, query, named):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(administrator)
+    response = client.get(url, query)
+    assert response.status_code == 400, response.content
+    assert named in response.json()
+
+
+def test_the_parameters_an_endpoint_takes_still_work(administrator):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(administrator)
+    for url, query in [
+        ("/api/v1/opportunities/", {"stage": "Closed Won", "is_closed": "true", "page_size": "5"}),
+        ("/api/v1/persons/", {"search": "smith", "page": "1"}),
+        ("/api/v1/activities/", {"type": "added_to_opportunity", "since": "2026-01-01T00:00:00Z"}),
+    ]:
+        assert client.get(url, query).status_code == 200, url
