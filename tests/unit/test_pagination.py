@@ -81,3 +81,12 @@ def test_the_parameters_an_endpoint_takes_still_work(administrator):
         ("/api/v1/activities/", {"type": "added_to_opportunity", "since": "2026-01-01T00:00:00Z"}),
     ]:
         assert client.get(url, query).status_code == 200, url
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_404_under_api_is_json_in_every_settings_module(settings, client, debug):
+    settings.DEBUG = debug
+    for url in ("/api/v1/nope/", "/api/v1/persons/999999999/", "/api/"):
+        response = client.get(url)
+        assert response.status_code in (401, 403, 404)
+        assert response["Content-Type"].startswith("application/json"), (url, response["Content-Type"])

@@ -20,7 +20,9 @@ DEPLOY_ENV = {
 
 
 def _run(args: list[str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SALESFORCE_", "DATABASE_URL"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SALESFORCE_", "DATABASE_URL"))
+    }
     env = {**clean, **DEPLOY_ENV, "OPPSYNC_VAR_DIR": str(tmp_path / "var"), **extra}
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
