@@ -155,8 +155,8 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "oppsync_site.api.common.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "oppsync_site.api.throttling.AtomicAnonRateThrottle",
+        "oppsync_site.api.throttling.AtomicUserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
@@ -268,6 +268,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.webhooks.sweep",
         "schedule": celery_schedule(WEBHOOK_SWEEP_INTERVAL),
         "options": {"queue": "webhooks", "expires": WEBHOOK_SWEEP_INTERVAL},
+    },
+    "throttle-counters-prune": {
+        "task": "oppsync_site.tasks.throttle_counters_prune",
+        "schedule": celery_schedule(3600.0),
+        "options": {"expires": 3600.0},
     },
     "sync-history-prune": {
         "task": "opportunities.sync.tasks.sync_history_prune",
