@@ -54,7 +54,9 @@ def test_counters_of_finished_windows_are_pruned(administrator):
 
     from django.utils import timezone
 
-    ThrottleCounter.objects.create(key="throttle:old:1", count=5, expires_at=timezone.now() - dt.timedelta(minutes=1))
+    ThrottleCounter.objects.create(
+        key="throttle:old:1", count=5, expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
     FortyPerHour().allow_request(SimpleNamespace(user=administrator, META={}), None)
     assert counters_prune() == 1
     assert ThrottleCounter.objects.count() == 1
