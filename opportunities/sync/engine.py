@@ -662,12 +662,7 @@ class SyncEngine:
         changed = 0
         for records in self.client.query_all(soql, include_deleted=False):
             with self.lock.fenced():
-                if sobject == "Opportunity":
-                    changed += apply.opportunity_formulas_refresh(
-                        records, fields, progress.context, detected_at=detected_at
-                    )
-                else:
-                    apply.values_backfill(sobject, records, fields)
+                changed += SPECS[sobject].formulas_refresh(records, fields, progress.context, detected_at)
         logger.info("Refreshed %d formula fields of %s: %d rows changed", len(formulas), sobject, changed)
 
     # --- per-object runs --------------------------------------------------------------------------

@@ -19,6 +19,35 @@ from . import apply
 
 Applier = Callable[[list[dict[str, Any]], dict[str, FieldInfo], apply.ApplyContext], None]
 GoneMarker = Callable[[dict[str, dt.datetime], apply.ApplyContext], None]
+# Fresh values of calculated fields: returns the rows that changed.
+FormulaRefresher = Callable[
+    [list[dict[str, Any]], dict[str, FieldInfo], apply.ApplyContext, dt.datetime], int
+]
+
+
+def _values_only(
+    sobject: str,
+) -> FormulaRefresher:
+    """Formula values stored without activities (only opportunity changes record any)."""
+
+    def refresh(
+        records: list[dict[str, Any]],
+        fields: dict[str, FieldInfo],
+        ctx: apply.ApplyContext,
+        detected_at: dt.datetime,
+    ) -> int:
+        return apply.values_backfill(sobject, records, fields)
+
+    return refresh
+
+
+def _opportunity_formulas(
+    records: list[dict[str, Any]],
+    fields: dict[str, FieldInfo],
+    ctx: apply.ApplyContext,
+    detected_at: dt.datetime,
+) -> int:
+    return apply.opportunity_formulas_refresh(records, fields, ctx, detected_at=detected_at)
 
 
 @dataclass(frozen=True)
@@ -35,6 +64,7 @@ class ObjectSpec:
     mark_gone: GoneMarker
     # Rows that count as this object's (a converted lead waiting for its contact is no contact).
     local_filter: dict[str, Any]
+    formulas_refresh: FormulaRefresher
 
     def local_ids(self) -> tuple[set[str], set[str]]:
         """(live ids, every id) OppSync holds for this object."""
@@ -73,6 +103,7 @@ SPECS: dict[str, ObjectSpec] = {
         apply.contacts_apply,
         _contacts_gone,
         {"contact_system_modstamp__isnull": False},
+        _values_only("Contact"),
     ),
     "Lead": ObjectSpec(
         "Lead",
@@ -83,6 +114,7 @@ SPECS: dict[str, ObjectSpec] = {
         apply.leads_apply,
         _leads_gone,
         {},
+        _values_only("Lead"),
     ),
     "Opportunity": ObjectSpec(
         "Opportunity",
@@ -93,6 +125,7 @@ SPECS: dict[str, ObjectSpec] = {
         apply.opportunities_apply,
         apply.opportunities_delete,
         {},
+        _opportunity_formulas,
     ),
     "OpportunityContactRole": ObjectSpec(
         "OpportunityContactRole",
@@ -103,6 +136,7 @@ SPECS: dict[str, ObjectSpec] = {
         apply.contact_roles_apply,
         apply.contact_roles_delete,
         {},
+        _values_only("OpportunityContactRole"),
     ),
 }
 SYNCED_OBJECTS = tuple(SPECS)
