@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         f"  SALESFORCE_CA_BUNDLE={tls.ca_file.resolve()}",
         flush=True,
     )
+    # Idle keep-alive connections of a client (the sync's session) are not running requests: do
+    # not report them as an ERROR when the emulator stops (Ctrl-C under `make run`).
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: "Cancel 0 running task(s)" not in record.getMessage()
+    )
     uvicorn.run(
         app,
         host=args.bind,

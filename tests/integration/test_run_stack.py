@@ -5,6 +5,7 @@ worker and beat run and the beat-scheduled heartbeat executes; on the file broke
 from __future__ import annotations
 
 import re
+import signal
 
 import pytest
 import redis
@@ -70,7 +71,7 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
     log = tmp_path / "honcho.log"
     base = f"http://127.0.0.1:{port}"
 
-    with running(["python", "manage.py", "run_stack"], env=env, log=log):
+    with running(["python", "manage.py", "run_stack"], env=env, log=log) as stack:
         wait_until(lambda: _web_is_up(base), timeout=60, what="the web process", log=log)
         home = _admin_login(base)
         assert "Salesforce opportunities for marketing" in home
@@ -97,5 +98,10 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
             what="a webhook delivered to the demo receiver",
             log=log,
         )
+        stack.send_signal(signal.SIGINT)  # Ctrl-C
+        stack.wait(timeout=90)
     assert beats.beats >= 2
+    text = log.read_text()
+    # Every process stopped by itself: no ERROR line, nothing honcho had to kill.
+    assert "ERROR" not in text and "SIGKILL" not in text, text[-3000:]
     assert "Traceback" not in log.read_text()  # no process crashed on the way (the file broker's old race)
