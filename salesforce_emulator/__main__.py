@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-id", default="oppsync-demo-client")
     parser.add_argument("--client-secret", default="oppsync-demo-secret")
     parser.add_argument("--username", default="integration@oppsync.example")
+    parser.add_argument(
+        "--password", default="oppsync-demo-password", help="the username-password flow's password"
+    )
+    parser.add_argument(
+        "--security-token", default="DEMOSECURITYTOKEN", help="appended to the password in that flow"
+    )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument(
         "--control-from-anywhere",
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         client_id=args.client_id,
         client_secret=args.client_secret,
         username=args.username,
+        password=args.password,
+        security_token=args.security_token,
         jwt_public_key_file=tls.jwt_public_key_file,
         session_seconds=args.session_seconds,
         control_from_anywhere=args.control_from_anywhere,

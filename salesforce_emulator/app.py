@@ -54,6 +54,9 @@ class EmulatorConfig:
     client_id: str = "oppsync-demo-client"
     client_secret: str = "oppsync-demo-secret"  # noqa: S105  # the emulator's own demo credentials
     username: str = "integration@oppsync.example"
+    # The username-password flow: the user's password followed by their security token.
+    password: str = "oppsync-demo-password"  # noqa: S105  # the emulator's own demo user
+    security_token: str = "DEMOSECURITYTOKEN"  # noqa: S105  # the emulator's own demo user
     jwt_public_key_file: Path | None = None
     session_seconds: float = 7200.0
     # The control API (`/__emulator__/`) answers other machines too: only for a trusted network.
@@ -164,6 +167,23 @@ class Emulator:
         elif grant_type == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             if not self._jwt_ok(form.get("assertion", "")):
                 return 400, {"error": "invalid_grant", "error_description": "authentication failure"}
+        elif grant_type in ("refresh_token", "password"):
+            client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+            if authorization.startswith("Basic "):
+                client_id, _, client_secret = base64.b64decode(authorization[6:]).decode().partition(":")
+            if client_id != self.config.client_id or client_secret != self.config.client_secret:
+                return 400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+            if grant_type == "refresh_token":
+                tokens = self.store.meta_get("refresh_tokens", {})
+                if tokens.get(form.get("refresh_token", "")) != client_id:
+                    return 400, {
+                        "error": "invalid_grant",
+                        "error_description": "expired access/refresh token",
+                    }
+            elif form.get("username") != self.config.username or form.get("password") != (
+                self.config.password + self.config.security_token
+            ):
+                return 400, {"error": "invalid_grant", "error_description": "authentication failure"}
         else:
             return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
         token = f"{ORG_ID[:15]}!AQ{secrets.token_urlsafe(48)}"
@@ -178,6 +198,22 @@ class Emulator:
             "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
             "scope": "api",
         }
+
+    def refresh_token_mint(self, client_id: str) -> str:
+        """What the web-server flow would have given an admin who approved the connected app."""
+        if client_id != self.config.client_id:
+            raise RecordError("INVALID_CLIENT", f"no connected app with client_id {client_id!r}")
+        token = f"5Aep861{secrets.token_urlsafe(60)}"
+        tokens = self.store.meta_get("refresh_tokens", {})
+        self.store.meta_set("refresh_tokens", {**tokens, token: client_id})
+        return token
+
+    def refresh_token_revoke(self, token: str) -> bool:
+        tokens = self.store.meta_get("refresh_tokens", {})
+        if token not in tokens:
+            return False
+        self.store.meta_set("refresh_tokens", {k: v for k, v in tokens.items() if k != token})
+        return True
 
     def _jwt_ok(self, assertion: str) -> bool:
         if self.jwt_public_key is None:
@@ -212,6 +248,13 @@ class Emulator:
     ) -> RestResult:
         parts = path.split("/") if path else []
         head = parts[0] if parts else ""
+        if method == "GET" and not parts:
+            # The version's resource index, as Salesforce lists it (the resources this org serves).
+            base = f"/services/data/v{version}"
+            names = ["sobjects", "query", "queryAll", "limits", "composite", "jobs"]
+            return 200, {name: f"{base}/{name}" for name in names}, {}
+        if method == "GET" and parts == ["limits", "recordCount"]:
+            return 200, {"sObjects": self._record_counts(params.get("sObjects"))}, {}
         if method == "GET" and head in ("query", "queryAll"):
             return self._query(head == "queryAll", parts[1:], params, headers, version)
         if head == "sobjects":
@@ -234,6 +277,18 @@ class Emulator:
         if head == "jobs" and len(parts) >= 2 and parts[1] == "query":
             return self._bulk(method, version, parts[2:], params, body)
         raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _record_counts(self, wanted: str | None) -> list[dict[str, Any]]:
+        """`limits/recordCount`: approximate counts per object; names the org does not have are
+        left out, as Salesforce does (its documentation: "ignored and not returned")."""
+        names = [n.strip() for n in wanted.split(",")] if wanted else list(OBJECT_NAMES)
+        known = {name.lower(): name for name in OBJECT_NAMES}
+        counts = []
+        for name in names:
+            sobject = known.get(name.lower())
+            if sobject is not None:
+                counts.append({"count": self.store.count(sobject), "name": sobject})
+        return counts
 
     def _batch_size(self, headers: dict[str, str]) -> int:
         if self.faults.page_size:
@@ -540,6 +595,16 @@ def build_app(emulator: Emulator, *, sales_team_rate: float = 0.0) -> Starlette:
         status, body = emulator.token(form, request.headers.get("authorization", ""))
         return JSONResponse(body, status_code=status, media_type=JSON_TYPE)
 
+    async def revoke(request: Request) -> Response:
+        # POST /services/oauth2/revoke with token=<refresh token>: 200 when revoked, 400 otherwise.
+        form = dict(urllib.parse.parse_qsl((await request.body()).decode()))
+        if emulator.refresh_token_revoke(form.get("token", "")):
+            return Response(b"", status_code=200)
+        return JSONResponse(
+            {"error": "unsupported_token_type", "error_description": "this token type is not supported"},
+            status_code=400,
+        )
+
     async def rest(request: Request) -> Response:
         version, path = request.path_params["version"], request.path_params.get("path", "")
         faults = emulator.faults
@@ -588,6 +653,7 @@ def build_app(emulator: Emulator, *, sales_team_rate: float = 0.0) -> Starlette:
 
     routes = [
         Route("/services/oauth2/token", token, methods=["POST"]),
+        Route("/services/oauth2/revoke", revoke, methods=["POST"]),
         Route("/services/data/", versions, methods=["GET"]),
         Route("/services/data/v{version:str}/{path:path}", rest, methods=["GET", "POST", "PATCH", "DELETE"]),
         *control_routes(emulator),
@@ -778,6 +844,9 @@ def control_routes(emulator: Emulator) -> list[Route]:
             }
         )
 
+    def refresh_token(body: dict[str, Any], request: Request) -> Any:
+        return {"refresh_token": emulator.refresh_token_mint(str(body["client_id"]))}
+
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "instance_url": emulator.config.instance_url})
 
@@ -802,6 +871,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route(f"{prefix}/generate", handler(generate), methods=["POST"]),
         Route(f"{prefix}/sales-team", handler(sales_team), methods=["POST"]),
         Route(f"{prefix}/sales-team/act", handler(act), methods=["POST"]),
+        Route(f"{prefix}/oauth/refresh-token", handler(refresh_token), methods=["POST"]),
     ]
     if emulator.config.control_from_anywhere:
         return routes

@@ -68,6 +68,9 @@ class EmulatorControl:
     def records(self, sobject: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         return list(self._call("GET", f"records/{sobject}", include_deleted=int(include_deleted))["records"])
 
+    def refresh_token(self, client_id: str) -> str:
+        return str(self._call("POST", "oauth/refresh-token", {"client_id": client_id})["refresh_token"])
+
     def faults(self, **spec: Any) -> None:
         self._call("POST", "faults", spec)
 

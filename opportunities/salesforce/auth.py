@@ -24,6 +24,11 @@ class SalesforceConfig:
     client_secret: str = ""
     username: str = ""
     private_key_file: str = ""
+    # Further ways to log in: a refresh token (from the web-server flow), or a password and the
+    # user's security token (the username-password flow).
+    refresh_token: str = ""
+    password: str = ""
+    security_token: str = ""
     api_version: str = "59.0"
     ca_bundle: str = ""
     # Seconds to connect, and to wait for the next bytes of a response: no call hangs forever.
@@ -33,6 +38,17 @@ class SalesforceConfig:
     @property
     def configured(self) -> bool:
         return bool(self.client_id and (self.client_secret or (self.username and self.private_key_file)))
+
+    @property
+    def flow(self) -> str:
+        """Which OAuth flow logs in: the most specific credentials given win."""
+        if self.refresh_token and self.client_secret:
+            return "refresh_token"
+        if self.username and self.password and self.client_secret:
+            return "password"
+        if self.client_secret:
+            return "client_credentials"
+        return "jwt_bearer"
 
     @classmethod
     def from_settings(cls) -> SalesforceConfig:
@@ -44,6 +60,9 @@ class SalesforceConfig:
             client_secret=settings.SALESFORCE_CLIENT_SECRET,
             username=settings.SALESFORCE_USERNAME,
             private_key_file=settings.SALESFORCE_PRIVATE_KEY_FILE,
+            refresh_token=settings.SALESFORCE_REFRESH_TOKEN,
+            password=settings.SALESFORCE_PASSWORD,
+            security_token=settings.SALESFORCE_SECURITY_TOKEN,
             api_version=settings.SALESFORCE_API_VERSION,
             ca_bundle=settings.SALESFORCE_CA_BUNDLE,
             connect_timeout=settings.SALESFORCE_CONNECT_TIMEOUT,
@@ -86,15 +105,25 @@ def token_request(config: SalesforceConfig, session: requests.Session) -> Token:
 
     Reference: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
     Reference: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm
+    Reference: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm
+    Reference: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_username_password_flow.htm
     """
     if not config.configured:
         raise SalesforceNotConfigured(
             "Salesforce is not configured: set SALESFORCE_CLIENT_ID with SALESFORCE_CLIENT_SECRET, "
             "or with SALESFORCE_USERNAME and SALESFORCE_PRIVATE_KEY_FILE."
         )
-    if config.client_secret:
+    auth: tuple[str, str] | None = (config.client_id, config.client_secret)
+    if config.flow == "refresh_token":
+        form = {"grant_type": "refresh_token", "refresh_token": config.refresh_token}
+    elif config.flow == "password":
+        form = {
+            "grant_type": "password",
+            "username": config.username,
+            "password": config.password + config.security_token,
+        }
+    elif config.flow == "client_credentials":
         form = {"grant_type": "client_credentials"}
-        auth: tuple[str, str] | None = (config.client_id, config.client_secret)
     else:
         try:
             private_key = Path(config.private_key_file).read_bytes()

@@ -1,0 +1,27 @@
+"""P10 (part): the resource indexes and `limits/recordCount`, as Salesforce serves them."""
+
+from __future__ import annotations
+
+import requests
+
+
+def test_the_versions_and_the_version_resource_index(emulator, sf):
+    versions = requests.get(
+        f"{emulator.instance_url}/services/data/", verify=str(emulator.ca_file), timeout=30
+    ).json()
+    assert any(v["version"] == "59.0" and v["url"] == "/services/data/v59.0" for v in versions)
+    index = sf.restful("")
+    for name in ("sobjects", "query", "queryAll", "limits", "composite"):
+        assert index[name] == f"/services/data/v59.0/{name}"
+
+
+def test_record_counts_for_the_objects_asked_and_unknown_names_left_out(emulator, sf):
+    counts = sf.restful("limits/recordCount", params={"sObjects": "Contact,Opportunity,NoSuchThing__c"})
+    names = [entry["name"] for entry in counts["sObjects"]]
+    assert names == ["Contact", "Opportunity"]
+    live = {name: len(emulator.records(name)) for name in names}
+    assert {e["name"]: e["count"] for e in counts["sObjects"]} == live
+    everything = sf.restful("limits/recordCount")["sObjects"]
+    assert {"Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole"} <= {
+        e["name"] for e in everything
+    }
