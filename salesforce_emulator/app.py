@@ -396,13 +396,21 @@ class Emulator:
         return bool(row and row[0])
 
     def _replication(self, sobject: str, kind: str, params: dict[str, str]) -> RestResult:
+        # A naive or malformed date (simple-salesforce sends `...T03:04:05%3A` for a naive datetime)
+        # is refused. Salesforce's exact text for this case is not documented; the error code is
+        # the one it uses for every bad replication range, and the message is no Python text.
+        refusal = SalesforceError(
+            400,
+            "INVALID_REPLICATION_DATE",
+            "start and end must be date-times with a time zone, such as 2026-11-28T10:00:00+00:00",
+        )
         try:
-            start = parse_datetime(params["start"]).replace(second=0, microsecond=0)
-            end = parse_datetime(params["end"]).replace(second=0, microsecond=0)
+            texts = [params["start"], params["end"]]
+            if any(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is None for text in texts):
+                raise refusal  # naive: parse_datetime would read it as this machine's local time
+            start, end = (parse_datetime(text).replace(second=0, microsecond=0) for text in texts)
         except (KeyError, ValueError) as error:
-            raise SalesforceError(
-                400, "INVALID_REPLICATION_DATE", f"start and end must be ISO 8601 dates: {error}"
-            ) from error
+            raise refusal from error
         now = org_now()
         end = min(end, now.replace(second=0, microsecond=0))
         oldest = now - dt.timedelta(days=30 if kind == "updated" else 15)

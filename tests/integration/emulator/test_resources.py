@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 
@@ -25,3 +26,18 @@ def test_record_counts_for_the_objects_asked_and_unknown_names_left_out(emulator
     assert {"Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole"} <= {
         e["name"] for e in everything
     }
+
+
+@pytest.mark.parametrize("start", ["2026-11-28T10:00:00", "2026-11-28T10:00:00%3A", "yesterday", ""])
+def test_a_naive_or_malformed_replication_date_gets_salesforces_error_code(emulator, sf, start):
+    response = requests.get(
+        f"{emulator.instance_url}/services/data/v59.0/sobjects/Contact/updated/",
+        params={"start": start, "end": "2026-11-28T12:00:00+00:00"},
+        headers={"Authorization": f"Bearer {sf.session_id}"},
+        verify=str(emulator.ca_file),
+        timeout=30,
+    )
+    assert response.status_code == 400
+    [error] = response.json()
+    assert error["errorCode"] == "INVALID_REPLICATION_DATE"
+    assert "Error" not in error["message"] and "time zone" in error["message"]
