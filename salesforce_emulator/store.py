@@ -266,12 +266,21 @@ class Store:
             sql += f" AND is_deleted = {int(deleted)}"
         return [json.loads(row[0]) for row in self.db.execute(sql, (opportunity_id,))]
 
-    def roles_of_contact(self, contact_id: str) -> list[dict[str, Any]]:
+    def roles_of_contact(self, contact_id: str, *, deleted: bool = False) -> list[dict[str, Any]]:
         sql = (
             f"SELECT fields FROM {table('OpportunityContactRole')} "
-            "WHERE json_extract(fields, '$.ContactId') = ? AND is_deleted = 0"
+            f"WHERE json_extract(fields, '$.ContactId') = ? AND is_deleted = {int(deleted)}"
         )
         return [json.loads(row[0]) for row in self.db.execute(sql, (contact_id,))]
+
+    def _cascaded_roles(self, sobject: str, record_id: str, *, deleted: bool) -> list[dict[str, Any]]:
+        """The contact roles that go to the recycle bin with their opportunity or contact (and
+        come back with it), as Salesforce cascades the delete."""
+        if sobject == "Opportunity":
+            return self.roles_of_opportunity(record_id, deleted=deleted)
+        if sobject == "Contact":
+            return self.roles_of_contact(record_id, deleted=deleted)
+        return []
 
     # --- writing ----------------------------------------------------------------------------------
     def stamp(self, backdate_seconds: float = 0.0) -> str:
@@ -409,11 +418,10 @@ class Store:
                 record.update({"IsDeleted": True, "SystemModstamp": stamp, "LastModifiedDate": stamp})
                 self._write(sobject, record)
             self._log_delete(sobject, record_id, stamp)
-            if sobject == "Opportunity":
-                for role in self.roles_of_opportunity(record_id):
-                    role.update({"IsDeleted": True, "SystemModstamp": stamp})
-                    self._write("OpportunityContactRole", role)
-                    self._log_delete("OpportunityContactRole", role["Id"], stamp)
+            for role in self._cascaded_roles(sobject, record_id, deleted=False):
+                role.update({"IsDeleted": True, "SystemModstamp": stamp})
+                self._write("OpportunityContactRole", role)
+                self._log_delete("OpportunityContactRole", role["Id"], stamp)
 
     def _log_delete(self, sobject: str, record_id: str, stamp: str) -> None:
         self.db.execute(
@@ -429,14 +437,21 @@ class Store:
             record.update({"IsDeleted": False, "SystemModstamp": stamp, "LastModifiedDate": stamp})
             self._write(sobject, record)
             self.db.execute("DELETE FROM delete_log WHERE sobject = ? AND id = ?", (sobject, record_id))
-            if sobject == "Opportunity":
-                for role in self.roles_of_opportunity(record_id, deleted=True):
-                    role.update({"IsDeleted": False, "SystemModstamp": stamp})
-                    self._write("OpportunityContactRole", role)
-                    self.db.execute(
-                        "DELETE FROM delete_log WHERE sobject = 'OpportunityContactRole' AND id = ?",
-                        (role["Id"],),
-                    )
+            for role in self._cascaded_roles(sobject, record_id, deleted=True):
+                # A role whose other parent is still in the recycle bin stays there with it.
+                other = (
+                    ("Contact", role.get("ContactId"))
+                    if sobject == "Opportunity"
+                    else ("Opportunity", role.get("OpportunityId"))
+                )
+                if other[1] and self.get(other[0], other[1]) is None:
+                    continue
+                role.update({"IsDeleted": False, "SystemModstamp": stamp})
+                self._write("OpportunityContactRole", role)
+                self.db.execute(
+                    "DELETE FROM delete_log WHERE sobject = 'OpportunityContactRole' AND id = ?",
+                    (role["Id"],),
+                )
 
     def purge(self) -> None:
         """Empty the recycle bin: deleted rows leave queryAll, the delete log is purged and

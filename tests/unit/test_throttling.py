@@ -13,7 +13,7 @@ from django.db import connection
 from oppsync_site.api.throttling import AtomicUserRateThrottle, counters_prune
 from oppsync_site.models import ThrottleCounter
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 LIMIT = 40
 
 

@@ -41,3 +41,28 @@ def test_a_naive_or_malformed_replication_date_gets_salesforces_error_code(emula
     [error] = response.json()
     assert error["errorCode"] == "INVALID_REPLICATION_DATE"
     assert "Error" not in error["message"] and "time zone" in error["message"]
+
+
+def test_deleting_a_contact_or_an_opportunity_takes_its_roles_to_the_recycle_bin_and_back(emulator, sf):
+    [contact] = emulator.create("Contact", {"LastName": "Cascade"})
+    [deal] = emulator.create(
+        "Opportunity", {"Name": "Cascade", "StageName": "Prospecting", "CloseDate": "2031-01-01"}
+    )
+    [role] = emulator.create("OpportunityContactRole", {"OpportunityId": deal, "ContactId": contact})
+
+    def role_state() -> bool | None:
+        rows = sf.query_all(
+            f"SELECT Id, IsDeleted FROM OpportunityContactRole WHERE Id = '{role}'", include_deleted=True
+        )
+        return rows["records"][0]["IsDeleted"] if rows["records"] else None
+
+    emulator.delete("Contact", contact)
+    assert role_state() is True  # in the recycle bin with its contact
+    emulator.undelete("Contact", contact)
+    assert role_state() is False
+    emulator.delete("Opportunity", deal)
+    emulator.delete("Contact", contact)
+    emulator.undelete("Contact", contact)
+    assert role_state() is True  # its opportunity is still deleted: it stays in the bin
+    emulator.undelete("Opportunity", deal)
+    assert role_state() is False

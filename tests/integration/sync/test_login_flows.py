@@ -14,7 +14,7 @@ from opportunities.sync import service
 from tests.integration.conftest import CLIENT_ID
 from tests.integration.sync.checks import assert_database_equals_org, ok_cycle, run_cycle
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def _relogin(org) -> None:

@@ -21,7 +21,7 @@ from opportunities.models import Activity, ActivityType, Opportunity, SyncCycle,
 from tests.integration.sync.conftest import salesforce_environment
 from tests.processes import free_port, process_env, running, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 REDIS = "redis://127.0.0.1:6379/11"
 SECRET = "whsec_topology_test_secret_01"
 

@@ -20,7 +20,7 @@ from opportunities.models import Activity, ActivityType, Opportunity
 from people.models import Person
 from tests.integration.sync.checks import ok_cycle
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 SECRET = "whsec_test_secret_0123456789"
 
 
