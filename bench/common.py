@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,6 +50,23 @@ def django_for(process: EmulatorProcess, *, database_url: str | None = None, **e
         _recreate_postgres_database(database_url)
     call_command("migrate", verbosity=0)
     return var_dir
+
+
+def start_worker(var_dir: Path, *, queues: str, concurrency: int) -> subprocess.Popen[bytes]:
+    """A Celery worker with beat, in its own process group, for the environment django_for set."""
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "celery"), "-A", "oppsync_site", "worker", "--beat", "--queues", queues]
+    command += [
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "WARNING",
+        "--schedule",
+        str(var_dir / "beat-schedule"),
+    ]
+    return subprocess.Popen(
+        command, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, start_new_session=True
+    )
 
 
 def _recreate_postgres_database(url: str) -> None:

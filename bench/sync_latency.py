@@ -11,12 +11,9 @@ import argparse
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from bench.common import django_for, percentile, start_org
+from bench.common import django_for, percentile, start_org, start_worker
 
 
 def main() -> None:
@@ -39,26 +36,7 @@ def main() -> None:
         var_dir = django_for(process, **extra)
         from opportunities.models import Opportunity, SyncState
 
-        bin_dir = Path(sys.executable).parent
-        worker = subprocess.Popen(
-            [
-                str(bin_dir / "celery"),
-                "-A",
-                "oppsync_site",
-                "worker",
-                "--beat",
-                "--queues",
-                "sync,default",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--schedule",
-                str(var_dir / "beat-schedule"),
-            ],
-            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-            start_new_session=True,
-        )
+        worker = start_worker(var_dir, queues="sync,default", concurrency=1)
         deadline = time.monotonic() + 180
         while SyncState.objects.filter(initial_load_completed_at__isnull=False).count() < 4:
             if time.monotonic() > deadline:

@@ -12,13 +12,10 @@ import argparse
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from bench.common import django_for, percentile, start_org
+from bench.common import django_for, percentile, start_org, start_worker
 
 SECRET = "whsec_bench_secret_0123456789"  # noqa: S105  # the benchmark receiver's own
 
@@ -82,26 +79,7 @@ def main() -> None:
         from opportunities.models import SyncState
 
         receiver = Receiver(secret=SECRET).start()
-        bin_dir = Path(sys.executable).parent
-        worker = subprocess.Popen(
-            [
-                str(bin_dir / "celery"),
-                "-A",
-                "oppsync_site",
-                "worker",
-                "--beat",
-                "--queues",
-                "sync,default,triggers,webhooks",
-                "--concurrency",
-                str(args.concurrency),
-                "--loglevel",
-                "WARNING",
-                "--schedule",
-                str(var_dir / "beat-schedule"),
-            ],
-            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-            start_new_session=True,
-        )
+        worker = start_worker(var_dir, queues="sync,default,triggers,webhooks", concurrency=args.concurrency)
         _wait(
             lambda: SyncState.objects.filter(initial_load_completed_at__isnull=False).count() == 4,
             180,

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from smartlists.admin import builder_config
 
 from .models import Campaign, Delivery, DeliveryStatus
+from .selectors import campaigns_with_delivery_counts, delivery_counts
 from .services import qualification_json
 from .tasks import delivery_queue
 from .triggers import TRIGGER_LABELS
@@ -54,17 +55,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_filter = ["is_active"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
-        real = Q(deliveries__is_test=False)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                succeeded=Count("deliveries", filter=real & Q(deliveries__status=DeliveryStatus.SUCCEEDED)),
-                failed=Count("deliveries", filter=real & Q(deliveries__status=DeliveryStatus.FAILED)),
-                pending=Count("deliveries", filter=real & Q(deliveries__status=DeliveryStatus.PENDING)),
-                last_delivery_at=Max("deliveries__created_at", filter=real),
-            )
-        )
+        return campaigns_with_delivery_counts(super().get_queryset(request))
 
     @admin.display(description="Status", ordering="is_active")
     def status_badge(self, campaign: Campaign) -> str:
@@ -88,7 +79,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     @admin.display(description="Deliveries")
     def deliveries_shown(self, campaign: Campaign) -> str:
         url = reverse("admin:campaigns_campaign_deliveries", args=[campaign.pk])
-        counts: dict[str, int] = {s: getattr(campaign, s, 0) for s in ("succeeded", "failed", "pending")}
+        counts = delivery_counts(campaign)
         failed = (
             format_html(
                 ' · <a class="os-bad-text" href="{}?status=failed">{} failed</a>',

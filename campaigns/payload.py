@@ -9,8 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from opportunities.api.serializers import ActivitySerializer, OpportunitySerializer
-from opportunities.selectors import active_custom_field_names
-from oppsync_site.api.common import currency_context
+from oppsync_site.api.mixins import synced_data_context
 from people.api.serializers import PersonSerializer
 
 if TYPE_CHECKING:
@@ -20,13 +19,6 @@ SIGNATURE_HEADER = "OppSync-Signature"
 IDEMPOTENCY_HEADER = "OppSync-Idempotency-Key"
 
 
-def _context() -> dict[str, Any]:
-    return {
-        **currency_context(),
-        "custom_field_names": {s: active_custom_field_names(s) for s in ("Opportunity", "Contact", "Lead")},
-    }
-
-
 def campaign_json(campaign: Campaign) -> dict[str, Any]:
     return {"id": campaign.pk, "name": campaign.name}
 
@@ -34,7 +26,7 @@ def campaign_json(campaign: Campaign) -> dict[str, Any]:
 def delivery_payload(delivery: Delivery, *, context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body of a delivery, built once when it is decided: a retry or a resend sends the
     values the person and opportunity had when the trigger fired."""
-    context = context or _context()
+    context = context or synced_data_context()
     activity = delivery.activity
     assert activity is not None
     person = activity.person

@@ -90,7 +90,8 @@ def campaign_save(
     catalog = Catalog.load()
     errors: dict[str, list[str]] = {}
 
-    def check(part: str, run: Any) -> Any:
+    def check(run: Any) -> Any:
+        """Run one part's check; collect its errors instead of stopping at the first part."""
         try:
             return run()
         except DefinitionError as error:
@@ -106,13 +107,13 @@ def campaign_save(
     if "description" in data:
         campaign.description = str(data["description"] or "")[:5000]
     if "triggers" in data or creating:
-        check("triggers", lambda: check_triggers(data.get("triggers"), catalog))
+        check(lambda: check_triggers(data.get("triggers"), catalog))
         campaign.triggers = data.get("triggers") or []
     if "smart_list" in data:
-        check("smart_list", lambda: check_smart_list(data["smart_list"], catalog))
+        check(lambda: check_smart_list(data["smart_list"], catalog))
         campaign.smart_list = data["smart_list"]
     if "qualification" in data:
-        parsed = check("qualification", lambda: qualification_parse(data["qualification"]))
+        parsed = check(lambda: qualification_parse(data["qualification"]))
         if parsed:
             campaign.qualification, campaign.qualification_days = parsed
     generated: str | None = None
@@ -122,9 +123,7 @@ def campaign_save(
             errors["webhook"] = ['must be an object {"url", "headers", "secret"}']
         else:
             url = webhook.get("url", campaign.webhook_url if not creating else None)
-            headers = check(
-                "webhook", lambda: webhook_check(url, webhook.get("headers", campaign.webhook_headers))
-            )
+            headers = check(lambda: webhook_check(url, webhook.get("headers", campaign.webhook_headers)))
             if headers is not None:
                 campaign.webhook_url, campaign.webhook_headers = str(url), headers
             secret = webhook.get("secret")

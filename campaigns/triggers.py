@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from opportunities.models import Activity
+from oppsync_site.api.mixins import synced_data_context
 from smartlists.evaluate import Clock, InactiveFieldsError, SmartListCycleError, activity_matches, evaluate
 from smartlists.registry import Catalog
 from smartlists.validation import CheckedFilter, DefinitionError, check_definition
@@ -218,8 +219,9 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
                     next_attempt_at=now,
                 )
             )
+    context = synced_data_context()  # once for the batch, not per delivery
     for delivery in deliveries:
-        delivery.payload = delivery_payload(delivery)
+        delivery.payload = delivery_payload(delivery, context=context)
     Delivery.objects.bulk_create(deliveries, batch_size=500, ignore_conflicts=True)
     keys = [d.idempotency_key for d in deliveries]
     return list(Delivery.objects.filter(idempotency_key__in=keys).values_list("pk", flat=True))

@@ -25,7 +25,14 @@ from django.utils import timezone
 from opportunities.models import Activity, ActivityType
 
 from .models import Campaign, Delivery, DeliveryAttempt, DeliveryStatus
-from .payload import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, body_bytes, campaign_json, signature
+from .payload import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    body_bytes,
+    campaign_json,
+    delivery_payload,
+    signature,
+)
 from .targets import RefusedConnection, webhook_session
 
 logger = logging.getLogger(__name__)
@@ -59,15 +66,21 @@ def retry_delay(attempts: int) -> float:
     return capped / 2 + random.uniform(0, capped / 2)  # jitter, not cryptography
 
 
+def _due_and_free(now: dt.datetime) -> Q:
+    """Pending, its attempt due, and nobody holding it (or the holder's claim ran out)."""
+    return (
+        Q(status=DeliveryStatus.PENDING)
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    )
+
+
 def claim(delivery_id: int, now: dt.datetime) -> bool:
     hold = settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT + 5
-    return (
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(claimed_until=now + dt.timedelta(seconds=hold))
-        == 1
+    claimed = Delivery.objects.filter(_due_and_free(now), pk=delivery_id).update(
+        claimed_until=now + dt.timedelta(seconds=hold)
     )
+    return claimed == 1
 
 
 def request_headers(campaign: Campaign, payload: dict[str, Any], body: bytes) -> dict[str, str]:
@@ -168,11 +181,8 @@ def _record(delivery: Delivery, status_code: int | None, ms: int, error: str, ex
 def due_deliveries(limit: int = 1000) -> list[int]:
     """Pending deliveries whose attempt is due and that nobody holds: what the sweep hands out
     (after a lost task message, a killed worker, a retry whose countdown message was lost)."""
-    now = timezone.now()
     return list(
-        Delivery.objects.filter(status=DeliveryStatus.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        Delivery.objects.filter(_due_and_free(timezone.now()))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
@@ -191,8 +201,6 @@ def resend(delivery: Delivery) -> Delivery:
 def sample_delivery_create(campaign: Campaign) -> Delivery:
     """A delivery marked as a test, with a sample body shaped like a real one (the latest activity
     when there is one), so a receiver can be tried before a trigger fires."""
-    from .payload import delivery_payload
-
     delivery = Delivery(campaign=campaign, is_test=True, payload={}, next_attempt_at=timezone.now())
     sample = (
         Activity.objects.filter(person__isnull=False)

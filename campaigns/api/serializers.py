@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ..models import Campaign, Delivery, DeliveryAttempt
+from ..selectors import delivery_counts
 from ..services import qualification_json
 
 
@@ -48,7 +49,6 @@ class CampaignSerializer(serializers.Serializer[Campaign]):
     updated_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, instance: Campaign) -> dict[str, Any]:
-        counts = getattr(instance, "delivery_counts", None)
         return {
             "id": instance.pk,
             "name": instance.name,
@@ -65,7 +65,7 @@ class CampaignSerializer(serializers.Serializer[Campaign]):
                 "headers": instance.webhook_headers,
                 "secret_hint": instance.secret_hint,
             },
-            "deliveries": counts if counts is not None else {},
+            "deliveries": delivery_counts(instance),
             "created_at": serializers.DateTimeField().to_representation(instance.created_at),
             "updated_at": serializers.DateTimeField().to_representation(instance.updated_at),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -16,25 +16,16 @@ from rest_framework.response import Response
 
 from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
 from oppsync_site.api.filters import KnownQueryParameters
+from smartlists.validation import DefinitionError
 
 from ..models import Campaign, Delivery, DeliveryStatus
+from ..selectors import campaigns_with_delivery_counts
 from ..services import campaign_save
 from ..tasks import delivery_queue
 from ..webhooks import resend, sample_delivery_create
 from .serializers import CampaignSerializer, DeliverySerializer
 
 STATUS_PARAMETER = OpenApiParameter("status", str, enum=[s.value for s in DeliveryStatus])
-
-
-def _with_counts(queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
-    return queryset.annotate(
-        **{
-            f"_{s.value}": Count(
-                "deliveries", filter=Q(deliveries__status=s.value, deliveries__is_test=False)
-            )
-            for s in DeliveryStatus
-        }
-    )
 
 
 ANSWERS = {**ERROR_RESPONSES, **NOT_FOUND}
@@ -65,24 +56,10 @@ class CampaignViewSet(viewsets.ModelViewSet[Campaign]):
     filterset_class = None
     filter_backends: list[Any] = [KnownQueryParameters]
 
+    queryset = Campaign.objects.all()
+
     def get_queryset(self) -> QuerySet[Campaign]:
-        return _with_counts(Campaign.objects.all()).order_by("id")
-
-    @property
-    def queryset(self) -> QuerySet[Campaign]:  # type: ignore[override]  # RolePermission reads the model
-        return Campaign.objects.all()
-
-    def get_object(self) -> Campaign:
-        campaign: Campaign = super().get_object()
-        campaign.delivery_counts = {s.value: getattr(campaign, f"_{s.value}", 0) for s in DeliveryStatus}  # type: ignore[attr-defined]
-        return campaign
-
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        assert page is not None
-        for campaign in page:
-            campaign.delivery_counts = {s.value: getattr(campaign, f"_{s.value}") for s in DeliveryStatus}  # type: ignore[attr-defined]
-        return self.get_paginated_response([CampaignSerializer(c).data for c in page])
+        return campaigns_with_delivery_counts().order_by("id")
 
     def _save(self, request: Request, instance: Campaign | None, partial: bool) -> Response:
         if not isinstance(request.data, dict):
@@ -96,14 +73,11 @@ class CampaignViewSet(viewsets.ModelViewSet[Campaign]):
                 raise ValidationError(
                     {name: ["is required (use PATCH to change some fields)"] for name in missing}
                 )
-        from smartlists.validation import DefinitionError
-
         try:
             campaign, secret = campaign_save(campaign=instance, data=dict(request.data), user=request.user)
         except DefinitionError as error:
             raise ValidationError(error.errors) from error
         campaign = self.get_queryset().get(pk=campaign.pk)
-        campaign.delivery_counts = {s.value: getattr(campaign, f"_{s.value}") for s in DeliveryStatus}  # type: ignore[attr-defined]
         body = CampaignSerializer(campaign).data
         if secret:
             body["webhook"]["secret"] = secret  # shown this once; never readable again
