@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         timeout_keep_alive=30,
         date_header=False,  # the app sets Date from the org's clock
+        server_header=False,  # Salesforce names no server software
     )
 
 

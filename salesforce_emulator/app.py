@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import email.utils
+import hashlib
+import hmac
 import json
 import logging
 import random
@@ -35,9 +38,10 @@ from starlette.types import Receive, Scope, Send
 
 from . import soql
 from .generator import generate_org
+from .ids import canonical_id
 from .query import MAX_BATCH, MIN_BATCH, PreparedQuery, QueryEngine
 from .sales_team import SalesTeam
-from .schema import OBJECT_NAMES, describe_global_entry, describe_object
+from .schema import OBJECT_NAMES, address_value, describe_global_entry, describe_object
 from .store import INTEGRATION_USER_ID, ORG_ID, RecordError, Store, minute_floor, table
 from .timeutil import ORG_CLOCK_OFFSET, format_datetime, org_now, parse_datetime
 
@@ -130,6 +134,64 @@ class BulkJob:
         }
 
 
+class _RollBack(Exception):
+    """Leaves an allOrNone composite request's transaction, rolling it back."""
+
+
+class UnresolvedReference(Exception):
+    """A composite `@{ref.path}` whose subrequest failed, never ran, or has no such value."""
+
+
+ROLLED_BACK_MESSAGE = (
+    "The transaction was rolled back since another operation in the same transaction failed."
+)
+_REFERENCE = re.compile(r"@\{([A-Za-z][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
+
+
+def resolve_references(value: Any, outcomes: dict[str, tuple[int, Any]], *, in_url: bool) -> Any:
+    """Composite's `@{referenceId.field}` / `@{referenceId.records[0].Id}` in a URL or a body,
+    replaced by the value of an earlier subrequest's response. A string that is exactly one
+    reference takes the value itself (a number stays a number); otherwise its text. Salesforce's
+    wording for an unresolvable reference is not documented; the code is PROCESSING_HALTED, as for
+    a dependent subrequest that is not executed."""
+    if isinstance(value, dict):
+        return {k: resolve_references(v, outcomes, in_url=in_url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, outcomes, in_url=in_url) for v in value]
+    if not isinstance(value, str) or "@{" not in value:
+        return value
+
+    def lookup(match: re.Match[str]) -> Any:
+        reference, path = match.group(1), match.group(2)
+        missing = UnresolvedReference(
+            f"Invalid reference specified. No value for {reference}{path} found in {reference}."
+        )
+        if reference not in outcomes or outcomes[reference][0] >= 400:
+            raise missing
+        current = outcomes[reference][1]
+        for key, index in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", path):
+            if key and isinstance(current, dict) and key in current:
+                current = current[key]
+            elif index and isinstance(current, list) and int(index) < len(current):
+                current = current[int(index)]
+            else:
+                raise missing
+        if current is None or isinstance(current, (dict, list)):
+            raise missing
+        return current
+
+    whole = _REFERENCE.fullmatch(value)
+    if whole and not in_url:
+        return lookup(whole)
+
+    def text(match: re.Match[str]) -> str:
+        found = lookup(match)
+        rendered = ("true" if found else "false") if isinstance(found, bool) else str(found)
+        return urllib.parse.quote(rendered, safe="") if in_url else rendered
+
+    return _REFERENCE.sub(text, value)
+
+
 class SalesforceError(Exception):
     def __init__(self, status: int, error_code: str, message: str) -> None:
         super().__init__(message)
@@ -189,13 +251,17 @@ class Emulator:
         token = f"{ORG_ID[:15]}!AQ{secrets.token_urlsafe(48)}"
         self.store.session_add(token, time.time() + self.session_seconds)
         issued = str(int(time.time() * 1000))
+        identity = f"{self.config.instance_url}/id/{ORG_ID}/{INTEGRATION_USER_ID}"
+        # The OAuth documentation: "Base64-encoded HMAC-SHA256 signature signed with the client_secret
+        # containing the concatenated ID and issued_at value"; clients (django-salesforce) check it.
+        signature = hmac.new(self.config.client_secret.encode(), (identity + issued).encode(), hashlib.sha256)
         return 200, {
             "access_token": token,
             "instance_url": self.config.instance_url,
-            "id": f"{self.config.instance_url}/id/{ORG_ID}/{INTEGRATION_USER_ID}",
+            "id": identity,
             "token_type": "Bearer",
             "issued_at": issued,
-            "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "signature": base64.b64encode(signature.digest()).decode(),
             "scope": "api",
         }
 
@@ -359,7 +425,8 @@ class Emulator:
             return 200, describe_object(sobject, version, self.store.visible_fields(sobject)), {}
         if rest[0] in ("updated", "deleted") and len(rest) == 1:
             return self._replication(sobject, rest[0], params)
-        record_id = rest[0]
+        # A 15-character id, or an 18-character one in another letter case, names the same record.
+        record_id = canonical_id(rest[0]) or rest[0]
         if method == "GET":
             record = self.store.get(sobject, record_id)
             if record is None or not self._visible(sobject, record_id):
@@ -373,9 +440,11 @@ class Emulator:
             }
             out.update(
                 {
-                    spec.name: record.get(spec.name)
+                    spec.name: address_value(spec, record)
+                    if spec.type == "address"
+                    else record.get(spec.name)
                     for spec in self.store.visible_fields(sobject)
-                    if spec.name in visible and spec.type != "address"
+                    if spec.name in visible
                 }
             )
             return 200, out, {}
@@ -458,41 +527,67 @@ class Emulator:
                 "INVALID_COMPOSITE_REQUEST",
                 "The number of query subrequests in the composite request exceeded the limit of 5.",
             )
-        responses = []
-        for sub in requests:
-            url = urllib.parse.urlsplit(str(sub.get("url", "")))
-            match = re.match(r"^/services/data/v(\d+\.\d+)/?(.*)$", url.path)
-            injected = self.faults.take_error(url.path + "?" + url.query, in_composite=True)
-            if match is None:
-                status, sub_body, _ = (
-                    404,
-                    [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
-                    {},
-                )
-            elif injected is not None:
-                status, sub_body = (
-                    injected.status,
-                    [{"message": injected.message, "errorCode": injected.error_code or "UNKNOWN_EXCEPTION"}],
-                )
-            else:
-                params = dict(urllib.parse.parse_qsl(url.query))
-                status, sub_body, _ = self.rest(
-                    sub.get("method", "GET").upper(),
-                    match.group(1),
-                    match.group(2),
-                    params,
-                    {},
-                    sub.get("body"),
-                )
-            responses.append(
-                {
-                    "body": sub_body,
-                    "httpHeaders": {},
-                    "httpStatusCode": status,
-                    "referenceId": sub.get("referenceId"),
-                }
-            )
+        all_or_none = bool((body or {}).get("allOrNone", False))
+        outcomes: dict[str, tuple[int, Any]] = {}  # referenceId -> (status, body) of a subrequest run
+        responses: list[dict[str, Any]] = []
+        failed_at: int | None = None
+        try:
+            with self.store.transaction() if all_or_none else contextlib.nullcontext():
+                for index, sub in enumerate(requests):
+                    status, sub_body = self._composite_subrequest(sub, outcomes)
+                    reference = str(sub.get("referenceId"))
+                    outcomes[reference] = (status, sub_body)
+                    responses.append(
+                        {
+                            "body": sub_body,
+                            "httpHeaders": {},
+                            "httpStatusCode": status,
+                            "referenceId": reference,
+                        }
+                    )
+                    if status >= 400 and all_or_none:
+                        failed_at = index
+                        raise _RollBack
+        except _RollBack:
+            # allOrNone: everything is rolled back; the failed subrequest keeps its error, every
+            # other one (run before it or never run) answers PROCESSING_HALTED.
+            halted = [{"errorCode": "PROCESSING_HALTED", "message": ROLLED_BACK_MESSAGE}]
+            for index, sub in enumerate(requests):
+                if index != failed_at:
+                    entry = {
+                        "body": halted,
+                        "httpHeaders": {},
+                        "httpStatusCode": 400,
+                        "referenceId": sub.get("referenceId"),
+                    }
+                    if index < len(responses):
+                        responses[index] = entry
+                    else:
+                        responses.append(entry)
         return 200, {"compositeResponse": responses}, {}
+
+    def _composite_subrequest(
+        self, sub: dict[str, Any], outcomes: dict[str, tuple[int, Any]]
+    ) -> tuple[int, Any]:
+        try:
+            raw_url = resolve_references(str(sub.get("url", "")), outcomes, in_url=True)
+            sub_body = resolve_references(sub.get("body"), outcomes, in_url=False)
+        except UnresolvedReference as unresolved:
+            return 400, [{"errorCode": "PROCESSING_HALTED", "message": str(unresolved)}]
+        url = urllib.parse.urlsplit(raw_url)
+        match = re.match(r"^/services/data/v(\d+\.\d+)/?(.*)$", url.path)
+        injected = self.faults.take_error(url.path + "?" + url.query, in_composite=True)
+        if match is None:
+            return 404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+        if injected is not None:
+            return injected.status, [
+                {"message": injected.message, "errorCode": injected.error_code or "UNKNOWN_EXCEPTION"}
+            ]
+        params = dict(urllib.parse.parse_qsl(url.query))
+        status, result, _ = self.rest(
+            str(sub.get("method", "GET")).upper(), match.group(1), match.group(2), params, {}, sub_body
+        )
+        return status, result
 
     def _bulk(
         self, method: str, version: str, parts: list[str], params: dict[str, str], body: Any
@@ -582,6 +677,43 @@ class TruncatedResponse:
             {"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True}
         )
         raise ConnectionAbortedError("emulated dropped connection")
+
+
+# Salesforce spells its response headers with capitals (Content-Type, Sforce-Locator...), and
+# clients exist that read them case-sensitively; Starlette lower-cases every name it sends.
+_HEADER_SPELLINGS = {
+    "sforce-numberofrecords": "Sforce-NumberOfRecords",
+    "www-authenticate": "WWW-Authenticate",
+    "etag": "ETag",
+}
+
+
+def salesforce_header_name(name: bytes) -> bytes:
+    lower = name.decode("latin-1").lower()
+    spelled = _HEADER_SPELLINGS.get(lower) or "-".join(part.capitalize() for part in lower.split("-"))
+    return spelled.encode("latin-1")
+
+
+class SalesforceHeaderNames:
+    """ASGI middleware: every response header name spelled as Salesforce spells it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def respell(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [(salesforce_header_name(k), v) for k, v in message.get("headers", [])],
+                }
+            await send(message)
+
+        await self.app(scope, receive, respell)
 
 
 def build_app(emulator: Emulator, *, sales_team_rate: float = 0.0) -> Starlette:
@@ -683,7 +815,10 @@ def build_app(emulator: Emulator, *, sales_team_rate: float = 0.0) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=org_date_header)],
+        middleware=[
+            Middleware(SalesforceHeaderNames),
+            Middleware(BaseHTTPMiddleware, dispatch=org_date_header),
+        ],
     )
 
 

@@ -65,3 +65,27 @@ class IdAllocator:
             first = self.next_number
             self.next_number += count
         return [make_id(prefix, number) for number in range(first, first + count)]
+
+
+def canonical_id(value: str) -> str | None:
+    """The 18-character id for a 15-character one or an 18-character one in any letter case
+    (its checksum tells which letters are upper-case); None when it is no id."""
+    if len(value) == 15 and all(c in _BASE62 for c in value):
+        return value + checksum(value)
+    if len(value) != 18 or not all(c in _BASE62 for c in value):
+        return None
+    suffix = value[15:].upper()
+    if any(c not in _CHECKSUM_ALPHABET for c in suffix):
+        return None
+    chars = list(value[:15])
+    for chunk, code in enumerate(suffix):
+        bits = _CHECKSUM_ALPHABET.index(code)
+        for position in range(5):
+            index = chunk * 5 + position
+            upper = bool(bits & (1 << position))
+            if chars[index].isalpha():
+                chars[index] = chars[index].upper() if upper else chars[index].lower()
+            elif upper:
+                return None
+    id15 = "".join(chars)
+    return id15 + checksum(id15)

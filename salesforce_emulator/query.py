@@ -11,11 +11,13 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import soql
-from .schema import OBJECT_NAMES, FieldSpec
+from .schema import OBJECT_NAMES, FieldSpec, address_value, child_relationship
+from .soql_filters import ID_TYPES, TEXT_TYPES, FilterTranslator, ParentPath
 from .store import Store, table
 from .timeutil import bulk_datetime
 
@@ -23,6 +25,14 @@ CURSOR_LIFETIME_SECONDS = 2 * 24 * 3600
 MAX_BATCH = 2000
 MIN_BATCH = 200
 MAX_OPEN_CURSORS = 2000
+MAX_OFFSET = 2000  # SOQL's documented OFFSET maximum
+
+
+def own_field_name(name: str, sobject: str) -> str:
+    """SOQL lets a field carry its own object's name (`Contact.LastName` in a query on Contact);
+    django-salesforce writes every field that way."""
+    prefix, dot, rest = name.partition(".")
+    return rest if dot and prefix.lower() == sobject.lower() else name
 
 
 @dataclass
@@ -54,6 +64,19 @@ class PreparedQuery:
     total: int = 0
     text: str = ""
     query: soql.Query | None = None
+    offset: int = 0  # the query's own OFFSET
+    children: list[ChildSelection] = field(default_factory=list)
+    # COUNT() / COUNT(field): the query returns one aggregate row (or only totalSize).
+    aggregates: list[tuple[soql.Aggregate, FieldSpec | None]] = field(default_factory=list)
+
+
+@dataclass
+class ChildSelection:
+    """A parent-to-child subquery: `(SELECT ... FROM OpportunityContactRoles)` on Opportunity."""
+
+    relationship: str  # the name as the query wrote it; the key in each parent record
+    parent_field: str  # the child's lookup to the parent (OpportunityId)
+    prepared: PreparedQuery
 
 
 @dataclass
@@ -74,56 +97,116 @@ class QueryEngine:
     # --- preparation ------------------------------------------------------------------------------
     def prepare(self, text: str, *, include_deleted: bool, for_bulk: bool = False) -> PreparedQuery:
         query = soql.parse(text)
-        sobject = next((name for name in OBJECT_NAMES if name.lower() == query.sobject.lower()), None)
+        sobject = self._sobject(text, query.sobject)
+        if for_bulk:
+            self._refuse_for_bulk(query)
+        prepared = self._compile(text, query, sobject, include_deleted=include_deleted)
+        if for_bulk:
+            for selection in prepared.selections:
+                if selection.spec.type in ("address", "location"):
+                    raise soql.SoqlError("API_ERROR", "Selecting compound data not supported in Bulk Query")
+        count = self.store.db.execute(
+            f"SELECT COUNT(*) FROM {table(sobject)} WHERE {prepared.where}", prepared.params
+        ).fetchone()[0]
+        count = max(count - prepared.offset, 0)
+        prepared.total = min(count, query.limit) if query.limit is not None else count
+        return prepared
+
+    @staticmethod
+    def _refuse_for_bulk(query: soql.Query) -> None:
+        # Bulk API 2.0 limits (salesforce-api.md §2.6): no aggregates, OFFSET or subqueries.
+        if query.aggregates:
+            raise soql.SoqlError("API_ERROR", "Aggregate queries are not supported in Bulk Query")
+        if query.subqueries:
+            raise soql.SoqlError("API_ERROR", "Parent-to-child subqueries are not supported in Bulk Query")
+        if query.offset:
+            raise soql.SoqlError("API_ERROR", "OFFSET is not supported in Bulk Query")
+
+    def _sobject(self, text: str, name: str) -> str:
+        sobject = next((known for known in OBJECT_NAMES if known.lower() == name.lower()), None)
         if sobject is None:
             raise soql.SoqlError(
                 "INVALID_TYPE",
-                f"\n{text}\n^\nERROR at Row:1:Column:1\nsObject type '{query.sobject}' is not supported. If you are "
+                f"\n{text}\n^\nERROR at Row:1:Column:1\nsObject type '{name}' is not supported. If you are "
                 "attempting to use a custom object, be sure to append the '__c' after the entity name. Please "
                 "reference your WSDL or the describe call for the appropriate names.",
             )
+        return sobject
+
+    def _resolver(self, text: str, sobject: str) -> Callable[[str], FieldSpec]:
         fields = self.store.field_map(sobject)
 
-        def resolve(name: str) -> str:
-            spec = fields.get(name.lower())
-            if spec is None or "." in name:
+        def resolve(name: str) -> FieldSpec:
+            own = own_field_name(name, sobject)
+            spec = fields.get(own.lower())
+            if spec is None or "." in own:
                 raise soql.invalid_field(text, name, sobject)
-            return spec.name
+            return spec
 
+        return resolve
+
+    def _compile(
+        self, text: str, query: soql.Query, sobject: str, *, include_deleted: bool, child: bool = False
+    ) -> PreparedQuery:
+        """The query's SQL, without running it (a subquery is compiled for each page)."""
+        fields = self.store.field_map(sobject)
+        resolve = self._resolver(text, sobject)
+        self._refuse_duplicates(text, query, sobject)
+        if query.offset > MAX_OFFSET:
+            raise soql.SoqlError("NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}")
         selections = [self._selection(text, sobject, fields, name) for name in query.fields]
-        if for_bulk:
-            for selection in selections:
-                if selection.spec.type in ("address", "location"):
-                    raise soql.SoqlError("API_ERROR", "Selecting compound data not supported in Bulk Query")
+        children = [
+            self._child(text, sobject, sub, include_deleted=include_deleted) for sub in query.subqueries
+        ]
+        aggregates = [
+            (aggregate, resolve(aggregate.field) if aggregate.field else None)
+            for aggregate in query.aggregates
+        ]
         conditions = ["visible = 1"]
         params: list[Any] = []
         if not include_deleted:
             conditions.append("is_deleted = 0")
         if query.where is not None:
-            for name in soql.referenced_fields(query.where):
-                resolve(name)
-            where, params = soql.where_sql(query.where, resolve)
+            translator = FilterTranslator(
+                text,
+                resolve,
+                lambda sub, spec: self._semi_join(text, sub, spec, nested=child),
+                lambda name: self._parent_path(text, sobject, fields, name),
+            )
+            where, params = translator.sql(query.where)
             conditions.append(f"({where})")
-        order_names = [(resolve(item.field), item) for item in query.order_by]
+        order_specs = [(resolve(item.field), item) for item in query.order_by]
+        for spec, item in order_specs:
+            if not spec.sortable:
+                column = text.find(item.field)
+                raise soql.SoqlError(
+                    "INVALID_FIELD",
+                    f"\n{text}\n{' ' * max(column, 0)}^\nERROR at Row:1:Column:{max(column, 0) + 1}\n"
+                    f"field '{spec.name}' can not be sorted in a query call",
+                )
+        order_names = [(spec.name, item) for spec, item in order_specs]
         keyset: list[str] | None = None
         directions = {item.descending for _, item in order_names}
         if (
             all(name in ("Id", "SystemModstamp") for name, _ in order_names)
             and len(directions) <= 1
             and not any(item.nulls_last is not None for _, item in order_names)
+            and not query.offset
         ):
             keyset = [soql.column_sql(name) for name, _ in order_names]
             if "id" not in keyset:
                 keyset.append("id")
         descending = bool(directions == {True})
         order_sql = []
-        for name, item in order_names:
-            column = soql.column_sql(name)
+        for spec, item in order_specs:
+            sort_key = soql.column_sql(spec.name)
+            if spec.type in TEXT_TYPES:
+                sort_key = f"sf_fold({sort_key})"  # text sorts case-insensitively, as it compares
             nulls = "" if item.nulls_last is None else (" NULLS LAST" if item.nulls_last else " NULLS FIRST")
-            order_sql.append(f"{column} {'DESC' if item.descending else 'ASC'}{nulls}")
+            order_sql.append(f"{sort_key} {'DESC' if item.descending else 'ASC'}{nulls}")
         if "id" not in [soql.column_sql(name) for name, _ in order_names]:
             order_sql.append("id DESC" if descending else "id ASC")
-        prepared = PreparedQuery(
+        return PreparedQuery(
             sobject=sobject,
             selections=selections,
             where=" AND ".join(conditions),
@@ -134,14 +217,83 @@ class QueryEngine:
             limit=query.limit,
             text=text,
             query=query,
+            offset=query.offset,
+            children=children,
+            aggregates=aggregates,
         )
-        count = self.store.db.execute(
-            f"SELECT COUNT(*) FROM {table(sobject)} WHERE {prepared.where}", prepared.params
-        ).fetchone()[0]
-        prepared.total = min(count, query.limit) if query.limit is not None else count
-        return prepared
+
+    def _parent_path(
+        self, text: str, sobject: str, fields: dict[str, FieldSpec], name: str
+    ) -> ParentPath | None:
+        """A WHERE field through one lookup (`Opportunity.Name` on OpportunityContactRole), or None."""
+        own = own_field_name(name, sobject)
+        if "." not in own:
+            return None
+        selection = self._selection(text, sobject, fields, own)
+        assert selection.target_object is not None and selection.target_spec is not None
+        return ParentPath(
+            soql.column_sql(selection.spec.name),
+            table(selection.target_object),
+            self._resolver(text, selection.target_object),
+            selection.target_spec.name,
+        )
+
+    @staticmethod
+    def _refuse_duplicates(text: str, query: soql.Query, sobject: str) -> None:
+        # The org compares names case-insensitively ("duplicate field selected: Name"); the error
+        # code is not documented, the message and caret are.
+        seen: set[str] = set()
+        for written, column in query.select_columns:
+            name = own_field_name(written, sobject)
+            if name.lower() in seen:
+                raise soql.SoqlError(
+                    "MALFORMED_QUERY",
+                    f"\n{text}\n{' ' * column}^\nERROR at Row:1:Column:{column + 1}\n"
+                    f"duplicate field selected: {name.rpartition('.')[2]}",
+                )
+            seen.add(name.lower())
+
+    def _child(self, text: str, parent: str, sub: soql.Query, *, include_deleted: bool) -> ChildSelection:
+        found = child_relationship(parent, sub.sobject)
+        if found is None:
+            raise soql.SoqlError(
+                "INVALID_TYPE",
+                f"\n{text}\n^\nERROR at Row:1:Column:1\nDidn't understand relationship '{sub.sobject}' in FROM "
+                "part of query call. If you are attempting to use a custom relationship, be sure to append the "
+                "'__r' after the custom relationship name. Please reference your WSDL or the describe call for "
+                "the appropriate names.",
+            )
+        child_object, parent_field = found
+        prepared = self._compile(text, sub, child_object, include_deleted=include_deleted, child=True)
+        return ChildSelection(sub.sobject, parent_field, prepared)
+
+    def _semi_join(
+        self, text: str, sub: soql.Query, outer: FieldSpec, *, nested: bool
+    ) -> tuple[str, list[Any]]:
+        """`Id IN (SELECT OpportunityId FROM OpportunityContactRole ...)`: the ids the subquery selects."""
+        if nested:
+            raise soql.SoqlError("MALFORMED_QUERY", "Nesting of semi join sub-selects is not supported")
+        if sub.order_by or sub.limit is not None or sub.offset:
+            raise soql.SoqlError(
+                "MALFORMED_QUERY", "ORDER BY, LIMIT and OFFSET are not allowed in a semi join sub-select"
+            )
+        inner = self._sobject(text, sub.sobject)
+        prepared = self._compile(text, sub, inner, include_deleted=False, child=True)
+        [selection] = prepared.selections
+        if selection.relationship is not None or selection.spec.type not in ID_TYPES:
+            raise soql.SoqlError(
+                "INVALID_FIELD",
+                f"\n{text}\n^\nERROR at Row:1:Column:1\nThe selected field '{selection.spec.name}' in the "
+                f"subquery and the left operand field '{outer.name}' in the where expression must point to the "
+                "same object type",
+            )
+        return (
+            f"SELECT {soql.column_sql(selection.spec.name)} FROM {table(inner)} WHERE {prepared.where}",
+            prepared.params,
+        )
 
     def _selection(self, text: str, sobject: str, fields: dict[str, FieldSpec], name: str) -> Selection:
+        name = own_field_name(name, sobject)
         if "." not in name:
             spec = fields.get(name.lower())
             if spec is None:
@@ -191,7 +343,7 @@ class QueryEngine:
             params.append(count)
         else:
             sql += f" ORDER BY {', '.join(prepared.order_sql)} LIMIT ? OFFSET ?"
-            params.extend([count, offset])
+            params.extend([count, prepared.offset + offset])
         return list(self.store.db.execute(sql, params))
 
     def position_after(self, prepared: PreparedQuery, rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
@@ -204,6 +356,7 @@ class QueryEngine:
     ) -> list[dict[str, Any]]:
         stored = [json.loads(row[-1]) for row in rows]
         parents = self._parents(prepared, stored)
+        children = [self._children(child, stored, version) for child in prepared.children]
         out = []
         for record in stored:
             rendered: dict[str, Any] = {
@@ -213,6 +366,9 @@ class QueryEngine:
                 }
             }
             for selection in prepared.selections:
+                if selection.relationship is None and selection.spec.type == "address":
+                    rendered[selection.spec.name] = address_value(selection.spec, record)
+                    continue
                 if selection.relationship is None:
                     rendered[selection.spec.name] = record.get(selection.spec.name)
                     continue
@@ -229,8 +385,39 @@ class QueryEngine:
                 }
                 nested[selection.target_spec.name] = parent.get(selection.target_spec.name)
                 rendered[selection.relationship] = nested
+            for child, by_parent in zip(prepared.children, children, strict=True):
+                nested_records = by_parent.get(record["Id"])
+                # No children: null, as salesforce-api.md §2.1 records it.
+                rendered[child.relationship] = (
+                    {"totalSize": len(nested_records), "done": True, "records": nested_records}
+                    if nested_records
+                    else None
+                )
             out.append(rendered)
         return out
+
+    def _children(
+        self, child: ChildSelection, parents: list[dict[str, Any]], version: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The subquery's records for each parent id, in the subquery's order and within its LIMIT."""
+        prepared = child.prepared
+        parent_column = soql.column_sql(child.parent_field)
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        ids = [record["Id"] for record in parents]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.store.db.execute(
+                f"SELECT {parent_column}, id, fields FROM {table(prepared.sobject)} "
+                f"WHERE {prepared.where} AND {parent_column} IN ({marks}) ORDER BY {', '.join(prepared.order_sql)}",
+                [*prepared.params, *chunk],
+            ):
+                grouped.setdefault(row[0], []).append(row[1:])
+        result = {}
+        for parent_id, rows in grouped.items():
+            end = prepared.offset + prepared.limit if prepared.limit is not None else None
+            result[parent_id] = self.records(prepared, rows[prepared.offset : end], version)
+        return result
 
     def _parents(
         self, prepared: PreparedQuery, stored: list[dict[str, Any]]
@@ -256,6 +443,8 @@ class QueryEngine:
     # --- REST query and query locators ------------------------------------------------------------
     def start(self, text: str, *, include_deleted: bool, batch_size: int, version: str) -> dict[str, Any]:
         prepared = self.prepare(text, include_deleted=include_deleted)
+        if prepared.aggregates:
+            return self._aggregate(prepared)
         cursor = Cursor(prepared, version, batch_size, positions={0: None})
         locator = self._new_locator()
         self.cursors[locator] = cursor
@@ -282,6 +471,22 @@ class QueryEngine:
             self.cursors.pop(locator, None)
         body["records"] = self.records(prepared, rows, version)
         return body
+
+    def _aggregate(self, prepared: PreparedQuery) -> dict[str, Any]:
+        """COUNT() answers with totalSize alone; COUNT(field) with one AggregateResult row whose
+        columns are the aliases, or expr0, expr1... (counting the rows where the field is set)."""
+        if prepared.query is not None and prepared.query.count_only:
+            return {"totalSize": prepared.total, "done": True, "records": []}
+        row: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
+        for index, (aggregate, spec) in enumerate(prepared.aggregates):
+            assert spec is not None
+            column = soql.column_sql(spec.name)
+            [count] = self.store.db.execute(
+                f"SELECT COUNT({column}) FROM {table(prepared.sobject)} WHERE {prepared.where}",
+                prepared.params,
+            ).fetchone()
+            row[aggregate.alias or f"expr{index}"] = count
+        return {"totalSize": 1, "done": True, "records": [row]}
 
     def _new_locator(self) -> str:
         self._expire_cursors()

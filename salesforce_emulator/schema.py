@@ -221,6 +221,16 @@ class FieldSpec:
     picklist: list[str] = field(default_factory=list)
     reference_to: list[str] = field(default_factory=list)
     relationship_name: str | None = None
+    # The compound field a component belongs to (MailingCity -> MailingAddress).
+    compound_field_name: str | None = None
+
+    @property
+    def filterable(self) -> bool:
+        return self.type not in ("address", "location") and (self.type != "textarea" or self.length <= 255)
+
+    @property
+    def sortable(self) -> bool:
+        return self.type not in ("textarea", "multipicklist", "address", "location")
 
     def describe(self) -> dict[str, Any]:
         result = copy.deepcopy(FIELD_DEFAULTS)
@@ -255,10 +265,12 @@ class FieldSpec:
                 "nameField": self.name == "Name",
                 "digits": 9 if self.type == "int" else 0,
                 "defaultedOnCreate": self.type == "boolean" or self.name in ("Id", "OwnerId"),
-                "sortable": self.type not in ("textarea", "multipicklist"),
-                "groupable": self.type not in ("textarea", "double", "currency", "percent", "datetime"),
-                "aggregatable": self.type != "textarea",
-                "filterable": self.type != "textarea" or self.length <= 255,
+                "sortable": self.sortable,
+                "groupable": self.type
+                not in ("textarea", "double", "currency", "percent", "datetime", "address", "location"),
+                "aggregatable": self.type not in ("textarea", "address", "location"),
+                "filterable": self.filterable,
+                "compoundFieldName": self.compound_field_name,
             }
         )
         if self.type == "boolean":
@@ -340,13 +352,16 @@ def _owner() -> FieldSpec:
 
 
 def _address(prefix: str) -> list[FieldSpec]:
+    compound = f"{prefix}Address"
     return [
-        FieldSpec(f"{prefix}Street", "textarea", f"{prefix} Street", 255),
-        FieldSpec(f"{prefix}City", "string", f"{prefix} City", 40),
-        FieldSpec(f"{prefix}State", "string", f"{prefix} State/Province", 80),
-        FieldSpec(f"{prefix}PostalCode", "string", f"{prefix} Zip/Postal Code", 20),
-        FieldSpec(f"{prefix}Country", "string", f"{prefix} Country", 80),
-        FieldSpec(f"{prefix}Address", "address", f"{prefix} Address", updateable=False, createable=False),
+        FieldSpec(f"{prefix}Street", "textarea", f"{prefix} Street", 255, compound_field_name=compound),
+        FieldSpec(f"{prefix}City", "string", f"{prefix} City", 40, compound_field_name=compound),
+        FieldSpec(f"{prefix}State", "string", f"{prefix} State/Province", 80, compound_field_name=compound),
+        FieldSpec(
+            f"{prefix}PostalCode", "string", f"{prefix} Zip/Postal Code", 20, compound_field_name=compound
+        ),
+        FieldSpec(f"{prefix}Country", "string", f"{prefix} Country", 80, compound_field_name=compound),
+        FieldSpec(compound, "address", f"{prefix} Address", updateable=False, createable=False),
     ]
 
 
@@ -648,7 +663,7 @@ def describe_object(name: str, version: str, fields: list[FieldSpec]) -> dict[st
             "actionOverrides": [],
             "associateEntityType": None,
             "associateParentEntity": None,
-            "childRelationships": [],
+            "childRelationships": child_relationships(name),
             "compactLayoutable": True,
             "defaultImplementation": None,
             "extendedBy": None,
@@ -670,3 +685,62 @@ def describe_object(name: str, version: str, fields: list[FieldSpec]) -> dict[st
         {"compactLayouts": f"/services/data/v{version}/sobjects/{name}/describe/compactLayouts"}
     )
     return entry
+
+
+def address_value(spec: FieldSpec, record: dict[str, Any]) -> dict[str, Any] | None:
+    """A compound address field as REST returns it: an object of its components. Salesforce's
+    documentation shows the object and not the all-empty case; an address with no component set
+    is null here, as records without an address come back from real orgs."""
+    prefix = spec.name.removesuffix("Address")
+    components = {
+        "city": record.get(f"{prefix}City"),
+        "country": record.get(f"{prefix}Country"),
+        "geocodeAccuracy": None,
+        "latitude": None,
+        "longitude": None,
+        "postalCode": record.get(f"{prefix}PostalCode"),
+        "state": record.get(f"{prefix}State"),
+        "street": record.get(f"{prefix}Street"),
+    }
+    return components if any(v is not None for v in components.values()) else None
+
+
+# Child relationship names of the standard objects (the parent's side of a lookup); a lookup
+# without one still appears in describe, with relationshipName null, as Salesforce lists it.
+_CHILD_RELATIONSHIP_NAMES = {
+    ("Contact", "AccountId"): "Contacts",
+    ("Opportunity", "AccountId"): "Opportunities",
+    ("OpportunityContactRole", "OpportunityId"): "OpportunityContactRoles",
+    ("OpportunityContactRole", "ContactId"): "OpportunityContactRoles",
+}
+_CASCADE_DELETE = {("OpportunityContactRole", "OpportunityId"), ("OpportunityContactRole", "ContactId")}
+
+
+def child_relationships(parent: str) -> list[dict[str, Any]]:
+    """describe's `childRelationships` of `parent`: every standard lookup pointing at it."""
+    found = []
+    for child, specs in STANDARD_FIELDS.items():
+        for spec in specs:
+            if spec.type != "reference" or parent not in spec.reference_to or spec.name == "Id":
+                continue
+            found.append(
+                {
+                    "cascadeDelete": (child, spec.name) in _CASCADE_DELETE,
+                    "childSObject": child,
+                    "deprecatedAndHidden": False,
+                    "field": spec.name,
+                    "junctionIdListNames": [],
+                    "junctionReferenceTo": [],
+                    "relationshipName": _CHILD_RELATIONSHIP_NAMES.get((child, spec.name)),
+                    "restrictedDelete": False,
+                }
+            )
+    return found
+
+
+def child_relationship(parent: str, name: str) -> tuple[str, str] | None:
+    """(child object, its lookup field) for a child relationship name of `parent`, any case."""
+    for entry in child_relationships(parent):
+        if entry["relationshipName"] and entry["relationshipName"].lower() == name.lower():
+            return entry["childSObject"], entry["field"]
+    return None

@@ -1,8 +1,15 @@
 """The SOQL subset of salesforce-api.md §6: parsing, and translation to SQLite over the store.
 
-SELECT f1, Rel.Field FROM Obj [WHERE ...] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n]
-with AND / OR / NOT, parentheses, = != < <= > >= IN NOT IN LIKE, and string, number, boolean,
-NULL, date and datetime literals. Keywords are case-insensitive.
+SELECT f1, Rel.Field, (SELECT ... FROM ChildRelationship ...) | COUNT() | COUNT(f) [alias]
+FROM Obj [WHERE ...] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n] [OFFSET n]
+with AND / OR / NOT, parentheses, = != < <= > >= IN NOT IN LIKE, semi-joins
+(`Id IN (SELECT OpportunityId FROM OpportunityContactRole ...)`), and string, number, boolean,
+NULL, date, datetime and relative date (`TODAY`, `LAST_N_DAYS:30`, `THIS_QUARTER`...) literals.
+Keywords are case-insensitive, and so are comparisons of text (see `fold`).
+
+Where Salesforce is strict, so is this: AND and OR mixed without parentheses, a value of the wrong
+type for its field (a quoted date, a datetime literal on a date field), a filter on a field that is
+not filterable and a field selected twice are refused with Salesforce's error codes.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import relative_dates
 from .timeutil import format_datetime
 
 KEYWORDS = {
@@ -34,6 +42,7 @@ KEYWORDS = {
     "NULL",
     "TRUE",
     "FALSE",
+    "OFFSET",
 }
 _TOKEN = re.compile(
     r"""
@@ -44,6 +53,7 @@ _TOKEN = re.compile(
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<op><=|>=|!=|<>|=|<|>)
   | (?P<punct>[(),])
+  | (?P<relative>[A-Za-z_]+:\d+)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
     """,
     re.VERBOSE,
@@ -72,15 +82,19 @@ class Token:
 
 @dataclass
 class Literal:
-    kind: str  # string, number, boolean, null, date, datetime
+    kind: str  # string, number, boolean, null, date, datetime, relative
     value: Any
+    # A string's text as written, escapes included (LIKE keeps `\%` and `\_` literal).
+    raw: str = ""
+    column: int = 0
 
 
 @dataclass
 class Comparison:
     field: str
     operator: str  # = != < <= > >= IN NOT IN LIKE NOT LIKE
-    value: Literal | list[Literal]
+    value: Literal | list[Literal] | Query  # a Query is a semi-join (IN) or anti-join (NOT IN)
+    column: int = 0
 
 
 @dataclass
@@ -105,6 +119,15 @@ class OrderItem:
 
 
 @dataclass
+class Aggregate:
+    """`COUNT()` (field None: only totalSize is returned) or `COUNT(field) [alias]`."""
+
+    function: str
+    field: str | None
+    alias: str | None = None
+
+
+@dataclass
 class Query:
     fields: list[str]
     sobject: str
@@ -112,6 +135,16 @@ class Query:
     order_by: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
     text: str = ""
+    offset: int = 0
+    # Parent-to-child subqueries of the SELECT list; their FROM is a child relationship name.
+    subqueries: list[Query] = field(default_factory=list)
+    aggregates: list[Aggregate] = field(default_factory=list)
+    # Every SELECT item in order, with the column it starts at (for duplicate-field errors).
+    select_columns: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def count_only(self) -> bool:
+        return any(a.field is None for a in self.aggregates)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -181,13 +214,28 @@ class _Parser:
         return token.text
 
     def parse(self) -> Query:
+        query = self.query()
+        extra = self.peek()
+        if extra is not None:
+            raise _malformed(self.text, extra.column, f"unexpected token: '{extra.text}'")
+        return query
+
+    def query(self) -> Query:
         self.expect_keyword("SELECT")
-        fields = [self.name()]
+        query = Query(fields=[], sobject="", text=self.text)
+        self.select_item(query)
         while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
             self.take()
-            fields.append(self.name())
+            self.select_item(query)
         self.expect_keyword("FROM")
-        query = Query(fields=fields, sobject=self.name(), text=self.text)
+        query.sobject = self.name()
+        if query.count_only and (query.fields or query.subqueries or len(query.aggregates) > 1):
+            raise _malformed(self.text, 0, "COUNT() must be the only item of the SELECT list")
+        if query.aggregates and (query.fields or query.subqueries):
+            # Without GROUP BY (not in this subset), other fields cannot sit beside an aggregate.
+            raise _malformed(
+                self.text, 0, f"Field must be grouped or aggregated: {(query.fields or ['Id'])[0]}"
+            )
         if self.at_keyword("WHERE"):
             self.take()
             query.where = self.expression()
@@ -200,14 +248,57 @@ class _Parser:
                 query.order_by.append(self.order_item())
         if self.at_keyword("LIMIT"):
             self.take()
-            token = self.take()
-            if token.kind != "number" or "." in token.text or token.text.startswith("-"):
-                raise _malformed(self.text, token.column, f"unexpected token: '{token.text}'")
-            query.limit = int(token.text)
-        extra = self.peek()
-        if extra is not None:
-            raise _malformed(self.text, extra.column, f"unexpected token: '{extra.text}'")
+            query.limit = self.whole_number()
+        if self.at_keyword("OFFSET"):
+            self.take()
+            query.offset = self.whole_number()
         return query
+
+    def whole_number(self) -> int:
+        token = self.take()
+        if token.kind != "number" or "." in token.text or token.text.startswith("-"):
+            raise _malformed(self.text, token.column, f"unexpected token: '{token.text}'")
+        return int(token.text)
+
+    def select_item(self, query: Query) -> None:
+        token = self.peek()
+        if token is not None and token.text == "(":
+            self.take()
+            subquery = self.query()
+            if subquery.subqueries or subquery.aggregates:
+                raise _malformed(
+                    self.text, token.column, "nested subqueries and aggregates are not supported"
+                )
+            closing = self.take()
+            if closing.text != ")":
+                raise _malformed(self.text, closing.column, f"unexpected token: '{closing.text}'")
+            query.subqueries.append(subquery)
+            query.select_columns.append((f"({subquery.sobject})", token.column))
+            return
+        if token is not None and token.kind == "name" and token.upper == "COUNT":
+            after = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else None
+            if after is not None and after.text == "(":
+                self.take()
+                self.take()
+                inner = self.take()
+                if inner.text == ")":
+                    query.aggregates.append(Aggregate("COUNT", None))
+                    return
+                if inner.kind != "name" or inner.upper in KEYWORDS:
+                    raise _malformed(self.text, inner.column, f"unexpected token: '{inner.text}'")
+                closing = self.take()
+                if closing.text != ")":
+                    raise _malformed(self.text, closing.column, f"unexpected token: '{closing.text}'")
+                alias = None
+                following = self.peek()
+                if following is not None and following.kind == "name" and following.upper not in KEYWORDS:
+                    alias = self.take().text
+                query.aggregates.append(Aggregate("COUNT", inner.text, alias))
+                return
+        column = token.column if token is not None else len(self.text)
+        name = self.name()
+        query.fields.append(name)
+        query.select_columns.append((name, column))
 
     def order_item(self) -> OrderItem:
         item = OrderItem(self.name())
@@ -222,18 +313,17 @@ class _Parser:
         return item
 
     def expression(self) -> Expr:
-        operands = [self.conjunction()]
-        while self.at_keyword("OR"):
-            self.take()
-            operands.append(self.conjunction())
-        return operands[0] if len(operands) == 1 else BoolOp("OR", operands)
-
-    def conjunction(self) -> Expr:
+        # SOQL has no precedence between AND and OR: mixing them needs parentheses, and the org
+        # refuses `a AND b OR c` at the second operator.
         operands = [self.unary()]
-        while self.at_keyword("AND"):
-            self.take()
+        operator = None
+        while self.at_keyword("AND", "OR"):
+            token = self.take()
+            if operator is not None and token.upper != operator:
+                raise _malformed(self.text, token.column, f"unexpected token: '{token.text}'")
+            operator = token.upper
             operands.append(self.unary())
-        return operands[0] if len(operands) == 1 else BoolOp("AND", operands)
+        return operands[0] if operator is None else BoolOp(operator, operands)
 
     def unary(self) -> Expr:
         if self.at_keyword("NOT"):
@@ -250,26 +340,35 @@ class _Parser:
         return self.comparison()
 
     def comparison(self) -> Comparison:
+        start = self.peek()
+        column = start.column if start is not None else len(self.text)
         field_name = self.name()
         token = self.take()
         if token.kind == "op":
             operator = "!=" if token.text == "<>" else token.text
-            return Comparison(field_name, operator, self.literal())
+            return Comparison(field_name, operator, self.literal(), column)
         if token.upper == "NOT" and self.at_keyword("IN", "LIKE"):
             word = self.take().upper
-            return Comparison(
-                field_name, f"NOT {word}", self.literal_list() if word == "IN" else self.literal()
-            )
+            value: Literal | list[Literal] | Query = self.literal_list() if word == "IN" else self.literal()
+            return Comparison(field_name, f"NOT {word}", value, column)
         if token.upper == "IN":
-            return Comparison(field_name, "IN", self.literal_list())
+            return Comparison(field_name, "IN", self.literal_list(), column)
         if token.upper == "LIKE":
-            return Comparison(field_name, "LIKE", self.literal())
+            return Comparison(field_name, "LIKE", self.literal(), column)
         raise _malformed(self.text, token.column, f"unexpected token: '{token.text}'")
 
-    def literal_list(self) -> list[Literal]:
+    def literal_list(self) -> list[Literal] | Query:
         opening = self.take()
         if opening.text != "(":
             raise _malformed(self.text, opening.column, f"unexpected token: '{opening.text}'")
+        if self.at_keyword("SELECT"):
+            subquery = self.query()
+            if subquery.subqueries or subquery.aggregates or len(subquery.fields) != 1:
+                raise _malformed(self.text, opening.column, "a semi-join selects exactly one id field")
+            closing = self.take()
+            if closing.text != ")":
+                raise _malformed(self.text, closing.column, f"unexpected token: '{closing.text}'")
+            return subquery
         values = [self.literal()]
         while True:
             token = self.take()
@@ -281,18 +380,23 @@ class _Parser:
 
     def literal(self) -> Literal:
         token = self.take()
+        at = token.column
         if token.kind == "string":
-            return Literal("string", re.sub(r"\\(.)", r"\1", token.text[1:-1]))
+            return Literal("string", re.sub(r"\\(.)", r"\1", token.text[1:-1]), token.text[1:-1], at)
         if token.kind == "number":
-            return Literal("number", float(token.text) if "." in token.text else int(token.text))
+            return Literal("number", float(token.text) if "." in token.text else int(token.text), column=at)
         if token.kind == "date":
-            return Literal("date", token.text)
+            return Literal("date", token.text, column=at)
         if token.kind == "datetime":
-            return Literal("datetime", format_datetime(parse_datetime_literal(token.text)))
+            return Literal("datetime", format_datetime(parse_datetime_literal(token.text)), column=at)
         if token.kind == "name" and token.upper in ("TRUE", "FALSE"):
-            return Literal("boolean", token.upper == "TRUE")
+            return Literal("boolean", token.upper == "TRUE", column=at)
         if token.kind == "name" and token.upper == "NULL":
-            return Literal("null", None)
+            return Literal("null", None, column=at)
+        if token.kind in ("name", "relative"):
+            name, _, number = token.upper.partition(":")
+            if relative_dates.is_literal(name, number):
+                return Literal("relative", (name, int(number) if number else None), token.text, at)
         raise _malformed(self.text, token.column, f"unexpected token: '{token.text}'")
 
 
@@ -317,60 +421,6 @@ def column_sql(field_name: str) -> str:
     if field_name in COLUMN_FIELDS:
         return COLUMN_FIELDS[field_name]
     return f"json_extract(fields, '$.{field_name}')"
-
-
-def _value_param(literal: Literal) -> Any:
-    if literal.kind == "boolean":
-        return 1 if literal.value else 0
-    return literal.value
-
-
-def where_sql(expr: Expr, resolve: Any) -> tuple[str, list[Any]]:
-    """SQL and parameters for a WHERE expression; `resolve` maps a SOQL name to its describe name."""
-    if isinstance(expr, BoolOp):
-        parts, params = [], []
-        for operand in expr.operands:
-            sql, operand_params = where_sql(operand, resolve)
-            parts.append(f"({sql})")
-            params.extend(operand_params)
-        return f" {expr.operator} ".join(parts), params
-    if isinstance(expr, Negation):
-        sql, params = where_sql(expr.operand, resolve)
-        return f"NOT ({sql})", params
-    column = column_sql(resolve(expr.field))
-    if expr.operator in ("IN", "NOT IN"):
-        assert isinstance(expr.value, list)
-        values = [_value_param(v) for v in expr.value]
-        marks = ", ".join("?" for _ in values)
-        if expr.operator == "IN":
-            return f"{column} IN ({marks})", values
-        return f"({column} IS NULL OR {column} NOT IN ({marks}))", values
-    assert isinstance(expr.value, Literal)
-    if expr.value.kind == "null":
-        if expr.operator == "=":
-            return f"{column} IS NULL", []
-        if expr.operator == "!=":
-            return f"{column} IS NOT NULL", []
-        return "0", []
-    value = _value_param(expr.value)
-    if expr.operator == "LIKE":
-        return f"{column} LIKE ?", [value]
-    if expr.operator == "NOT LIKE":
-        return f"({column} IS NULL OR {column} NOT LIKE ?)", [value]
-    if expr.operator == "!=":
-        # In SOQL a null field is "not equal" to any value.
-        return f"({column} IS NULL OR {column} != ?)", [value]
-    return f"{column} {expr.operator} ?", [value]
-
-
-def referenced_fields(expr: Expr | None) -> list[str]:
-    if expr is None:
-        return []
-    if isinstance(expr, BoolOp):
-        return [name for operand in expr.operands for name in referenced_fields(operand)]
-    if isinstance(expr, Negation):
-        return referenced_fields(expr.operand)
-    return [expr.field]
 
 
 def modstamp_bounds(expr: Expr | None) -> tuple[str | None, str | None]:

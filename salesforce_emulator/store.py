@@ -33,6 +33,7 @@ from .schema import (
     currency_field,
     custom_field_spec,
 )
+from .soql_filters import fold
 from .timeutil import Clock, format_datetime, parse_datetime
 
 ORG_ID = make_id("00D", 1)
@@ -66,7 +67,10 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
+        self._savepoints = 0
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # SOQL compares and sorts text case-insensitively (soql_filters.py).
+        self.db.create_function("sf_fold", 1, fold, deterministic=True)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA cache_size=-200000")
@@ -119,6 +123,20 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock:
+            if self.db.in_transaction:
+                # Inside another transaction (a composite request with allOrNone): a savepoint,
+                # so the outer one can still roll everything back.
+                self._savepoints += 1
+                name = f"write_{self._savepoints}"
+                self.db.execute(f"SAVEPOINT {name}")
+                try:
+                    yield
+                except BaseException:
+                    self.db.execute(f"ROLLBACK TO {name}")
+                    self.db.execute(f"RELEASE {name}")
+                    raise
+                self.db.execute(f"RELEASE {name}")
+                return
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield
