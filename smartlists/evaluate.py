@@ -405,7 +405,7 @@ def _activity_count(item: CheckedFilter, clock: Clock) -> Any:
     return Coalesce(Subquery(counted.values("n")[:1]), Value(0))
 
 
-def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], QuerySet[Person]]) -> Q:
+def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], Evaluation | None]) -> Q:
     spec = item.spec
     if spec.kind == "opportunity":
         if connection.vendor == "sqlite":
@@ -432,14 +432,46 @@ def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], Qu
     if spec.kind == "person":
         assert item.field is not None
         return condition(value_expression(item.field), item.field.type, item.operator, item.value, clock)
-    members = _either([Q(pk__in=resolve_list(list_id).values("pk")) for list_id in item.value])
-    return ~members if item.operator == "is_not" else members
+    nested = [resolve_list(list_id) for list_id in item.value]
+    if item.operator == "is":
+        # Both lists have the same universe, so "member of X" is X's own condition on this row:
+        # inlined, the planner sees one query instead of probing an IN set per person.
+        return _either([n.where if n is not None else Q(pk__in=[]) for n in nested])
+    # Not a member: NOT IN the other list's people, which stays right where a condition on a
+    # nullable column would be unknown (NULL) under a plain NOT.
+    return ~_either([Q(pk__in=n.people.values("pk")) for n in nested if n is not None] or [Q(pk__in=[])])
 
 
-def combine(rule: Rule, conditions: list[Q]) -> Q:
+def person_set(item: CheckedFilter, clock: Clock) -> QuerySet[Any] | None:
+    """The ids of the people a positive opportunity or activity filter matches, as one set
+    (None for filters that are a plain condition on the person's row)."""
+    if item.spec.kind == "opportunity":
+        return role_witnesses(item, None, clock).order_by().values("person_id")
+    if item.spec.kind == "activity" and not item.spec.negated and _min_times(item) == 1:
+        return (
+            activity_matches(item, clock)
+            .filter(person__isnull=False, opportunity__is_deleted=False)
+            .order_by()
+            .values("person_id")
+        )
+    return None
+
+
+def combine(rule: Rule, conditions: list[Q], person_sets: list[QuerySet[Any] | None] | None = None) -> Q:
+    """The conditions combined by the rule. With `person_sets` (PostgreSQL), an OR with an
+    opportunity or activity filter among its branches becomes one `id IN (set UNION ALL set ...)`:
+    PostgreSQL hashes that once, where EXISTS under an OR runs once per person."""
     if not rule.op:
         return conditions[rule.number - 1]
-    parts = [combine(child, conditions) for child in rule.items]
+    parts = [combine(child, conditions, person_sets) for child in rule.items]
+    if rule.op == "or" and person_sets is not None:
+        sets = [person_sets[child.number - 1] if not child.op else None for child in rule.items]
+        if any(found is not None for found in sets):
+            members = [
+                found if found is not None else universe().filter(part).order_by().values("pk")
+                for found, part in zip(sets, parts, strict=True)
+            ]
+            return Q(pk__in=members[0].union(*members[1:]))
     combined = parts[0]
     for part in parts[1:]:
         combined = combined & part if rule.op == "and" else combined | part
@@ -461,6 +493,7 @@ class Evaluation:
     clock: Clock
     people: QuerySet[Person]
     conditions: list[Q]
+    where: Q  # the conditions combined by the list's logic (people = universe filtered by it)
 
 
 def universe() -> QuerySet[Person]:
@@ -485,25 +518,28 @@ def evaluate(
     if checked.warnings and not ignore_inactive_fields:
         raise InactiveFieldsError(checked.warnings, checked.inactive_locations)
 
-    def resolve_list(list_id: int) -> QuerySet[Person]:
+    def resolve_list(list_id: int) -> Evaluation | None:
         if list_id in visiting:
             raise SmartListCycleError(
                 f"smart list {list_id} would contain itself through Member of Smart List"
             )
         nested = SmartList.objects.filter(pk=list_id).first()
         if nested is None:
-            return Person.objects.none()
+            return None
         return evaluate(
             nested.definition,
             catalog=catalog,
             ignore_inactive_fields=ignore_inactive_fields,
             clock=clock,
             visiting=visiting | {list_id},
-        ).people
+        )
 
     conditions = [filter_q(item, clock, resolve_list) for item in checked.filters]
-    rule = logic_rule(checked.logic, len(conditions))
-    return Evaluation(checked, clock, universe().filter(combine(rule, conditions)), conditions)
+    sets = (
+        [person_set(item, clock) for item in checked.filters] if connection.vendor == "postgresql" else None
+    )
+    where = combine(logic_rule(checked.logic, len(conditions)), conditions, sets)
+    return Evaluation(checked, clock, universe().filter(where), conditions, where)
 
 
 def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:

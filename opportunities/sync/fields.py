@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..models import FieldDefinition, SyncState
+from ..planner_statistics import custom_field_statistics_ensure
 from ..salesforce.records import FieldInfo, ObjectDescription
 
 # Always selected: what the windows, upserts and deletes run on.
@@ -64,6 +65,10 @@ def field_definitions_sync(description: ObjectDescription, *, now: dt.datetime) 
     FieldDefinition.objects.filter(sobject=description.name, api_name__in=gone).update(
         is_active=False, deactivated_at=now
     )
+    if description.name == "Opportunity":
+        custom_field_statistics_ensure(
+            (name, description.fields[name].type) for name in appeared if description.fields[name].custom
+        )
     return appeared
 
 
