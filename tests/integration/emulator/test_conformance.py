@@ -407,6 +407,11 @@ def test_describe_lists_child_relationships(client):
             "must be of type date",
         ),
         (
+            "SELECT Id FROM Contact WHERE SystemModstamp > '2030-01-01T00:00:00Z'",
+            "INVALID_FIELD",
+            "must be of type dateTime and should not be enclosed in quotes",
+        ),
+        (
             "SELECT Id FROM Contact WHERE SystemModstamp > 2030-01-01",
             "INVALID_FIELD",
             "must be of type dateTime",
