@@ -511,9 +511,10 @@ class Emulator:
         )
 
     def _composite(self, version: str, body: Any) -> RestResult:
-        requests = (body or {}).get("compositeRequest")
+        requests = body.get("compositeRequest") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
             raise SalesforceError(400, "JSON_PARSER_ERROR", "compositeRequest is required")
+        self._check_subrequests(requests)
         if len(requests) > 25:
             raise SalesforceError(
                 400,
@@ -527,7 +528,7 @@ class Emulator:
                 "INVALID_COMPOSITE_REQUEST",
                 "The number of query subrequests in the composite request exceeded the limit of 5.",
             )
-        all_or_none = bool((body or {}).get("allOrNone", False))
+        all_or_none = bool(body.get("allOrNone", False))
         outcomes: dict[str, tuple[int, Any]] = {}  # referenceId -> (status, body) of a subrequest run
         responses: list[dict[str, Any]] = []
         failed_at: int | None = None
@@ -565,6 +566,31 @@ class Emulator:
                     else:
                         responses.append(entry)
         return 200, {"compositeResponse": responses}, {}
+
+    @staticmethod
+    def _check_subrequests(requests: list[Any]) -> None:
+        """A malformed subrequest fails the whole request with 400 before any runs, as documented
+        ("an error detected during deserialization"); the wording is the emulator's."""
+        seen: set[str] = set()
+        for index, sub in enumerate(requests):
+            if not isinstance(sub, dict):
+                raise SalesforceError(400, "JSON_PARSER_ERROR", f"compositeRequest[{index}] is not an object")
+            for key in ("method", "url", "referenceId"):
+                if not isinstance(sub.get(key), str) or not sub[key]:
+                    raise SalesforceError(
+                        400,
+                        "JSON_PARSER_ERROR",
+                        f"compositeRequest[{index}].{key} is required and must be a string",
+                    )
+            reference = sub["referenceId"]
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", reference) or reference in seen:
+                raise SalesforceError(
+                    400,
+                    "INVALID_COMPOSITE_REQUEST",
+                    f"compositeRequest[{index}].referenceId {reference!r} must be unique and start with a letter, "
+                    "then letters, digits or underscores",
+                )
+            seen.add(reference)
 
     def _composite_subrequest(
         self, sub: dict[str, Any], outcomes: dict[str, tuple[int, Any]]

@@ -222,11 +222,11 @@ class SyncEngine:
         unknown = [s for s in objects if s not in described]
         backfills: dict[str, list[str]] = {}
         if unknown:
-            results = self.client.composite([(f"describe:{s}", self.client.describe_url(s)) for s in unknown])
+            results = self.client.composite([(f"describe_{s}", self.client.describe_url(s)) for s in unknown])
             for sobject in unknown:
                 with self._isolated(sobject, states[sobject], None, now):
                     self._describe_result(
-                        sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
+                        sobject, results[f"describe_{sobject}"], states[sobject], now, backfills
                     )
         objects = [s for s in objects if s not in self.failures]
 
@@ -245,20 +245,22 @@ class SyncEngine:
         upper = org_now + dt.timedelta(seconds=settings.SALESFORCE_CLOCK_LEAD_SECONDS)
         windows = {s: (self._lower_bound(states[s]), upper) for s in objects}
         fields = {s: active_fields(s) for s in objects}
-        subrequests = [(f"describe:{s}", self.client.describe_url(s)) for s in describe_due]
+        # Composite referenceIds may hold letters, digits and underscores only (REST API guide,
+        # "Composite Subrequest Result"); what an org does with others depends on its release.
+        subrequests = [(f"describe_{s}", self.client.describe_url(s)) for s in describe_due]
         subrequests += [
-            (f"query:{s}", self.client.query_url(window_soql(s, fields[s], *windows[s]))) for s in objects
+            (f"query_{s}", self.client.query_url(window_soql(s, fields[s], *windows[s]))) for s in objects
         ]
         deleted_windows = self._deleted_windows({s: states[s] for s in objects}, org_now)
         subrequests += [
-            (f"deleted:{s}", self.client.deleted_url(s, start.isoformat(), end.isoformat()))
+            (f"deleted_{s}", self.client.deleted_url(s, start.isoformat(), end.isoformat()))
             for s, (start, end) in deleted_windows.items()
         ]
         results = self.client.composite(subrequests) if objects else {}
         for sobject in describe_due:
             with self._isolated(sobject, states[sobject], None, now):
                 self._describe_result(
-                    sobject, results[f"describe:{sobject}"], states[sobject], now, backfills
+                    sobject, results[f"describe_{sobject}"], states[sobject], now, backfills
                 )
 
         # Only the object whose deletes Salesforce could not list is reconciled for it: a refusal
@@ -271,12 +273,12 @@ class SyncEngine:
             state = states[sobject]
             with self._isolated(sobject, state, progress, now):
                 self._window(
-                    sobject, results[f"query:{sobject}"], windows[sobject], fields[sobject], state, progress
+                    sobject, results[f"query_{sobject}"], windows[sobject], fields[sobject], state, progress
                 )
                 if backfills.get(sobject):
                     self._backfill(sobject, backfills[sobject])
                 if sobject in deleted_windows and self._deleted_result(
-                    sobject, results[f"deleted:{sobject}"], deleted_windows[sobject], state, progress
+                    sobject, results[f"deleted_{sobject}"], deleted_windows[sobject], state, progress
                 ):
                     needs_reconcile.add(sobject)
             if sobject in self.failures:

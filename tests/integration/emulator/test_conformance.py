@@ -552,6 +552,37 @@ def test_composite_all_or_none_halts_and_rolls_back(client, emulator, tag):
     assert row["Title"] == "before"  # the PATCH was rolled back
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"compositeRequest": ["GET /services/data"]}, "compositeRequest[0] is not an object"),
+        ({"compositeRequest": [{"method": "GET", "url": "/services/data/v59.0/limits"}]}, "referenceId"),
+        (
+            {
+                "compositeRequest": [
+                    {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "query:Lead"}
+                ]
+            },
+            "letters, digits or underscores",
+        ),
+        (
+            {
+                "compositeRequest": [
+                    {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "twice"},
+                    {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "twice"},
+                ]
+            },
+            "must be unique",
+        ),
+        (["not", "an", "object"], "compositeRequest is required"),
+    ],
+)
+def test_a_malformed_composite_request_is_refused_whole(client, body, words):
+    status, errors = client.post("composite", body)
+    assert status == 400
+    assert words in errors[0]["message"]
+
+
 # --- django-salesforce --------------------------------------------------------------------------------
 
 
