@@ -7,6 +7,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from opportunities.models import ActivityType
 from oppsync_site.models import SubscriptionSettings
@@ -361,3 +363,30 @@ def test_time_frames_follow_the_subscription_time_zone(fields):
     assert members(frame("today"), clock=Clock.current(dt.datetime(2026, 11, 17, 23, 45, tzinfo=dt.UTC))) == {
         person.pk
     }
+
+
+def test_a_list_counts_what_it_lists_and_a_later_filter_counts_its_own_rows(fields):
+    """The count of an OR list may run through a union (PostgreSQL); a search added to the members
+    must not be answered by that count."""
+    web, linked, neither = PersonFactory(lead_source="Web"), PersonFactory(), PersonFactory()
+    ContactRoleFactory(person=linked)
+    people = smart_list_people(
+        {
+            "logic": "1 or 2",
+            "filters": [
+                {"filter": "has_opportunity", "constraints": []},
+                {"filter": "person_field", "field": "lead_source", "operator": "is", "value": ["Web"]},
+            ],
+        }
+    ).order_by("id")
+    with CaptureQueriesContext(connection) as counted:
+        assert people.count() == 2 == len(people)
+    # PostgreSQL counts the OR as one union of person sets; the page walks EXISTS.
+    assert ("UNION" in counted[0]["sql"]) == (connection.vendor == "postgresql")
+    assert "UNION" not in counted[1]["sql"]
+    assert set(people) == {web, linked} and neither not in people
+    with CaptureQueriesContext(connection) as searched:
+        assert people.filter(pk=web.pk).count() == 1
+    assert "UNION" not in searched[0]["sql"]
+    assert people.exclude(pk=web.pk).count() == 1
+    assert people.all()[:1].count() == 1 and people.none().count() == 0
