@@ -431,7 +431,6 @@ class Emulator:
             record = self.store.get(sobject, record_id)
             if record is None or not self._visible(sobject, record_id):
                 raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
-            visible = {spec.name for spec in self.store.visible_fields(sobject)}
             out: dict[str, Any] = {
                 "attributes": {
                     "type": sobject,
@@ -444,7 +443,6 @@ class Emulator:
                     if spec.type == "address"
                     else record.get(spec.name)
                     for spec in self.store.visible_fields(sobject)
-                    if spec.name in visible
                 }
             )
             return 200, out, {}

@@ -457,11 +457,20 @@ def person_set(item: CheckedFilter, clock: Clock) -> QuerySet[Any] | None:
     return None
 
 
+def _or_branch_sets(
+    rule: Rule, person_sets: list[QuerySet[Any] | None] | None
+) -> list[QuerySet[Any] | None] | None:
+    """For an OR with an opportunity or activity filter among its direct branches: each branch's
+    person set (None where a branch has none); otherwise None."""
+    if rule.op != "or" or person_sets is None:
+        return None
+    sets = [person_sets[child.number - 1] if not child.op else None for child in rule.items]
+    return sets if any(found is not None for found in sets) else None
+
+
 def rewrites_an_or(rule: Rule, person_sets: list[QuerySet[Any] | None]) -> bool:
     """Whether `combine` with these sets turns some OR into a union (see there)."""
-    if not rule.op:
-        return False
-    if rule.op == "or" and any(not c.op and person_sets[c.number - 1] is not None for c in rule.items):
+    if _or_branch_sets(rule, person_sets) is not None:
         return True
     return any(rewrites_an_or(child, person_sets) for child in rule.items)
 
@@ -475,14 +484,13 @@ def combine(rule: Rule, conditions: list[Q], person_sets: list[QuerySet[Any] | N
     if not rule.op:
         return conditions[rule.number - 1]
     parts = [combine(child, conditions, person_sets) for child in rule.items]
-    if rule.op == "or" and person_sets is not None:
-        sets = [person_sets[child.number - 1] if not child.op else None for child in rule.items]
-        if any(found is not None for found in sets):
-            members = [
-                found if found is not None else universe().filter(part).order_by().values("pk")
-                for found, part in zip(sets, parts, strict=True)
-            ]
-            return Q(pk__in=members[0].union(*members[1:]))
+    sets = _or_branch_sets(rule, person_sets)
+    if sets is not None:
+        members = [
+            found if found is not None else universe().filter(part).order_by().values("pk")
+            for found, part in zip(sets, parts, strict=True)
+        ]
+        return Q(pk__in=members[0].union(*members[1:]))
     combined = parts[0]
     for part in parts[1:]:
         combined = combined & part if rule.op == "and" else combined | part
