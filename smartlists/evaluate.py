@@ -59,7 +59,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from opportunities.models import Activity, ContactRole
+from opportunities.models import Activity, ContactRole, Opportunity
 from opportunities.selectors import person_opportunity_total
 from opportunities.totals import totals_column
 from oppsync_site.middleware import current_presentation
@@ -311,10 +311,25 @@ def _constraint_q(constraint: Constraint, *, opportunity_prefix: str, clock: Clo
     return condition(expr, cf.type, constraint.operator, constraint.value, clock)
 
 
+def on_live_opportunity(item: CheckedFilter) -> Q:
+    """A role or activity whose opportunity is live.
+
+    A filter with opportunity constraints joins the opportunity for them anyway. Without any,
+    "live" is "not among the deleted opportunities": a set of a few thousand ids hashed once,
+    instead of a join that reads every opportunity (a million) to learn two booleans; the
+    activity side of a list reads its covering index and nothing else (3 s -> 0.2 s at 5M
+    activities). NOT IN is safe: the subquery yields primary keys, never NULL.
+    """
+    if any(constraint.field.source == "opportunity" for constraint in item.constraints):
+        return Q(opportunity__is_deleted=False)
+    deleted = Opportunity.objects.filter(is_deleted=True).values("pk")
+    return Q(opportunity__isnull=False) & ~Q(opportunity_id__in=deleted)
+
+
 def role_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QuerySet[ContactRole]:
     """Has Opportunity: the person's live roles on live opportunities that meet every constraint
     (everyone's when `person` is None)."""
-    roles = ContactRole.objects.filter(is_deleted=False, opportunity__is_deleted=False)
+    roles = ContactRole.objects.filter(on_live_opportunity(item), is_deleted=False)
     roles = roles.filter(person__isnull=False) if person is None else roles.filter(person=person)
     for constraint in item.constraints:
         roles = roles.filter(_constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock))
@@ -326,7 +341,7 @@ def _min_times(item: CheckedFilter) -> int:
 
 
 def activity_witnesses(item: CheckedFilter, person: Any, clock: Clock) -> QuerySet[Activity]:
-    return activity_matches(item, clock).filter(person=person, opportunity__is_deleted=False)
+    return activity_matches(item, clock).filter(on_live_opportunity(item), person=person)
 
 
 def activity_matches(item: CheckedFilter, clock: Clock) -> QuerySet[Activity]:
@@ -450,7 +465,7 @@ def person_set(item: CheckedFilter, clock: Clock) -> QuerySet[Any] | None:
     if item.spec.kind == "activity" and not item.spec.negated and _min_times(item) == 1:
         return (
             activity_matches(item, clock)
-            .filter(person__isnull=False, opportunity__is_deleted=False)
+            .filter(on_live_opportunity(item), person__isnull=False)
             .order_by()
             .values("person_id")
         )

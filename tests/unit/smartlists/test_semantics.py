@@ -103,6 +103,42 @@ def test_only_live_roles_of_live_opportunities_link_people(org):
     assert people["gone_role"].pk not in everyone_with_one and people["gone_opp"].pk not in everyone_with_one
 
 
+def test_deleted_and_vanished_opportunities_count_with_or_without_opportunity_constraints(fields):
+    """Without opportunity constraints "live" is "not a deleted opportunity's id" (no join); with
+    them the join decides. Both must agree, also for a link whose opportunity is gone (NULL)."""
+    live, deleted = OpportunityFactory(), OpportunityFactory(is_deleted=True)
+    people = {name: PersonFactory(first_name=name) for name in ("live", "deleted", "vanished")}
+    for name, opportunity in (("live", live), ("deleted", deleted), ("vanished", None)):
+        ContactRoleFactory(
+            person=people[name], opportunity=opportunity, role="Decision Maker", sf_opportunity_id="006gone"
+        )
+        _activity(people[name], opportunity, ActivityType.ADDED_TO_OPPORTUNITY, 1, role="Decision Maker")
+    role = {"field": "Role", "operator": "is", "value": ["Decision Maker"]}
+    named = {"field": "Name", "operator": "is_not_empty"}  # true of every opportunity: joins it
+    window = {"field": "date_of_activity", "operator": "in_past", "value": "7 days"}
+    for extra in ([], [named]):
+        assert members(has(role, *extra)) == ids(people, "live")
+        for kind, expected in (
+            ("was_added_to_opportunity", {"live"}),
+            ("not_was_added_to_opportunity", {"deleted", "vanished"}),
+        ):
+            definition = {
+                "logic": "all",
+                "filters": [{"filter": kind, "constraints": [window, role, *extra]}],
+            }
+            assert members(definition) == ids(people, *expected), (kind, extra)
+        counted = {
+            "logic": "any",
+            "filters": [
+                {"filter": "was_added_to_opportunity", "constraints": [window, *extra]},
+                {"filter": "has_opportunity", "constraints": [role, *extra]},
+            ],
+        }
+        people_set = smart_list_people(counted, clock=Clock(NOW, dt.UTC))
+        assert set(people_set.values_list("pk", flat=True)) == ids(people, "live")
+        assert people_set.count() == 1  # the union form PostgreSQL counts with
+
+
 def test_merge_losers_are_never_members_and_deleted_people_are_unless_excluded(org):
     people, _ = org
     assert people["merged"].pk not in members(has())
