@@ -1,0 +1,66 @@
+"""Index migrations keep the sync writing on PostgreSQL: CREATE/DROP INDEX CONCURRENTLY there, the
+plain statements on SQLite, and an interrupted concurrent build is finished by migrating again."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.utils import IntegrityError
+
+from tests.factories import ContactRoleFactory, OpportunityFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _index_statements(app: str, migration: str) -> list[str]:
+    out = StringIO()
+    call_command("sqlmigrate", app, migration, stdout=out)
+    return [line for line in out.getvalue().splitlines() if " INDEX " in line and not line.startswith("--")]
+
+
+def test_the_smart_list_indexes_are_built_concurrently_on_postgresql_only():
+    statements = _index_statements("opportunities", "0012")
+    assert len(statements) == 5  # four created, one dropped
+    online = [s for s in statements if "INDEX CONCURRENTLY" in s]
+    if connection.vendor == "postgresql":
+        assert online == statements
+    else:
+        assert online == []
+
+
+def _index_state(name: str) -> tuple[bool, bool] | None:
+    """(valid, unique) of an index, None when there is none."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid, i.indisunique FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s",
+            [name],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
+def test_migrating_again_finishes_an_interrupted_concurrent_index_build():
+    call_command("migrate", "opportunities", "0011", verbosity=0)
+    try:
+        assert _index_state("role_live_idx") is None
+        opportunity = OpportunityFactory()
+        ContactRoleFactory.create_batch(2, opportunity=opportunity)
+        # A concurrent build that fails half-way leaves an INVALID index under the name: here a
+        # uniqueness the two roles violate, as a cancelled upgrade would.
+        with pytest.raises(IntegrityError), connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY role_live_idx ON opportunities_contactrole (opportunity_id)"
+            )
+        assert _index_state("role_live_idx") == (False, True)
+
+        call_command("migrate", "opportunities", "0012", verbosity=0)
+
+        assert _index_state("role_live_idx") == (True, False)
+        assert _index_state("activity_window_idx") == (True, False)
+    finally:
+        call_command("migrate", verbosity=0)
