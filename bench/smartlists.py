@@ -1,4 +1,4 @@
-"""Smart lists at a big org: the p50 of count + first page of 50 members for six representative
+"""Smart lists at a big org: the p50 of count + first page of 50 members for seven representative
 lists, beside a hand-written SQL query that gives the same answer, and their ratio; then a CSV
 export of a large list with its peak memory.
 
@@ -58,6 +58,10 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
         "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND o.id IN "
         "(SELECT r.opportunity_id FROM opportunities_contactrole r WHERE r.person_id = p.id AND NOT r.is_deleted)), 0) > 30000"
     )
+    any_open = (
+        "EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
+        f"WHERE {live_role} AND NOT o.is_closed)"
+    )
     enterprise = (
         f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
         f"WHERE {live_role} AND {segment} = 'Enterprise')"
@@ -108,6 +112,12 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
                 {"filter": "number_of_optys", "operator": "at_least", "value": 3},
                 {"filter": "person_field", "field": "lead_source", "operator": "is", "value": ["Web"]}]},
             f"({enterprise} OR {added_90}) AND ({three} OR {web})",
+        ),
+        Case(
+            "has_opportunity: any open one",
+            {"logic": "all", "filters": [{"filter": "has_opportunity", "constraints": [
+                {"field": "IsClosed", "operator": "is_false"}]}]},
+            any_open,
         ),
         Case(
             "member_of_smart_list (the first list) and not deleted",

@@ -24,7 +24,7 @@ def test_every_benchmarked_page_answers(tiny_org):
 
 def test_the_smart_list_baselines_agree_with_the_engine(tiny_org):
     results = smartlists.measure(runs=1)
-    assert len(results) == 6
+    assert len(results) == 7
     for name, _orm, _sql, orm_count, sql_count in results:
         assert orm_count == sql_count, name
     assert sum(1 for *_rest, count, _ in results if count) >= 4  # the lists are not trivially empty

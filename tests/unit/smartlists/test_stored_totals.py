@@ -1,6 +1,7 @@
 """Aggregate filters read the sync-maintained totals table when a column holds the subset they
 ask for (all, open or won opportunities). Whatever the operator and value, they must select
-exactly the people that aggregating the roles themselves selects."""
+exactly the people that aggregating the roles themselves selects. So must Has Opportunity, which
+reads the same columns when it has no constraint or only Closed is false / Won is true."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db.models import F, OuterRef
+from django.db.models import Exists, F, OuterRef
 
 from opportunities.models import PersonOpportunityTotals
 from opportunities.totals import rebuild_all_totals, refresh_person_totals
 from people.models import Person
-from smartlists.evaluate import Clock, aggregate_expression, condition, filter_q, stored_total_q
+from smartlists.evaluate import (
+    Clock,
+    aggregate_expression,
+    condition,
+    filter_q,
+    role_witnesses,
+    stored_presence_q,
+    stored_total_q,
+)
 from smartlists.registry import Catalog
 from smartlists.validation import check_definition
 from tests.factories import ContactRoleFactory, OpportunityFactory, PersonFactory
@@ -128,3 +137,35 @@ def test_refresh_and_rebuild_write_the_same_rows_and_only_for_people_with_opport
     assert (mixed.open_number_of_optys, mixed.open_total_opty_amount) == (1, Decimal("1"))
     refresh_person_totals([people["mixed"].pk, None])  # idempotent
     assert set(PersonOpportunityTotals.objects.values_list()) == refreshed
+
+
+@pytest.mark.parametrize(
+    ("constraints", "expected"),
+    [
+        ([], {"one", "two_roles", "mixed", "lost_only"}),
+        ([{"field": "IsWon", "operator": "is_true"}], {"two_roles", "mixed"}),
+        ([{"field": "IsClosed", "operator": "is_false"}], {"one", "mixed"}),
+    ],
+)
+def test_has_opportunity_reads_the_totals_and_selects_what_the_roles_select(people, constraints, expected):
+    clock = Clock(NOW, dt.UTC)
+    item = _item({"logic": "all", "filters": [{"filter": "has_opportunity", "constraints": constraints}]})
+    stored = stored_presence_q(item)
+    assert stored is not None
+    from_roles = Person.objects.filter(Exists(role_witnesses(item, OuterRef("pk"), clock)))
+    assert set(from_roles.values_list("first_name", flat=True)) == expected
+    assert set(Person.objects.filter(stored).values_list("first_name", flat=True)) == expected
+    # Not having one is the complement, people without a totals row included.
+    others = set(Person.objects.exclude(stored).values_list("first_name", flat=True))
+    assert others == set(Person.objects.values_list("first_name", flat=True)) - expected
+
+
+def test_has_opportunity_with_other_constraints_reads_the_roles(people):
+    won_over_5k = [
+        {"field": "IsWon", "operator": "is_true"},
+        {"field": "Amount", "operator": "at_least", "value": 5000},
+    ]
+    item = _item({"logic": "all", "filters": [{"filter": "has_opportunity", "constraints": won_over_5k}]})
+    assert stored_presence_q(item) is None
+    matched = Person.objects.filter(filter_q(item, Clock(NOW, dt.UTC), lambda _: Person.objects.none()))
+    assert set(matched.values_list("first_name", flat=True)) == {"mixed"}
