@@ -245,6 +245,10 @@ def test_an_administrator_sets_currency_and_time_zone_and_watches_the_sync(demo_
     )
     assert page.evaluate("window.__stillTheSamePage") is True
     assert page.locator("#sync-objects tbody tr").count() == 4
+    # Every column, Failed and Backlog included, is visible beside the sidebar without scrolling.
+    assert page.evaluate(
+        "() => { const w = document.querySelector('#sync-objects').parentElement; return w.scrollWidth <= w.clientWidth; }"
+    )
     assert page.locator(".os-chart svg").count() == 3
     _shot(page, "12-sync-status")
     # Changes arrive by themselves: no button or form on the page starts a sync.
