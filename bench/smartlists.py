@@ -39,11 +39,15 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
         if d.pg
         else (lambda n: f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{n} days')")
     )
-    live_role = "r.person_id = p.id AND NOT r.is_deleted AND NOT o.is_deleted"
-    emea = (
-        f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
-        f"WHERE {live_role} AND {region} = 'EMEA' AND o.amount >= 50000 AND NOT o.is_closed)"
-    )
+
+    def has(condition: str) -> str:
+        """A live role of the person on a live opportunity that meets `condition`."""
+        return (
+            "EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
+            f"WHERE r.person_id = p.id AND NOT r.is_deleted AND NOT o.is_deleted AND {condition})"
+        )
+
+    emea = has(f"{region} = 'EMEA' AND o.amount >= 50000 AND NOT o.is_closed")
     added = (
         "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
         f"WHERE a.person_id = p.id AND a.activity_type = 'added_to_opportunity' AND NOT o.is_deleted "
@@ -58,14 +62,8 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
         "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND o.id IN "
         "(SELECT r.opportunity_id FROM opportunities_contactrole r WHERE r.person_id = p.id AND NOT r.is_deleted)), 0) > 30000"
     )
-    any_open = (
-        "EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
-        f"WHERE {live_role} AND NOT o.is_closed)"
-    )
-    enterprise = (
-        f"EXISTS (SELECT 1 FROM opportunities_contactrole r JOIN opportunities_opportunity o ON o.id = r.opportunity_id "
-        f"WHERE {live_role} AND {segment} = 'Enterprise')"
-    )
+    any_open = has("NOT o.is_closed")
+    enterprise = has(f"{segment} = 'Enterprise'")
     added_90 = (
         "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
         f"WHERE a.person_id = p.id AND a.activity_type = 'added_to_opportunity' AND NOT o.is_deleted "

@@ -41,14 +41,10 @@ class _ConcurrentlyOnPostgreSQL:
 
     plain: Any  # AddIndex or RemoveIndex
 
-    def prepare(self, schema_editor: Any) -> None:
-        """What to do on PostgreSQL before going forwards."""
-
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         if not _online(schema_editor):
             self.plain.database_forwards(self, app_label, schema_editor, from_state, to_state)
             return
-        self.prepare(schema_editor)
         super().database_forwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
 
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
@@ -66,8 +62,10 @@ class AddIndexOnline(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
 
     plain = AddIndex
 
-    def prepare(self, schema_editor: Any) -> None:
-        _drop_invalid_leftover(schema_editor, self.index.name)
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        if _online(schema_editor):
+            _drop_invalid_leftover(schema_editor, self.index.name)
+        super().database_forwards(app_label, schema_editor, from_state, to_state)
 
 
 class RemoveIndexOnline(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
