@@ -143,7 +143,7 @@ class PersonOpportunityTotals(models.Model):
     The aggregate smart-list filters (Total Opty Amount, Number of Optys, Total Opty Expected
     Revenue) compare these indexed columns instead of aggregating millions of roles per query, for
     all opportunities and for the two subsets marketers ask for most: open and won ones. A person
-    without a live opportunity has no row; their totals are zero. `opportunities.totals` computes
+    without a live opportunity or opportunity activity has no row; their totals are zero. `opportunities.totals` computes
     and refreshes them; `manage.py rebuild_opportunity_totals` recomputes every row.
     """
 
@@ -159,6 +159,13 @@ class PersonOpportunityTotals(models.Model):
     won_number_of_optys = models.IntegerField(default=0)
     won_total_opty_amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
     won_total_opty_expected_revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
+    # {"API name=value": number of the person's live opportunities with that value} for the
+    # fields `TotalsCoverage.picklist_fields` names: "has an opportunity whose Segment is
+    # Enterprise" reads this row instead of joining a million roles to their opportunities.
+    picklist_values = models.JSONField(default=dict, blank=True)
+    # The newest Added to / Removed from Opportunity activity on a live opportunity (NULL: none).
+    last_added_at = models.DateTimeField(null=True, blank=True)
+    last_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "person opportunity totals"
@@ -181,6 +188,29 @@ class PersonOpportunityTotals(models.Model):
 
     def __str__(self) -> str:
         return f"Opportunity totals of person {self.person_id}"
+
+
+class TotalsCoverage(models.Model):
+    """What every `PersonOpportunityTotals` row holds beyond the totals (one row, id 1).
+
+    A smart list reads a person's picklist values or latest activity times from the totals row
+    only for what is covered here; anything else it computes from the roles and activities.
+    `opportunities.totals.rebuild_all_totals` recomputes every row and then widens the coverage to
+    the picklist fields describe shows, so a field that appears is covered once a rebuild has
+    run (the beat task `opportunities.tasks.totals_coverage_ensure`, about a minute).
+    """
+
+    picklist_fields = models.JSONField(default=list, blank=True)
+    activity_times = models.BooleanField(
+        default=False, help_text="last_added_at and last_removed_at are current in every row"
+    )
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "totals coverage"
+
+    def __str__(self) -> str:
+        return f"Totals cover {len(self.picklist_fields)} picklist fields"
 
 
 class SyncLease(models.Model):

@@ -12,11 +12,22 @@ a missing amount adds nothing.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
-from .models import ContactRole, Opportunity, PersonOpportunityTotals
+from .models import (
+    Activity,
+    ActivityType,
+    ContactRole,
+    FieldDefinition,
+    Opportunity,
+    PersonOpportunityTotals,
+    TotalsCoverage,
+)
 
 # Subsets of a person's opportunities with their own columns: the constraint that selects them in
 # a smart-list aggregate filter, and the SQL condition that computes them.
@@ -40,8 +51,42 @@ def totals_column(total: str, constraints: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _select_sql(person_filter: str) -> str:
+# Describe types the smart lists treat as picklists (`smartlists.registry.TYPE_BY_SALESFORCE`).
+PICKLIST_TYPES = ("picklist", "multipicklist", "combobox")
+# Salesforce API names are letters, digits and underscores; only such a name is written into SQL.
+_API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+ACTIVITY_TIMES = {
+    "last_added_at": ActivityType.ADDED_TO_OPPORTUNITY,
+    "last_removed_at": ActivityType.REMOVED_FROM_OPPORTUNITY,
+}
+
+
+def picklist_key(api_name: str, value: str) -> str:
+    """The key of `PersonOpportunityTotals.picklist_values` for one value of one field."""
+    return f"{api_name}={value}"
+
+
+def _picklist_value_sql(api_name: str) -> str:
+    """The SQL text of an opportunity's value of this field, as the smart lists compare it."""
+    column = Opportunity.SALESFORCE_COLUMNS.get(api_name)
+    if column:
+        return f"o.{column}"
+    if connection.vendor == "postgresql":
+        return f"o.custom_fields ->> '{api_name}'"
+    return f"json_extract(o.custom_fields, '$.\"{api_name}\"')"
+
+
+def _json_object_agg(key: str, value: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"jsonb_object_agg({key}, {value})"
+    return f"json_group_object({key}, {value})"
+
+
+def _select_sql(person_filter: str, picklist_fields: list[str], activity_times: bool) -> str:
+    """WITH ... SELECT of whole rows (`_columns()` order) for the people `person_filter` (a
+    condition on `person_id`, or '') selects among those with a live role or an activity."""
     role, opportunity = ContactRole._meta.db_table, Opportunity._meta.db_table
+    activity = Activity._meta.db_table
     columns = ["COUNT(*)", "COALESCE(SUM(o.amount), 0)", "COALESCE(SUM(o.expected_revenue), 0)"]
     for _selector, condition in VARIANTS.values():
         columns += [
@@ -49,57 +94,165 @@ def _select_sql(person_filter: str) -> str:
             f"COALESCE(SUM(CASE WHEN {condition} THEN o.amount END), 0)",
             f"COALESCE(SUM(CASE WHEN {condition} THEN o.expected_revenue END), 0)",
         ]
+    names = [f"t{i}" for i in range(len(columns))]
     # DISTINCT pairs: a person with two roles on one opportunity counts it once.
+    ctes = [
+        f"pr AS (SELECT DISTINCT person_id, opportunity_id FROM {role} WHERE NOT is_deleted "
+        f"AND person_id IS NOT NULL AND opportunity_id IS NOT NULL{person_filter})",
+        f"t AS (SELECT pr.person_id, {', '.join(f'{c} AS {n}' for c, n in zip(columns, names, strict=True))} "
+        f"FROM pr JOIN {opportunity} o ON o.id = pr.opportunity_id WHERE NOT o.is_deleted "
+        "GROUP BY pr.person_id)",
+    ]
+    people = ["SELECT person_id FROM t"]
+    joins = ["LEFT JOIN t ON t.person_id = ids.person_id"]
+    values = [f"COALESCE(t.{n}, 0)" for n in names]
+    if picklist_fields:
+        # One pass over the live pairs, each crossed with the covered fields' names; the key is
+        # `picklist_key` (field and value in one string, so a lookup never splices a field name).
+        field_names = " UNION ALL ".join(f"SELECT '{name}' AS field" for name in picklist_fields)
+        value = " ".join(f"WHEN '{name}' THEN {_picklist_value_sql(name)}" for name in picklist_fields)
+        ctes += [
+            f"pc AS (SELECT pr.person_id, f.field || '=' || CASE f.field {value} END AS k, COUNT(*) AS n "
+            f"FROM pr JOIN {opportunity} o ON o.id = pr.opportunity_id CROSS JOIN ({field_names}) f "
+            f"WHERE NOT o.is_deleted AND CASE f.field {value} END <> '' GROUP BY pr.person_id, 2)",
+            f"pv AS (SELECT person_id, {_json_object_agg('k', 'n')} AS picklists FROM pc GROUP BY person_id)",
+        ]
+        joins.append("LEFT JOIN pv ON pv.person_id = ids.person_id")
+        values.append("COALESCE(pv.picklists, '{}')")
+    else:
+        values.append("'{}'")
+    if activity_times:
+        types = ", ".join(f"'{kind.value}'" for kind in ACTIVITY_TIMES.values())
+        latest = ", ".join(
+            f"MAX(CASE WHEN a.activity_type = '{kind.value}' THEN a.occurred_at END) AS {column}"
+            for column, kind in ACTIVITY_TIMES.items()
+        )
+        ctes.append(
+            f"at AS (SELECT a.person_id, {latest} FROM {activity} a "
+            f"JOIN {opportunity} o ON o.id = a.opportunity_id AND NOT o.is_deleted "
+            f"WHERE a.activity_type IN ({types}){person_filter.replace('person_id', 'a.person_id')} "
+            "GROUP BY a.person_id)"
+        )
+        people.append("SELECT person_id FROM at")
+        joins.append("LEFT JOIN at ON at.person_id = ids.person_id")
+        values += [f"at.{column}" for column in ACTIVITY_TIMES]
+    else:
+        values += ["NULL" for _ in ACTIVITY_TIMES]
+    # WHERE true: SQLite would read the ON CONFLICT of an upsert as a join's ON otherwise.
     return (
-        f"SELECT pr.person_id, {', '.join(columns)} "
-        f"FROM (SELECT DISTINCT person_id, opportunity_id FROM {role} "
-        f"WHERE NOT is_deleted AND person_id IS NOT NULL AND opportunity_id IS NOT NULL{person_filter}) pr "
-        f"JOIN {opportunity} o ON o.id = pr.opportunity_id "
-        "WHERE NOT o.is_deleted GROUP BY pr.person_id"
+        f"WITH {', '.join(ctes)} SELECT ids.person_id, {', '.join(values)} "
+        f"FROM ({' UNION '.join(people)}) ids {' '.join(joins)} WHERE 1 = 1"
     )
 
 
 def _columns() -> list[str]:
-    return ["person_id", *TOTALS, *[f"{variant}_{total}" for variant in VARIANTS for total in TOTALS]]
+    return [
+        "person_id",
+        *TOTALS,
+        *[f"{variant}_{total}" for variant in VARIANTS for total in TOTALS],
+        "picklist_values",
+        *ACTIVITY_TIMES,
+    ]
+
+
+def _coverage(*, for_update: bool) -> TotalsCoverage:
+    """The coverage row, locked: shared by refreshes (which write rows with its fields) and
+    exclusive for a rebuild (which changes them), so no refresh writes a row with the fields a
+    rebuild has just replaced. SQLite takes one writer at a time anyway."""
+    coverage, _ = TotalsCoverage.objects.get_or_create(pk=1)
+    if connection.vendor == "postgresql":
+        lock = "UPDATE" if for_update else "SHARE"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT picklist_fields, activity_times FROM {TotalsCoverage._meta.db_table} "
+                f"WHERE id = 1 FOR {lock}"
+            )
+            row = cursor.fetchone()
+        coverage.picklist_fields = row[0] if isinstance(row[0], list) else json.loads(row[0])
+        coverage.activity_times = row[1]
+    return coverage
 
 
 def refresh_person_totals(person_ids: Iterable[int | None]) -> None:
     """Recompute the totals rows of these people (None is ignored), in the caller's transaction."""
     ids = sorted({pk for pk in person_ids if pk is not None})
+    if not ids:
+        return
     table = PersonOpportunityTotals._meta.db_table
     columns = _columns()
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        coverage = _coverage(for_update=False)
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(f"DELETE FROM {table} WHERE person_id IN ({marks})", chunk)
+            # Integers from the database, written as literals: the same list appears in several
+            # parts of the statement.
+            chunk = ", ".join(str(int(pk)) for pk in ids[start : start + _CHUNK])
+            select = _select_sql(
+                f" AND person_id IN ({chunk})", coverage.picklist_fields, coverage.activity_times
+            )
+            cursor.execute(f"DELETE FROM {table} WHERE person_id IN ({chunk})")
             # ON CONFLICT: a concurrent refresh of the same person overwrites instead of failing.
             cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"{_select_sql(f' AND person_id IN ({marks})')} "
-                f"ON CONFLICT (person_id) DO UPDATE SET {updates}",
-                chunk,
+                f"INSERT INTO {table} ({', '.join(columns)}) {select} "
+                f"ON CONFLICT (person_id) DO UPDATE SET {updates}"
             )
 
 
+def covered_picklist_fields() -> frozenset[str]:
+    """The picklist fields the totals rows hold today: a change to one moves the rows."""
+    coverage = TotalsCoverage.objects.filter(pk=1).values_list("picklist_fields", flat=True).first()
+    return frozenset(coverage or ())
+
+
+def picklist_fields_to_cover() -> list[str]:
+    """The Opportunity picklist fields describe shows, as a rebuild would cover them."""
+    names = FieldDefinition.objects.filter(
+        sobject="Opportunity", is_active=True, field_type__in=PICKLIST_TYPES
+    ).values_list("api_name", flat=True)
+    return sorted(name for name in names if _API_NAME.match(name))
+
+
+def coverage_is_current() -> bool:
+    coverage = TotalsCoverage.objects.filter(pk=1).first()
+    return (
+        coverage is not None
+        and coverage.activity_times
+        and coverage.picklist_fields == picklist_fields_to_cover()
+    )
+
+
 def rebuild_all_totals() -> int:
-    """Recompute every row (after a restore, or to check the sync kept them right). Returns rows."""
+    """Recompute every row, covering the picklist fields describe shows now and the activity
+    times (after a restore, when a picklist field appears, or to check the sync kept them right).
+    Returns rows."""
     table = PersonOpportunityTotals._meta.db_table
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        coverage = _coverage(for_update=True)
+        fields = picklist_fields_to_cover()
         cursor.execute(f"DELETE FROM {table}")
-        cursor.execute(f"INSERT INTO {table} ({', '.join(_columns())}) {_select_sql('')}")
-        return cursor.rowcount
+        cursor.execute(f"INSERT INTO {table} ({', '.join(_columns())}) {_select_sql('', fields, True)}")
+        rows = cursor.rowcount
+        coverage.picklist_fields, coverage.activity_times = fields, True
+        coverage.rebuilt_at = timezone.now()
+        coverage.save()
+        return rows
 
 
 def people_of_opportunities(opportunity_ids: Iterable[int]) -> set[int]:
-    """Everyone with a role (live or not) on these opportunities: their totals may have changed."""
+    """Everyone with a role (live or not) or an Added / Removed activity on these opportunities:
+    their totals or latest activity times may have changed."""
     ids = list(opportunity_ids)
     people: set[int] = set()
     for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
         people.update(
-            ContactRole.objects.filter(
-                opportunity_id__in=ids[start : start + _CHUNK], person__isnull=False
+            ContactRole.objects.filter(opportunity_id__in=chunk, person__isnull=False).values_list(
+                "person_id", flat=True
+            )
+        )
+        people.update(
+            Activity.objects.filter(
+                opportunity_id__in=chunk, activity_type__in=list(ACTIVITY_TIMES.values())
             ).values_list("person_id", flat=True)
         )
     return people

@@ -60,9 +60,9 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from opportunities.models import Activity, ContactRole, Opportunity
+from opportunities.models import Activity, ContactRole, Opportunity, TotalsCoverage
 from opportunities.selectors import person_opportunity_total
-from opportunities.totals import totals_column
+from opportunities.totals import ACTIVITY_TIMES, picklist_key, totals_column
 from oppsync_site.middleware import current_presentation
 from oppsync_site.models import SubscriptionSettings
 from oppsync_site.timezones import zone
@@ -432,12 +432,100 @@ def stored_presence_q(item: CheckedFilter) -> Q | None:
     return None if column is None else Q(**{f"opportunity_totals__{column}__gt": 0})
 
 
-def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], Evaluation | None]) -> Q:
+@dataclass(frozen=True)
+class StoredFacts:
+    """What every totals row holds beyond the totals, as `TotalsCoverage` says: the picklist
+    fields whose values it counts, and whether its latest Added / Removed times are current."""
+
+    picklist_fields: frozenset[str] = frozenset()
+    activity_times: bool = False
+
+    @classmethod
+    def load(cls) -> StoredFacts:
+        coverage = TotalsCoverage.objects.filter(pk=1).first()
+        if coverage is None:
+            return cls()
+        return cls(frozenset(coverage.picklist_fields), coverage.activity_times)
+
+
+def stored_picklist_q(item: CheckedFilter, facts: StoredFacts) -> Q | None:
+    """Has Opportunity with one constraint, "a covered picklist field is one of these values", as
+    a key lookup in the person's totals row: any of those values among their live opportunities.
+    One row per person instead of joining every live role to its opportunity (README, "Smart
+    lists at a big org"). None for anything else, which the roles answer."""
+    if item.spec.key != "has_opportunity" or len(item.constraints) != 1:
+        return None
+    constraint = item.constraints[0]
+    cf = constraint.field
+    if (
+        cf.source != "opportunity"
+        or cf.type != "picklist"
+        or constraint.operator != "is"
+        or cf.field not in facts.picklist_fields
+        or not all(isinstance(v, str) and v for v in constraint.value)
+    ):
+        return None
+    keys = [picklist_key(cf.field, value) for value in constraint.value]
+    return Q(opportunity_totals__picklist_values__has_any_keys=keys)
+
+
+def _activity_window(item: CheckedFilter, clock: Clock) -> tuple[Any, Any, bool] | None:
+    """(first moment, end, end included) of an activity filter's only constraint, a date window
+    with a start; (None, None, False) with no constraint; None when the filter asks more."""
+    dates = [c for c in item.constraints if c.field.field == "date_of_activity"]
+    others = [c for c in item.constraints if c.field.field != "date_of_activity"]
+    if len(dates) > 1 or any(c.field.field != "min_number_of_times" or int(c.value) != 1 for c in others):
+        return None
+    if not dates:
+        return None, None, False
+    operator_name, value = dates[0].operator, dates[0].value
+    if operator_name == "in_past":
+        amount, unit = value
+        return shift(clock.now, -amount, unit), clock.now, True
+    if operator_name == "after":
+        return _bounds(value, "datetime", clock)[1], None, False
+    if operator_name == "on_or_after":
+        return _bounds(value, "datetime", clock)[0], None, False
+    if operator_name == "between":
+        return _bounds(value[0], "datetime", clock)[0], _bounds(value[1], "datetime", clock)[1], False
+    if operator_name == "in_time_frame":
+        first, after_last = time_frame(value, clock.today)
+        return _bounds(first, "datetime", clock)[0], _bounds(after_last, "datetime", clock)[0], False
+    return None  # before / on_or_before / is ...: no start, or not worth it
+
+
+def stored_activity_q(item: CheckedFilter, clock: Clock, facts: StoredFacts) -> Q | None:
+    """Was Added to / Removed from Opportunity in a window that has a start, as the person's
+    latest such activity (kept in the totals row) falling in it: one row per person instead of
+    a set of hundreds of thousands of people. A latest activity after the window's end (a clock
+    ahead, a future date) says nothing about the window: for those few people the activities
+    answer. None for anything else."""
+    column = next((c for c, kind in ACTIVITY_TIMES.items() if kind == item.spec.activity_type), None)
+    window = _activity_window(item, clock)
+    if not facts.activity_times or column is None or window is None:
+        return None
+    start, end, end_included = window
+    path = f"opportunity_totals__{column}"
+    matched = Q(**{f"{path}__gte": start}) if start is not None else Q(**{f"{path}__isnull": False})
+    if end is not None:
+        matched &= Q(**{f"{path}__{'lte' if end_included else 'lt'}": end})
+        later = Q(**{f"{path}__{'gt' if end_included else 'gte'}": end})
+        matched |= later & Q(Exists(activity_witnesses(item, OuterRef("pk"), clock)))
+    return matched
+
+
+def filter_q(
+    item: CheckedFilter,
+    clock: Clock,
+    resolve_list: Callable[[int], Evaluation | None],
+    facts: StoredFacts | None = None,
+) -> Q:
+    """One filter as a condition on the person (the totals rows answer what `facts` covers)."""
     spec = item.spec
+    stored = stored_q(item, clock, facts)
+    if stored is not None:
+        return ~stored if spec.negated else stored
     if spec.kind == "opportunity":
-        stored = stored_presence_q(item)
-        if stored is not None:
-            return stored
         if connection.vendor == "sqlite":
             # SQLite runs a correlated EXISTS once per person; a set of people it computes once
             # and probes (five times faster at 100k people).
@@ -472,12 +560,25 @@ def filter_q(item: CheckedFilter, clock: Clock, resolve_list: Callable[[int], Ev
     return ~_either([Q(pk__in=n.people.values("pk")) for n in nested if n is not None] or [Q(pk__in=[])])
 
 
-def person_set(item: CheckedFilter, clock: Clock) -> QuerySet[Any] | None:
+def stored_q(item: CheckedFilter, clock: Clock, facts: StoredFacts | None) -> Q | None:
+    """An opportunity or activity filter as a condition on the person's totals row, where that
+    row answers it exactly (before negation); None where the roles or activities must."""
+    if item.spec.kind == "opportunity":
+        stored = stored_presence_q(item)
+        if stored is None and facts is not None:
+            stored = stored_picklist_q(item, facts)
+        return stored
+    if item.spec.kind == "activity" and facts is not None:
+        return stored_activity_q(item, clock, facts)
+    return None
+
+
+def person_set(item: CheckedFilter, clock: Clock, facts: StoredFacts | None = None) -> QuerySet[Any] | None:
     """The ids of the people a positive opportunity or activity filter matches, as one set
     (None for filters that are a plain condition on the person's row or their totals)."""
+    if stored_q(item, clock, facts) is not None:
+        return None
     if item.spec.kind == "opportunity":
-        if stored_presence_q(item) is not None:
-            return None
         return role_witnesses(item, None, clock).order_by().values("person_id")
     if item.spec.kind == "activity" and not item.spec.negated and _min_times(item) == 1:
         return (
@@ -614,12 +715,13 @@ def evaluate(
             visiting=visiting | {list_id},
         )
 
-    conditions = [filter_q(item, clock, resolve_list) for item in checked.filters]
+    facts = StoredFacts.load()
+    conditions = [filter_q(item, clock, resolve_list, facts) for item in checked.filters]
     rule = logic_rule(checked.logic, len(conditions))
     where = combine(rule, conditions)
     people = universe().filter(where)
     if connection.vendor == "postgresql":
-        sets = [person_set(item, clock) for item in checked.filters]
+        sets = [person_set(item, clock, facts) for item in checked.filters]
         if rewrites_an_or(rule, sets):
             people.counting = universe().filter(combine(rule, conditions, sets))
     return Evaluation(checked, clock, people, conditions, where)

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from ..totals import coverage_is_current, rebuild_all_totals
 from .service import sync_configured, sync_cycle_run, sync_history_prune
 
 logger = logging.getLogger(__name__)
@@ -26,3 +27,14 @@ def sync_cycle() -> str:
 def prune_sync_history() -> int:
     """Beat runs this hourly: a cycle every few seconds leaves many rows behind."""
     return sync_history_prune()
+
+
+@shared_task(name="opportunities.sync.tasks.totals_coverage_ensure")
+def totals_coverage_ensure() -> str:
+    """Beat runs this every minute: when describe shows a picklist field the totals rows do not
+    cover yet (or after an upgrade, none), rebuild them so smart lists can read it there."""
+    if coverage_is_current():
+        return "current"
+    rows = rebuild_all_totals()
+    logger.info("Opportunity totals rebuilt for %s people; they cover the new picklist fields", rows)
+    return "rebuilt"

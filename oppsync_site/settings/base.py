@@ -299,6 +299,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": celery_schedule(3600.0),
         "options": {"expires": 3600.0},
     },
+    "totals-coverage-ensure": {
+        "task": "opportunities.sync.tasks.totals_coverage_ensure",
+        "schedule": celery_schedule(60.0),
+        "options": {"expires": 60.0},
+    },
     "sync-history-prune": {
         "task": "opportunities.sync.tasks.sync_history_prune",
         "schedule": celery_schedule(3600.0),

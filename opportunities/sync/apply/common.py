@@ -14,6 +14,7 @@ from django.db import models
 
 from ...models import Activity, ContactRole, Opportunity, SyncCycle
 from ...salesforce.records import FieldInfo, json_value, parse_value
+from ...totals import ACTIVITY_TIMES, refresh_person_totals
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +186,14 @@ def new_activity(
         sync_cycle=ctx.cycle,
         **extra,
     )
+
+
+def activities_save(activities: list[Activity]) -> None:
+    """Insert activities (each once: the unique constraint) and refresh the totals rows of the
+    people with an Added / Removed one among them: the smart lists read the latest times there."""
+    Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
+    kinds = set(ACTIVITY_TIMES.values())
+    refresh_person_totals(a.person_id for a in activities if a.activity_type in kinds)
 
 
 def role_activity(

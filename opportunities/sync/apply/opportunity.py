@@ -10,11 +10,12 @@ from django.db import transaction
 
 from ...models import Activity, ActivityType, ContactRole, Opportunity
 from ...salesforce.records import FieldInfo, json_value
-from ...totals import people_of_opportunities, refresh_person_totals
+from ...totals import covered_picklist_fields, people_of_opportunities, refresh_person_totals
 from .common import (
     NOT_TRACKED,
     OPPORTUNITY_COLUMNS,
     ApplyContext,
+    activities_save,
     incoming_rows,
     new_activity,
     parse_all,
@@ -67,10 +68,11 @@ def opportunities_apply(
         Opportunity.objects.bulk_create(to_create, batch_size=1000)
         activities = _opportunity_changes_save(changed, ctx)
         activities += _link_roles_to_new_opportunities(to_create, ctx)
-        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
+        activities_save(activities)
 
 
-# What a person's opportunity totals are made of: a change to anything else leaves them alone.
+# What a person's opportunity totals are made of, besides the covered picklist fields' values: a
+# change to anything else leaves them alone.
 TOTALS_FIELDS = frozenset({"Amount", "ExpectedRevenue", "IsClosed", "IsWon"})
 OpportunityChange = tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]
 
@@ -88,10 +90,11 @@ def _opportunity_changes_save(changed: list[OpportunityChange], ctx: ApplyContex
         "synced_at",
     ]
     Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
+    in_totals = TOTALS_FIELDS | covered_picklist_fields()
     moving_totals = [
         o.pk
         for o, changes, was_deleted, is_deleted, _ in changed
-        if was_deleted != is_deleted or TOTALS_FIELDS & changes.keys()
+        if was_deleted != is_deleted or in_totals & changes.keys()
     ]
     refresh_person_totals(people_of_opportunities(moving_totals))
     return _opportunity_activities(changed, ctx)

@@ -15,7 +15,15 @@ from people.models import Person
 from ...models import Activity, ActivityType, ContactRole
 from ...salesforce.records import FieldInfo
 from ...totals import refresh_person_totals
-from .common import CONTACT_COLUMNS, LEAD_COLUMNS, ApplyContext, incoming_rows, parse_all, role_activity
+from .common import (
+    CONTACT_COLUMNS,
+    LEAD_COLUMNS,
+    ApplyContext,
+    activities_save,
+    incoming_rows,
+    parse_all,
+    role_activity,
+)
 
 
 def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
@@ -73,7 +81,7 @@ def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], 
         # Every contact of the page, not only new people: a person may have been waiting under
         # this contact id already (a lead converted into a contact OppSync could not see).
         activities = _link_roles_to_new_people(list(parsed_by_id), ctx)
-        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
+        activities_save(activities)
         for loser_id, master_id in merges:
             people_merge(loser_contact_id=loser_id, master_contact_id=master_id)
 
@@ -138,6 +146,7 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
         by_contact = {p.sf_contact_id: p for p in people if p.sf_contact_id}
         to_create: list[Person] = []
         to_update: dict[int, Person] = {}
+        converted_people: list[int] = []
         stamps = {sf_id: p.lead_system_modstamp for sf_id, p in by_lead.items()}
         for sf_id, parsed, column_values, custom in incoming_rows(
             parsed_by_id, stamps.get, LEAD_COLUMNS, Person, ctx
@@ -150,6 +159,7 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
             if contact_person is not None and person is not None and contact_person.pk != person.pk:
                 # Lead conversion: one person, the contact's; the lead's history moves along.
                 Activity.objects.filter(person=person).update(person=contact_person)
+                converted_people.append(contact_person.pk)
                 to_update.pop(person.pk, None)
                 person.delete()
                 person = None
@@ -194,7 +204,9 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
         )
         # A lead converted into a contact: roles waiting for that contact are the person's now.
         activities = _link_roles_to_new_people([c for c in converted_to if c], ctx)
-        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
+        activities_save(activities)
+        # A converted lead's activities moved to the contact's person: their latest times too.
+        refresh_person_totals(converted_people)
 
 
 def people_flag_deleted(

@@ -8,7 +8,15 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from opportunities.models import Activity, ContactRole, FieldDefinition, Opportunity, SyncCycle, SyncStatus
+from opportunities.models import (
+    Activity,
+    ActivityType,
+    ContactRole,
+    FieldDefinition,
+    Opportunity,
+    SyncCycle,
+    SyncStatus,
+)
 from opportunities.sync.apply import CONTACT_COLUMNS, LEAD_COLUMNS, NOT_STORED, OPPORTUNITY_COLUMNS
 from opportunities.sync.service import sync_cycle_run
 from people.models import Person
@@ -210,9 +218,68 @@ def stored_opportunity_totals() -> dict[int, tuple[Any, ...]]:
     }
 
 
+# The picklist fields the sync tests' totals rows cover (set before each test's first cycle):
+# standard ones, and one a test adds to the org.
+COVERED_PICKLISTS = ["ForecastCategoryName", "LeadSource", "Region__c", "StageName", "Type"]
+
+
+def expected_person_facts() -> dict[int, tuple[dict[str, int], Any, Any]]:
+    """Every person's covered picklist values and latest Added / Removed times, recomputed in
+    Python from the roles, opportunities and activities: (picklist_values, added, removed)."""
+    from opportunities.totals import picklist_key
+
+    live = {o.pk: o for o in Opportunity.objects.filter(is_deleted=False)}
+    facts: dict[int, tuple[dict[str, int], list[Any]]] = {}
+    pairs = {
+        (role.person_id, role.opportunity_id)
+        for role in ContactRole.objects.filter(is_deleted=False, person__isnull=False)
+        if role.opportunity_id in live
+    }
+    for person_id, opportunity_id in pairs:
+        assert person_id is not None
+        opportunity = live[opportunity_id]
+        values, _ = facts.setdefault(person_id, ({}, [None, None]))
+        for name in COVERED_PICKLISTS:
+            column = Opportunity.SALESFORCE_COLUMNS.get(name)
+            value = getattr(opportunity, column) if column else opportunity.custom_fields.get(name)
+            if value:
+                key = picklist_key(name, value)
+                values[key] = values.get(key, 0) + 1
+    kinds = [ActivityType.ADDED_TO_OPPORTUNITY, ActivityType.REMOVED_FROM_OPPORTUNITY]
+    for activity in Activity.objects.filter(activity_type__in=kinds, opportunity__in=list(live)):
+        _, latest = facts.setdefault(activity.person_id, ({}, [None, None]))
+        slot = kinds.index(ActivityType(activity.activity_type))
+        if latest[slot] is None or activity.occurred_at > latest[slot]:
+            latest[slot] = activity.occurred_at
+    return {person_id: (values, *latest) for person_id, (values, latest) in facts.items()}
+
+
+def cover_picklists_and_activity_times() -> None:
+    """The totals rows hold COVERED_PICKLISTS and the activity times from now on."""
+    from opportunities.models import TotalsCoverage
+
+    TotalsCoverage.objects.update_or_create(
+        pk=1, defaults={"picklist_fields": COVERED_PICKLISTS, "activity_times": True}
+    )
+
+
 def assert_totals_current() -> None:
-    """The sync-maintained totals equal a recomputation from scratch."""
-    assert stored_opportunity_totals() == expected_opportunity_totals()
+    """The sync-maintained totals equal a recomputation from scratch; so do the picklist values
+    and activity times a smart list reads from the same rows."""
+    from opportunities.models import PersonOpportunityTotals
+
+    expected = expected_opportunity_totals()
+    stored = stored_opportunity_totals()
+    # A person with activities but no live opportunity has a row of zeros.
+    zeros = (0, Decimal(0), Decimal(0)) * 3
+    assert {k: v for k, v in stored.items() if v != zeros or k in expected} == expected
+    facts = {
+        person_id: (values, added, removed)
+        for person_id, values, added, removed in PersonOpportunityTotals.objects.values_list(
+            "person_id", "picklist_values", "last_added_at", "last_removed_at"
+        )
+    }
+    assert facts == expected_person_facts()
 
 
 def run_cycle(**options: Any) -> SyncCycle:

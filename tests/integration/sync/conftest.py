@@ -7,7 +7,7 @@ from salesforce_emulator.control import EmulatorProcess
 from tests.integration.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.processes import free_port
 
-from .checks import assert_totals_current
+from .checks import assert_totals_current, cover_picklists_and_activity_times
 
 
 @pytest.fixture
@@ -43,8 +43,12 @@ def synced_settings(settings, org):
 
 @pytest.fixture(autouse=True)
 def totals_stay_current(request):
-    """After every sync test, whatever the cycles did, the per-person totals the smart lists
-    compare equal a recomputation from the roles and opportunities."""
+    """After every sync test, whatever the cycles did, the per-person totals, picklist values and
+    activity times the smart lists compare equal a recomputation from the roles, opportunities
+    and activities. The rows cover them from the start, as after a rebuild."""
+    uses_database = request.node.get_closest_marker("django_db") is not None
+    if uses_database:
+        cover_picklists_and_activity_times()
     yield
-    if request.node.get_closest_marker("django_db"):
+    if uses_database:
         assert_totals_current()
