@@ -13,6 +13,7 @@ baseline, not a guess. Targets (issue P6): ratio at most 1.5 and under 1 s each.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import resource
 import statistics
 import time
@@ -31,14 +32,19 @@ class Case:
     sql_where: str  # over people_person p; the hand-written equivalent
 
 
-def cases(d: Dialect, reference_list_id: int) -> list[Case]:
+def cases(d: Dialect, reference_list_id: int, now: dt.datetime) -> list[Case]:
+    """The lists, with SQL whose windows end at `now`, the moment OppSync's lists are given: a
+    window that moved between the two would make their counts differ by the people at its edge."""
     region = "o.custom_fields->>'Region__c'" if d.pg else "json_extract(o.custom_fields, '$.Region__c')"
     segment = "o.custom_fields->>'Segment__c'" if d.pg else "json_extract(o.custom_fields, '$.Segment__c')"
-    days_ago = (
-        (lambda n: f"now() - interval '{n} days'")
-        if d.pg
-        else (lambda n: f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{n} days')")
-    )
+    moment = now.astimezone(dt.UTC)
+    if d.pg:
+        at_now = f"'{moment.isoformat()}'::timestamptz"
+        days_ago: Callable[[int], str] = lambda n: f"{at_now} - interval '{n} days'"  # noqa: E731
+    else:
+        text = moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+        at_now = f"'{text}'"
+        days_ago = lambda n: f"strftime('%Y-%m-%d %H:%M:%f', '{text}', '-{n} days')"  # noqa: E731
 
     def has(condition: str) -> str:
         """A live role of the person on a live opportunity that meets `condition`."""
@@ -51,12 +57,12 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
     added = (
         "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
         f"WHERE a.person_id = p.id AND a.activity_type = 'added_to_opportunity' AND NOT o.is_deleted "
-        f"AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {d.now()} AND a.role = 'Decision Maker')"
+        f"AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {at_now} AND a.role = 'Decision Maker')"
     )
     updated = (
         "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
         "WHERE a.person_id = p.id AND a.activity_type = 'opportunity_updated' AND a.field = 'StageName' "
-        f"AND NOT o.is_deleted AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {d.now()})"
+        f"AND NOT o.is_deleted AND a.occurred_at >= {days_ago(30)} AND a.occurred_at <= {at_now})"
     )
     won_total = (
         "COALESCE((SELECT SUM(o.amount) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.is_won AND o.id IN "
@@ -67,7 +73,7 @@ def cases(d: Dialect, reference_list_id: int) -> list[Case]:
     added_90 = (
         "EXISTS (SELECT 1 FROM opportunities_activity a JOIN opportunities_opportunity o ON o.id = a.opportunity_id "
         f"WHERE a.person_id = p.id AND a.activity_type = 'added_to_opportunity' AND NOT o.is_deleted "
-        f"AND a.occurred_at >= {days_ago(90)} AND a.occurred_at <= {d.now()})"
+        f"AND a.occurred_at >= {days_ago(90)} AND a.occurred_at <= {at_now})"
     )
     three = (
         "(SELECT COUNT(*) FROM opportunities_opportunity o WHERE NOT o.is_deleted AND o.id IN (SELECT r.opportunity_id FROM "
@@ -140,22 +146,24 @@ def _p50(function: Callable[[], Any], runs: int) -> tuple[float, Any]:
 def measure(runs: int = 3) -> list[tuple[str, float, float, int, int]]:
     """(name, orm p50, sql p50, orm count, sql count) per case."""
     from django.db import connection
+    from django.utils import timezone
 
-    from smartlists.evaluate import smart_list_people
+    from smartlists.evaluate import Clock, smart_list_people
     from smartlists.models import SmartList
 
     d = Dialect(connection.vendor)
     reference, _ = SmartList.objects.update_or_create(
         name="bench: EMEA open over 50k", defaults={"definition": {}}
     )
-    all_cases = cases(d, reference.pk)
+    now = timezone.now()
+    all_cases = cases(d, reference.pk, now)
     reference.definition = all_cases[0].definition
     reference.save()
     rows = []
     for case in all_cases:
 
         def orm(case: Case = case) -> int:
-            people = smart_list_people(case.definition).order_by("id")
+            people = smart_list_people(case.definition, clock=Clock.current(now)).order_by("id")
             count = people.count()
             list(people.values_list("id", "email", "first_name", "last_name")[:50])
             return count

@@ -184,6 +184,10 @@ class PersonOpportunityTotals(models.Model):
                     "won_total_opty_expected_revenue",
                 ]
             )
+        ] + [
+            # Whether any latest time lies after a window's end (then the activities answer).
+            models.Index(fields=["last_added_at"], name="totals_last_added_idx"),
+            models.Index(fields=["last_removed_at"], name="totals_last_removed_idx"),
         ]
 
     def __str__(self) -> str:
@@ -197,7 +201,7 @@ class TotalsCoverage(models.Model):
     only for what is covered here; anything else it computes from the roles and activities.
     `opportunities.totals.rebuild_all_totals` recomputes every row and then widens the coverage to
     the picklist fields describe shows, so a field that appears is covered once a rebuild has
-    run (the beat task `opportunities.tasks.totals_coverage_ensure`, about a minute).
+    run (the beat task `opportunities.sync.tasks.totals_coverage_ensure`, about a minute).
     """
 
     picklist_fields = models.JSONField(default=list, blank=True)

@@ -1,13 +1,16 @@
 """Per-person opportunity totals (`PersonOpportunityTotals`): computing and refreshing them.
 
-The sync calls `refresh_person_totals` with every person whose roles or opportunities a page
-touched, inside the page's transaction, so a smart list never sees roles and totals disagree. A
-refresh recomputes the person's row from the roles and opportunities themselves (never adds a
-delta), so it is idempotent and cannot drift: applying the same page twice gives the same row.
+The sync calls `refresh_person_totals` with every person whose roles, opportunities or Added /
+Removed activities a page touched, inside the page's transaction, so a smart list never sees roles
+and totals disagree. A refresh recomputes the person's row from the roles, opportunities and
+activities themselves (never adds a delta), so it is idempotent and cannot drift: applying the
+same page twice gives the same row.
 
 The semantics are those of the Opportunity Info tab (`selectors.person_opportunity_totals`): live
 roles on live opportunities, each opportunity counted once however many roles the person has on it,
-a missing amount adds nothing.
+a missing amount adds nothing. Picklist values are counted over the same opportunities, for the
+fields `TotalsCoverage` names; the latest activity times count activities on live opportunities,
+as the smart lists' activity filters do.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ VARIANTS: dict[str, tuple[tuple[str, str], str]] = {
     "won": (("IsWon", "is_true"), "o.is_won"),
 }
 TOTALS = ("number_of_optys", "total_opty_amount", "total_opty_expected_revenue")
-_CHUNK = 500  # people per statement: SQLite's parameter limit is far above, the statements stay small
+_CHUNK = 500  # people per statement: the statements stay small
 
 
 def totals_column(total: str, constraints: list[tuple[str, str]]) -> str | None:

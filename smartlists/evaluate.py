@@ -18,6 +18,7 @@ Relative dates and time frames are computed in the subscription's time zone.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import functools
 import operator
@@ -60,7 +61,13 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from opportunities.models import Activity, ContactRole, Opportunity, TotalsCoverage
+from opportunities.models import (
+    Activity,
+    ContactRole,
+    Opportunity,
+    PersonOpportunityTotals,
+    TotalsCoverage,
+)
 from opportunities.selectors import person_opportunity_total
 from opportunities.totals import ACTIVITY_TIMES, picklist_key, totals_column
 from oppsync_site.middleware import current_presentation
@@ -432,13 +439,22 @@ def stored_presence_q(item: CheckedFilter) -> Q | None:
     return None if column is None else Q(**{f"opportunity_totals__{column}__gt": 0})
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoredFacts:
     """What every totals row holds beyond the totals, as `TotalsCoverage` says: the picklist
     fields whose values it counts, and whether its latest Added / Removed times are current."""
 
     picklist_fields: frozenset[str] = frozenset()
     activity_times: bool = False
+    _later_times: dict[str, bool] = dataclasses.field(default_factory=dict)
+
+    def any_time_after(self, lookup: str, moment: dt.datetime) -> bool:
+        """Whether some row's time (`last_added_at__gt`, say) lies after `moment`: one indexed
+        lookup per evaluation (counting and paging ask the same)."""
+        key = f"{lookup}@{moment.isoformat()}"
+        if key not in self._later_times:
+            self._later_times[key] = PersonOpportunityTotals.objects.filter(**{lookup: moment}).exists()
+        return self._later_times[key]
 
     @classmethod
     def load(cls) -> StoredFacts:
@@ -491,26 +507,34 @@ def _activity_window(item: CheckedFilter, clock: Clock) -> tuple[Any, Any, bool]
     if operator_name == "in_time_frame":
         first, after_last = time_frame(value, clock.today)
         return _bounds(first, "datetime", clock)[0], _bounds(after_last, "datetime", clock)[0], False
-    return None  # before / on_or_before / is ...: no start, or not worth it
+    return None  # before / on_or_before / is: no start
 
 
 def stored_activity_q(item: CheckedFilter, clock: Clock, facts: StoredFacts) -> Q | None:
-    """Was Added to / Removed from Opportunity in a window that has a start, as the person's
-    latest such activity (kept in the totals row) falling in it: one row per person instead of
-    a set of hundreds of thousands of people. A latest activity after the window's end (a clock
-    ahead, a future date) says nothing about the window: for those few people the activities
-    answer. None for anything else."""
+    """Was Added to / Removed from Opportunity in a window that has a start and has not ended,
+    as the person's latest such activity (kept in the totals row) falling in it: one row per
+    person instead of a set of hundreds of thousands of people. None for anything else.
+
+    A latest activity after the window's end (a clock ahead, a future date) says nothing about
+    the window: for those people the activities answer. That arm is left out when no row has such
+    a time (one indexed lookup), which is nearly always: a correlated subquery, even one never
+    run, keeps PostgreSQL from counting in parallel (0.8 s becomes 2 s at a million people). A
+    window that has ended is left to the activities: most people's latest time lies after it."""
     column = next((c for c, kind in ACTIVITY_TIMES.items() if kind == item.spec.activity_type), None)
     window = _activity_window(item, clock)
     if not facts.activity_times or column is None or window is None:
         return None
     start, end, end_included = window
+    if end is not None and end < clock.now:
+        return None
     path = f"opportunity_totals__{column}"
     matched = Q(**{f"{path}__gte": start}) if start is not None else Q(**{f"{path}__isnull": False})
     if end is not None:
         matched &= Q(**{f"{path}__{'lte' if end_included else 'lt'}": end})
-        later = Q(**{f"{path}__{'gt' if end_included else 'gte'}": end})
-        matched |= later & Q(Exists(activity_witnesses(item, OuterRef("pk"), clock)))
+        after_end = f"{column}__{'gt' if end_included else 'gte'}"
+        if facts.any_time_after(after_end, end):
+            later = Q(**{f"opportunity_totals__{after_end}": end})
+            matched |= later & Q(Exists(activity_witnesses(item, OuterRef("pk"), clock)))
     return matched
 
 

@@ -92,7 +92,7 @@ WINDOWS = [
     [{"field": "date_of_activity", "operator": "in_past", "value": "7 days"}],
     [{"field": "date_of_activity", "operator": "after", "value": "2026-11-10"}],
     [{"field": "date_of_activity", "operator": "on_or_after", "value": "2026-10-01"}],
-    [{"field": "date_of_activity", "operator": "between", "value": ["2026-10-20", "2026-11-15"]}],
+    [{"field": "date_of_activity", "operator": "between", "value": ["2026-10-20", "2026-11-25"]}],
     [{"field": "date_of_activity", "operator": "in_time_frame", "value": "this_month"}],
     [
         {"field": "date_of_activity", "operator": "in_past", "value": "30 days"},
@@ -158,6 +158,18 @@ def test_the_activity_cases_have_teeth(org):
     assert (row.number_of_optys, row.last_removed_at) == (0, NOW - dt.timedelta(days=3))
 
 
+def test_the_activities_answer_for_latest_times_after_the_window_only_while_there_are_some(org):
+    clock = Clock(NOW, dt.UTC)
+    in_30_days = _item({"filter": "was_added_to_opportunity", "constraints": WINDOWS[1]})
+    assert "EXISTS" in str(Person.objects.filter(stored_q(in_30_days, clock, StoredFacts.load())).query)
+    Person.objects.get(first_name="future_only").activities.all().delete()
+    future = Person.objects.get(first_name="future")
+    future.activities.filter(occurred_at__gt=NOW).delete()
+    stored = stored_q(in_30_days, clock, StoredFacts.load())
+    assert "EXISTS" not in str(Person.objects.filter(stored).query)
+    assert _names(stored) == {"emea", "two_emea", "future"}
+
+
 def test_rows_follow_changes_to_opportunities_roles_and_activities(org):
     emea = org["opportunities"]["emea"]
     emea.custom_fields = {"Region__c": "AMER"}
@@ -188,6 +200,11 @@ def test_what_the_rows_do_not_cover_is_read_from_the_roles_and_activities(org):
             {"field": "date_of_activity", "operator": "before", "value": "2026-11-10"}]},
         {"filter": "was_added_to_opportunity", "constraints": [
             {"field": "Role", "operator": "is", "value": ["Decision Maker"]}]},
+        # A window that has ended: most latest times lie after it.
+        {"filter": "was_removed_from_opportunity", "constraints": [
+            {"field": "date_of_activity", "operator": "between", "value": ["2026-10-20", "2026-11-15"]}]},
+        {"filter": "was_added_to_opportunity", "constraints": [
+            {"field": "date_of_activity", "operator": "in_time_frame", "value": "last_month"}]},
         {"filter": "was_added_to_opportunity", "constraints": [
             {"field": "min_number_of_times", "operator": "at_least", "value": 2}]},
     ]  # fmt: skip
