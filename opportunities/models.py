@@ -159,7 +159,7 @@ class PersonOpportunityTotals(models.Model):
     won_number_of_optys = models.IntegerField(default=0)
     won_total_opty_amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
     won_total_opty_expected_revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
-    # {"API name=value": number of the person's live opportunities with that value} for the
+    # {"API name=value": true} for each value among the person's live opportunities, for the
     # fields `TotalsCoverage.picklist_fields` names: "has an opportunity whose Segment is
     # Enterprise" reads this row instead of joining a million roles to their opportunities.
     picklist_values = models.JSONField(default=dict, blank=True)

@@ -223,13 +223,16 @@ def stored_opportunity_totals() -> dict[int, tuple[Any, ...]]:
 COVERED_PICKLISTS = ["ForecastCategoryName", "LeadSource", "Region__c", "StageName", "Type"]
 
 
-def expected_person_facts() -> dict[int, tuple[dict[str, int], Any, Any]]:
+def expected_person_facts() -> dict[int, tuple[dict[str, bool], Any, Any]]:
     """Every person's covered picklist values and latest Added / Removed times, recomputed in
     Python from the roles, opportunities and activities: (picklist_values, added, removed)."""
+    from opportunities.models import TotalsCoverage
     from opportunities.totals import picklist_key
 
+    # Those the rows cover now: a worker's beat may have rebuilt them with describe's fields.
+    covered = TotalsCoverage.objects.get(pk=1).picklist_fields
     live = {o.pk: o for o in Opportunity.objects.filter(is_deleted=False)}
-    facts: dict[int, tuple[dict[str, int], list[Any]]] = {}
+    facts: dict[int, tuple[dict[str, bool], list[Any]]] = {}
     pairs = {
         (role.person_id, role.opportunity_id)
         for role in ContactRole.objects.filter(is_deleted=False, person__isnull=False)
@@ -239,12 +242,11 @@ def expected_person_facts() -> dict[int, tuple[dict[str, int], Any, Any]]:
         assert person_id is not None
         opportunity = live[opportunity_id]
         values, _ = facts.setdefault(person_id, ({}, [None, None]))
-        for name in COVERED_PICKLISTS:
+        for name in covered:
             column = Opportunity.SALESFORCE_COLUMNS.get(name)
             value = getattr(opportunity, column) if column else opportunity.custom_fields.get(name)
             if value:
-                key = picklist_key(name, value)
-                values[key] = values.get(key, 0) + 1
+                values[picklist_key(name, value)] = True
     kinds = [ActivityType.ADDED_TO_OPPORTUNITY, ActivityType.REMOVED_FROM_OPPORTUNITY]
     for activity in Activity.objects.filter(activity_type__in=kinds, opportunity__in=list(live)):
         _, latest = facts.setdefault(activity.person_id, ({}, [None, None]))
