@@ -8,7 +8,7 @@ same page twice gives the same row.
 
 The semantics are those of the Opportunity Info tab (`selectors.person_opportunity_totals`): live
 roles on live opportunities, each opportunity counted once however many roles the person has on it,
-a missing amount adds nothing. Picklist values are counted over the same opportunities, for the
+a missing amount adds nothing. Picklist values are collected over the same opportunities, for the
 fields `TotalsCoverage` names; the latest activity times count activities on live opportunities,
 as the smart lists' activity filters do.
 """
@@ -89,7 +89,7 @@ def _select_sql(person_filter: str, picklist_fields: list[str], activity_times: 
     """SELECT of whole rows (`_columns()` order) for the people `person_filter` (a condition on
     `person_id`, or '') selects among those with a live role or an activity.
 
-    Three kinds of partial rows (totals; one picklist value's count; latest activity times) in one
+    Three kinds of partial rows (totals; one picklist value; latest activity times) in one
     UNION ALL, grouped by person: no join between them, which SQLite would run as a scan per
     person (ten minutes at 100,000 people)."""
     role, opportunity = ContactRole._meta.db_table, Opportunity._meta.db_table
@@ -222,6 +222,7 @@ def picklist_fields_to_cover() -> list[str]:
 
 
 def coverage_is_current() -> bool:
+    """Whether the rows hold the activity times and exactly the picklist fields describe shows."""
     coverage = TotalsCoverage.objects.filter(pk=1).first()
     return (
         coverage is not None

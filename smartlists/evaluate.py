@@ -442,7 +442,7 @@ def stored_presence_q(item: CheckedFilter) -> Q | None:
 @dataclass
 class StoredFacts:
     """What every totals row holds beyond the totals, as `TotalsCoverage` says: the picklist
-    fields whose values it counts, and whether its latest Added / Removed times are current."""
+    fields whose values it holds, and whether its latest Added / Removed times are current."""
 
     picklist_fields: frozenset[str] = frozenset()
     activity_times: bool = False
