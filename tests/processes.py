@@ -25,6 +25,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Redis databases the tests' processes use, three per pytest-xdist worker ("topology", "workers",
+# "stack"), so two workers never share a queue. OPPSYNC_TEST_REDIS_DB moves the whole block (a
+# second checkout running its suite beside this one); the benchmarks use 12 and 13.
+REDIS_SLOTS = ("topology", "workers", "stack")
+
+
+def redis_test_url(slot: str) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = int(os.environ.get("OPPSYNC_TEST_REDIS_DB", "0"))
+    number = base + len(REDIS_SLOTS) * int(worker or 0) + REDIS_SLOTS.index(slot)
+    return f"redis://127.0.0.1:6379/{number}"
+
+
 def database_url_of_test_database() -> str:
     """The URL of the database the running test uses, for processes the test starts."""
     settings = connection.settings_dict

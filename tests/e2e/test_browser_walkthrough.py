@@ -22,7 +22,7 @@ from opportunities.models import ContactRole, Opportunity
 from oppsync_site.roles import ADMINISTRATORS, MARKETERS, roles_apply
 from people.models import Person
 from salesforce_emulator.control import EmulatorControl
-from tests.processes import REPO, free_port, process_env, running, wait_until
+from tests.processes import REPO, free_port, process_env, redis_test_url, running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -65,7 +65,7 @@ def demo_stack(tmp_path):
         SALESFORCE_CLIENT_ID="",
         SALESFORCE_CLIENT_SECRET="",
         # A real Redis broker: the file broker's own tests are in tests/integration/test_run_stack.py.
-        REDIS_URL="redis://127.0.0.1:6379/14",
+        REDIS_URL=redis_test_url("workers"),
     )
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     log = tmp_path / "stack.log"

@@ -16,7 +16,7 @@ from campaigns.management.commands.demo_campaign import DEMO_NAME
 from campaigns.models import Delivery, DeliveryStatus
 from opportunities.models import Opportunity
 from oppsync_site.models import WorkerHeartbeat
-from tests.processes import free_port, process_env, running, wait_until
+from tests.processes import free_port, process_env, redis_test_url, running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -62,7 +62,7 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
         DEMO_PEOPLE="400",
         CELERY_HEARTBEAT_INTERVAL="1",
         SALESFORCE_SYNC_INTERVAL="1",
-        REDIS_URL="redis://127.0.0.1:6379/15" if broker == "redis" else "",
+        REDIS_URL=redis_test_url("stack") if broker == "redis" else "",
         SALESFORCE_CLIENT_ID="",
         SALESFORCE_CLIENT_SECRET="",
     )

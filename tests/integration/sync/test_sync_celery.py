@@ -16,10 +16,10 @@ from opportunities.sync import service
 from opportunities.sync.service import sync_cycle_run
 from tests.integration.sync.checks import assert_database_equals_org
 from tests.integration.sync.conftest import salesforce_environment
-from tests.processes import process_env, stop, wait_until
+from tests.processes import process_env, redis_test_url, stop, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
+REDIS_TEST_URL = redis_test_url("workers")
 
 
 def worker_env(org, tmp_path, broker: str, **extra: str) -> dict[str, str]:

@@ -19,10 +19,10 @@ from campaigns.receiver import Receiver
 from campaigns.services import campaign_save
 from opportunities.models import Activity, ActivityType, Opportunity, SyncCycle, SyncStatus
 from tests.integration.sync.conftest import salesforce_environment
-from tests.processes import free_port, process_env, running, wait_until
+from tests.processes import free_port, process_env, redis_test_url, running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-REDIS = "redis://127.0.0.1:6379/11"
+REDIS = redis_test_url("topology")
 SECRET = "whsec_topology_test_secret_01"
 
 
