@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
         "--people", type=int, default=None, help="people to generate (default: as many as opportunities)"
     )
     parser.add_argument(
+        "--demo-fields",
+        action="store_true",
+        help="give generated opportunities the custom fields of a real org (Region__c, Segment__c, Seats__c, Strategic__c, Renewal_Date__c)",
+    )
+    parser.add_argument(
         "--sales-team-rate", type=float, default=0.0, help="edits per second by the emulated sales team"
     )
     parser.add_argument("--session-seconds", type=float, default=7200.0, help="lifetime of an access token")
@@ -65,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     emulator = Emulator(config)
     if args.generate and emulator.store.count("Opportunity") == 0:
-        summary = generate_org(emulator.store, opportunities=args.generate, people=args.people)
+        summary = generate_org(
+            emulator.store, opportunities=args.generate, people=args.people, custom_fields=args.demo_fields
+        )
         print(f"Generated an org: {summary}", flush=True)
     app = build_app(emulator, sales_team_rate=args.sales_team_rate)
     print(

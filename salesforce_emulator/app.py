@@ -991,6 +991,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
             opportunities=int(body["opportunities"]),
             people=body.get("people"),
             seed=int(body.get("seed", 1)),
+            custom_fields=bool(body.get("custom_fields", False)),
         )
 
     def sales_team(body: dict[str, Any], request: Request) -> Any:

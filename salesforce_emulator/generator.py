@@ -28,6 +28,22 @@ HIDDEN_CONTACT_SHARE = 0.02
 # Weights of the stages in a living pipeline: many early, a good share closed.
 STAGE_WEIGHTS = [14, 10, 9, 8, 7, 6, 7, 6, 18, 15]
 ROLE_COUNT_WEIGHTS = [10, 17, 22, 24, 15, 12]  # 0..5 roles per opportunity, 2.5 on average
+# The custom Opportunity fields a real org carries, for the demo org (`--demo-fields`): the
+# README's examples segment by them.
+DEMO_OPPORTUNITY_FIELDS: list[dict[str, Any]] = [
+    {"name": "Region__c", "type": "picklist", "label": "Region", "values": ["EMEA", "AMER", "APAC", "LATAM"]},
+    {
+        "name": "Segment__c",
+        "type": "picklist",
+        "label": "Segment",
+        "values": ["Enterprise", "Mid-Market", "SMB"],
+    },
+    {"name": "Seats__c", "type": "double", "label": "Seats", "precision": 18, "scale": 0},
+    {"name": "Strategic__c", "type": "boolean", "label": "Strategic Account"},
+    {"name": "Renewal_Date__c", "type": "date", "label": "Renewal Date"},
+]
+REGION_WEIGHTS = [30, 40, 20, 10]
+SEGMENT_WEIGHTS = [20, 35, 45]
 
 
 class Pools:
@@ -43,10 +59,20 @@ class Pools:
 
 
 def generate_org(
-    store: Store, *, opportunities: int, people: int | None = None, seed: int = 1, progress: Any = None
+    store: Store,
+    *,
+    opportunities: int,
+    people: int | None = None,
+    seed: int = 1,
+    progress: Any = None,
+    custom_fields: bool = False,
 ) -> dict[str, Any]:
-    """Add `opportunities` opportunities and about as many people (80% contacts, 20% leads)."""
+    """Add `opportunities` opportunities and about as many people (80% contacts, 20% leads);
+    with `custom_fields`, the opportunities also carry `DEMO_OPPORTUNITY_FIELDS`."""
     started = time.monotonic()
+    if custom_fields:
+        for definition in DEMO_OPPORTUNITY_FIELDS:
+            store.add_custom_field("Opportunity", definition)
     rng = random.Random(seed)
     faker = Faker()
     faker.seed_instance(seed)
@@ -172,6 +198,8 @@ def generate_org(
                 else rng.choice(["Send proposal", "Demo", "Security review", "Legal review", None]),
                 **audit(stamp),
             }
+            if custom_fields:
+                record.update(_demo_values(rng, close_date, stage))
             store.derive_fields("Opportunity", record, {"StageName"}, stamp)
             opportunity_rows.append(record)
             role_count = rng.choices(range(6), ROLE_COUNT_WEIGHTS)[0]
@@ -207,6 +235,20 @@ def generate_org(
         "opportunities": opportunities,
         "contact_roles": role_total,
         "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def _demo_values(rng: random.Random, close_date: dt.date, stage: str) -> dict[str, Any]:
+    segment = rng.choices(["Enterprise", "Mid-Market", "SMB"], SEGMENT_WEIGHTS)[0]
+    seats = {"Enterprise": 500, "Mid-Market": 80, "SMB": 10}[segment]
+    return {
+        "Region__c": rng.choices(["EMEA", "AMER", "APAC", "LATAM"], REGION_WEIGHTS)[0],
+        "Segment__c": segment,
+        "Seats__c": float(max(1, round(rng.lognormvariate(0, 0.6) * seats))),
+        "Strategic__c": segment == "Enterprise" and rng.random() < 0.4,
+        "Renewal_Date__c": (close_date + dt.timedelta(days=365)).isoformat()
+        if stage == "Closed Won"
+        else None,
     }
 
 

@@ -15,7 +15,6 @@ import redis
 import requests
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, User
-from django.db import connection
 from django.db.models import Count, Q
 
 from opportunities.models import ContactRole, Opportunity
@@ -42,8 +41,6 @@ def _web_is_up(base: str) -> bool:
 @pytest.fixture
 def demo_stack(tmp_path):
     """`manage.py run_stack` without credentials: web, worker, beat and the emulator's demo org."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the browser walk runs once, in the PostgreSQL pass")
     if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: `make test` installs it (.ci/services.sh)")
     roles_apply(django_apps)
