@@ -30,7 +30,9 @@ from smartlists.validation import check_definition
 from tests.factories import ContactRoleFactory, OpportunityFactory, PersonFactory, field_definition
 from tests.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback, as the sync's transactional tests have: after a plain flush, their restore
+# would insert the content types the flush had already recreated.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 FIELDS = {
