@@ -2,7 +2,7 @@
 
 A Bulk 2.0 query job carries no ORDER BY (the API does not support it; the emulator refuses it as
 Salesforce documents), and a QUERY_TIMEOUT anywhere a window is read (the Bulk job, its REST
-fallback) splits the window into halves that commit their watermarks, instead of failing the
+fallback, the query again after INVALID_FIELD) splits the window into halves that commit their watermarks, instead of failing the
 object so that every backoff retries the whole load from the start.
 """
 
@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from opportunities.models import SyncObjectRun, SyncState
+from opportunities.models import FieldDefinition, SyncObjectRun, SyncState
 from opportunities.sync.objects import SYNCED_OBJECTS
 from tests.integration.sync.checks import assert_database_equals_org, ok_cycle
 
@@ -123,4 +123,26 @@ def test_a_query_timeout_of_the_rest_fallback_splits_the_window(org, synced_sett
     cycle = ok_cycle()
     _loaded_completely(cycle)
     assert org.stats()["bulk_job_states"].get("JobComplete", 0) >= 3
+    assert_database_equals_org(org)
+
+
+def test_a_query_timeout_after_describing_again_splits_the_window(org, synced_settings):
+    """The other way into a window's query: INVALID_FIELD (a field hidden between describes), a
+    describe, and the query again, which times out. That window is split too."""
+    org.create("Opportunity", {"Name": "Hide", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
+    ok_cycle()
+    org.hide_field("Opportunity", "Description")
+    org.create("Opportunity", {"Name": "After", "StageName": "Prospecting", "CloseDate": "2031-01-01"})
+    org.faults(
+        error={
+            "status": 400,
+            "error_code": "QUERY_TIMEOUT",
+            "message": QUERY_TIMEOUT,
+            "times": 1,
+            "path_contains": "/queryAll",  # the query after describing (the composite's are apart)
+        }
+    )
+    cycle = ok_cycle()
+    assert cycle.error_message == ""
+    assert not FieldDefinition.objects.get(sobject="Opportunity", api_name="Description").is_active
     assert_database_equals_org(org)
