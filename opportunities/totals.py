@@ -4,7 +4,8 @@ The sync calls `refresh_person_totals` with every person whose roles, opportunit
 Removed activities a page touched, inside the page's transaction, so a smart list never sees roles
 and totals disagree. A refresh recomputes the person's row from the roles, opportunities and
 activities themselves (never adds a delta), so it is idempotent and cannot drift: applying the
-same page twice gives the same row.
+same page twice gives the same row. Each page transaction first reads the coverage row once,
+locked against a rebuild (`locked_coverage`), and refreshes and decides with what it read.
 
 The semantics are those of the Opportunity Info tab (`selectors.person_opportunity_totals`): live
 roles on live opportunities, each opportunity counted once however many roles the person has on it,
@@ -15,9 +16,8 @@ as the smart lists' activity filters do.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -85,9 +85,9 @@ def _json_object_agg(key: str, value: str) -> str:
     return f"json_group_object({key}, {value})"
 
 
-def _select_sql(person_filter: str, picklist_fields: list[str], activity_times: bool) -> str:
-    """SELECT of whole rows (`_columns()` order) for the people `person_filter` (a condition on
-    `person_id`, or '') selects among those with a live role or an activity.
+def _select_sql(person_ids: Sequence[int] | None, picklist_fields: list[str], activity_times: bool) -> str:
+    """SELECT of whole rows (`_columns()` order) for these people (None: everyone) among those
+    with a live role or an activity.
 
     Three kinds of partial rows (totals; one picklist value; latest activity times) in one
     UNION ALL, grouped by person: no join between them, which SQLite would run as a scan per
@@ -101,6 +101,11 @@ def _select_sql(person_filter: str, picklist_fields: list[str], activity_times: 
             f"COALESCE(SUM(CASE WHEN {condition} THEN o.amount END), 0)",
             f"COALESCE(SUM(CASE WHEN {condition} THEN o.expected_revenue END), 0)",
         ]
+    # Integers from the database, written as literals: the same list appears in several parts of
+    # the statement, each condition on its own part's column.
+    listed = None if person_ids is None else ", ".join(str(int(pk)) for pk in person_ids)
+    role_condition = "" if listed is None else f" AND person_id IN ({listed})"
+    activity_condition = "" if listed is None else f" AND a.person_id IN ({listed})"
     names = [f"t{i}" for i in range(len(columns))]
     zeros = ", ".join(f"0 AS {n}" for n in names)
     # Typed NULLs: PostgreSQL would take an untyped one for text, which a timestamp column refuses.
@@ -109,7 +114,7 @@ def _select_sql(person_filter: str, picklist_fields: list[str], activity_times: 
     # DISTINCT pairs: a person with two roles on one opportunity counts it once.
     live_pairs = (
         f"(SELECT DISTINCT person_id, opportunity_id FROM {role} WHERE NOT is_deleted "
-        f"AND person_id IS NOT NULL AND opportunity_id IS NOT NULL{person_filter}) pr "
+        f"AND person_id IS NOT NULL AND opportunity_id IS NOT NULL{role_condition}) pr "
         f"JOIN {opportunity} o ON o.id = pr.opportunity_id"
     )
     parts = [
@@ -140,7 +145,7 @@ def _select_sql(person_filter: str, picklist_fields: list[str], activity_times: 
             f"SELECT a.person_id, {zeros}, CAST(NULL AS TEXT), {latest} "
             f"FROM {activity} a "
             f"JOIN {opportunity} o ON o.id = a.opportunity_id AND NOT o.is_deleted "
-            f"WHERE a.activity_type IN ({types}){person_filter.replace('person_id', 'a.person_id')} "
+            f"WHERE a.activity_type IN ({types}){activity_condition} "
             "GROUP BY a.person_id"
         )
     # Only presence matters (`true`): a count per key made every row a fifth wider to scan.
@@ -164,26 +169,33 @@ def _columns() -> list[str]:
     ]
 
 
-def _coverage(*, for_update: bool) -> TotalsCoverage:
-    """The coverage row, locked: shared by refreshes (which write rows with its fields) and
-    exclusive for a rebuild (which changes them), so no refresh writes a row with the fields a
-    rebuild has just replaced. SQLite takes one writer at a time anyway."""
-    coverage, _ = TotalsCoverage.objects.get_or_create(pk=1)
+def locked_coverage(*, exclusive: bool = False) -> TotalsCoverage:
+    """The coverage row, read once and locked until the caller's transaction ends: shared (FOR
+    SHARE) by the transactions that write rows with its fields or decide by them whether a change
+    moves the rows, exclusive (FOR UPDATE) for a rebuild, which changes them. A page applied while
+    a rebuild runs therefore waits for it and then sees the fields it covers, or the rebuild waits
+    for the page and then reads what the page wrote: a change to a field the rebuild starts
+    covering is never missed by both (P11 case 4). A page reads it once, at the start of its
+    transaction, and passes it to every refresh and to its change detection.
+
+    On SQLite every transaction is BEGIN IMMEDIATE (one writer at a time, settings), so the plain
+    read is enough there."""
+    lock = ""
     if connection.vendor == "postgresql":
-        lock = "UPDATE" if for_update else "SHARE"
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT picklist_fields, activity_times FROM {TotalsCoverage._meta.db_table} "
-                f"WHERE id = 1 FOR {lock}"
-            )
-            row = cursor.fetchone()
-        coverage.picklist_fields = row[0] if isinstance(row[0], list) else json.loads(row[0])
-        coverage.activity_times = row[1]
-    return coverage
+        lock = " FOR UPDATE" if exclusive else " FOR SHARE"
+    # Raw SQL: the ORM has no FOR SHARE; raw() still returns the model, its JSON decoded.
+    sql = f"SELECT * FROM {TotalsCoverage._meta.db_table} WHERE id = 1{lock}"
+    found = list(TotalsCoverage.objects.raw(sql))
+    if not found:  # a new database: the row is made once, then read (and locked) as always
+        TotalsCoverage.objects.get_or_create(pk=1)
+        found = list(TotalsCoverage.objects.raw(sql))
+    return found[0]
 
 
-def refresh_person_totals(person_ids: Iterable[int | None]) -> None:
-    """Recompute the totals rows of these people (None is ignored), in the caller's transaction."""
+def refresh_person_totals(person_ids: Iterable[int | None], coverage: TotalsCoverage | None = None) -> None:
+    """Recompute the totals rows of these people (None is ignored), in the caller's transaction,
+    with the fields of `coverage` (`locked_coverage()` of that transaction; read and locked here
+    when not given)."""
     ids = sorted({pk for pk in person_ids if pk is not None})
     if not ids:
         return
@@ -191,26 +203,18 @@ def refresh_person_totals(person_ids: Iterable[int | None]) -> None:
     columns = _columns()
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     with transaction.atomic(), connection.cursor() as cursor:
-        coverage = _coverage(for_update=False)
+        if coverage is None:
+            coverage = locked_coverage()
         for start in range(0, len(ids), _CHUNK):
-            # Integers from the database, written as literals: the same list appears in several
-            # parts of the statement.
-            chunk = ", ".join(str(int(pk)) for pk in ids[start : start + _CHUNK])
-            select = _select_sql(
-                f" AND person_id IN ({chunk})", coverage.picklist_fields, coverage.activity_times
-            )
-            cursor.execute(f"DELETE FROM {table} WHERE person_id IN ({chunk})")
+            chunk = ids[start : start + _CHUNK]
+            select = _select_sql(chunk, coverage.picklist_fields, coverage.activity_times)
+            listed = ", ".join(str(int(pk)) for pk in chunk)
+            cursor.execute(f"DELETE FROM {table} WHERE person_id IN ({listed})")
             # ON CONFLICT: a concurrent refresh of the same person overwrites instead of failing.
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(columns)}) {select} "
                 f"ON CONFLICT (person_id) DO UPDATE SET {updates}"
             )
-
-
-def covered_picklist_fields() -> frozenset[str]:
-    """The picklist fields the totals rows hold today: a change to one moves the rows."""
-    coverage = TotalsCoverage.objects.filter(pk=1).values_list("picklist_fields", flat=True).first()
-    return frozenset(coverage or ())
 
 
 def picklist_fields_to_cover() -> list[str]:
@@ -237,10 +241,10 @@ def rebuild_all_totals() -> int:
     Returns rows."""
     table = PersonOpportunityTotals._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
-        coverage = _coverage(for_update=True)
+        coverage = locked_coverage(exclusive=True)
         fields = picklist_fields_to_cover()
         cursor.execute(f"DELETE FROM {table}")
-        cursor.execute(f"INSERT INTO {table} ({', '.join(_columns())}) {_select_sql('', fields, True)}")
+        cursor.execute(f"INSERT INTO {table} ({', '.join(_columns())}) {_select_sql(None, fields, True)}")
         rows = cursor.rowcount
         coverage.picklist_fields, coverage.activity_times = fields, True
         coverage.rebuilt_at = timezone.now()
@@ -248,9 +252,12 @@ def rebuild_all_totals() -> int:
         return rows
 
 
-def people_of_opportunities(opportunity_ids: Iterable[int]) -> set[int]:
-    """Everyone with a role (live or not) or an Added / Removed activity on these opportunities:
-    their totals or latest activity times may have changed."""
+def people_of_opportunities(opportunity_ids: Iterable[int], *, liveness_changed: bool = True) -> set[int]:
+    """Everyone whose totals or latest activity times these opportunities may have moved: people
+    with a role (live or not) on them and, when they were deleted or undeleted
+    (`liveness_changed`), people with an Added / Removed activity on them. Only deletion and
+    undeletion change which activities count (those on live opportunities); an amount or a
+    stage changes nothing about them."""
     ids = list(opportunity_ids)
     people: set[int] = set()
     for start in range(0, len(ids), _CHUNK):
@@ -260,9 +267,10 @@ def people_of_opportunities(opportunity_ids: Iterable[int]) -> set[int]:
                 "person_id", flat=True
             )
         )
-        people.update(
-            Activity.objects.filter(
-                opportunity_id__in=chunk, activity_type__in=list(ACTIVITY_TIMES.values())
-            ).values_list("person_id", flat=True)
-        )
+        if liveness_changed:
+            people.update(
+                Activity.objects.filter(
+                    opportunity_id__in=chunk, activity_type__in=list(ACTIVITY_TIMES.values())
+                ).values_list("person_id", flat=True)
+            )
     return people

@@ -114,13 +114,24 @@ class QueryEngine:
 
     @staticmethod
     def _refuse_for_bulk(query: soql.Query) -> None:
-        # Bulk API 2.0 limits (salesforce-api.md §2.6): no aggregates, OFFSET or subqueries.
+        # Bulk API 2.0 limits (salesforce-api.md §2.8): no aggregates, OFFSET, subqueries or ORDER BY.
         if query.aggregates:
             raise soql.SoqlError("API_ERROR", "Aggregate queries are not supported in Bulk Query")
         if query.subqueries:
             raise soql.SoqlError("API_ERROR", "Parent-to-child subqueries are not supported in Bulk Query")
         if query.offset:
             raise soql.SoqlError("API_ERROR", "OFFSET is not supported in Bulk Query")
+        if query.order_by:
+            # The Bulk API 2.0 Developer Guide lists ORDER BY among the clauses its queries do not
+            # support ("Understanding Bulk API 2.0 Query", SOQL Considerations) and says it turns
+            # PK chunking off, so big jobs time out ("Troubleshooting Query Timeouts"). Neither
+            # page nor salesforce-api.md (section 2.8) gives the error an org answers with: the
+            # error code and shape are those of the refusals above, the words are ours.
+            raise soql.SoqlError(
+                "API_ERROR",
+                "ORDER BY is not supported in Bulk API 2.0 queries (it disables PK chunking); "
+                "query without it and order the results yourself",
+            )
 
     def _sobject(self, text: str, name: str) -> str:
         sobject = next((known for known in OBJECT_NAMES if known.lower() == name.lower()), None)

@@ -33,6 +33,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
+    SalesforceOperationError,
 )
 
 from .auth import SalesforceConfig, Token, http_session, token_request
@@ -95,6 +96,17 @@ def error_from_body(status: int, body: Any) -> SalesforceError:
     if status in RETRYABLE_STATUS:
         return SalesforceTransientError(f"Salesforce answered HTTP {status} {code}: {message}".strip())
     return SalesforceRequestError(f"Salesforce refused a request: {code or status}: {message}", code, status)
+
+
+def bulk_job_error(what: str, error: SalesforceOperationError) -> SalesforceError:
+    """Our exception for a Bulk API 2.0 job that ended Failed or Aborted (simple-salesforce raises
+    "Job failure. Response content: <errorMessage>"). A job that timed out names QUERY_TIMEOUT in
+    its errorMessage, as Bulk API 1.0's stateMessage does (clients match on the code): the window
+    is too wide, so the caller splits it. Any other failure is a refusal the REST API may not share."""
+    message = str(error).removeprefix("Job failure. Response content: ").strip()
+    if "QUERY_TIMEOUT" in message:
+        return SalesforceQueryTimeout(f"{what}: the Bulk job timed out ({message})")
+    return SalesforceRequestError(f"{what}: the Bulk job failed ({message})", "BULK_JOB_FAILED")
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
@@ -339,12 +351,18 @@ class SalesforceClient:
             first = next(pages, None)  # creates the job, waits for it, reads the first page
             return iter(()) if first is None else _chain(first, pages)
 
-        pages = self._call(f"bulk query {sobject}", start)
+        what = f"bulk query {sobject}"
+        try:
+            pages = self._call(what, start)
+        except SalesforceOperationError as error:  # the job failed while we waited for it
+            raise bulk_job_error(what, error) from error
         while True:
             try:
                 page = next(pages, None)
             except LibrarySalesforceError as error:
                 raise error_from_body(error.status, error.content) from error
+            except SalesforceOperationError as error:
+                raise bulk_job_error(what, error) from error
             except (
                 requests.ConnectionError,
                 requests.Timeout,

@@ -98,11 +98,25 @@ def minute_floor(value: dt.datetime) -> dt.datetime:
     return value.replace(second=0, microsecond=0)
 
 
-def window_soql(sobject: str, fields: dict[str, FieldInfo], lower: dt.datetime, upper: dt.datetime) -> str:
+def window_soql(
+    sobject: str,
+    fields: dict[str, FieldInfo],
+    lower: dt.datetime,
+    upper: dt.datetime,
+    *,
+    ordered: bool = True,
+) -> str:
+    """The query of one window. REST reads it in SystemModstamp order (ties by Id); a Bulk API
+    2.0 job (`ordered=False`) gets no ORDER BY: Bulk 2.0 does not support it and it turns PK
+    chunking off, so exactly the big first loads that use Bulk would run slow and time out
+    (Bulk API 2.0 Developer Guide, "Understanding Bulk API 2.0 Query" and "Troubleshooting Query
+    Timeouts"). The order does not matter for correctness: the watermark moves only after the
+    whole window is applied, and each row is applied by its own SystemModstamp."""
+    order = " ORDER BY SystemModstamp ASC, Id ASC" if ordered else ""
     return (
         f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} "
-        f"WHERE SystemModstamp > {soql_datetime(lower)} AND SystemModstamp <= {soql_datetime(upper)} "
-        "ORDER BY SystemModstamp ASC, Id ASC"
+        f"WHERE SystemModstamp > {soql_datetime(lower)} AND SystemModstamp <= {soql_datetime(upper)}"
+        f"{order}"
     )
 
 
@@ -416,18 +430,44 @@ class SyncEngine:
             if appeared and state.watermark is not None:
                 self._backfill(sobject, appeared)
             fields = active_fields(sobject)
-            page, fields = self._query_without_unreadable_paths(sobject, fields, window, state)
+            try:
+                page, fields = self._query_without_unreadable_paths(sobject, fields, window, state)
+            except SalesforceQueryTimeout:
+                self._split_window(sobject, lower, upper, state, progress)
+                return
         except SalesforceQueryTimeout:
             self._split_window(sobject, lower, upper, state, progress)
             return
         self._readable_again(sobject, fields, state)
+        try:
+            self._window_rows(sobject, page, fields, lower, upper, state, progress)
+        except SalesforceQueryTimeout:
+            # The Bulk job, its REST fallback or a later page timed out: too wide a window for
+            # the org. Halves commit their watermarks, so a retry never starts from the beginning.
+            logger.info("%s: the window %s to %s timed out; reading it in halves", sobject, lower, upper)
+            self._split_window(sobject, lower, upper, state, progress)
+            return
+        state.watermark = upper
+        with self.lock.fenced():
+            state.save(update_fields=["watermark"])
+
+    def _window_rows(
+        self,
+        sobject: str,
+        page: QueryPage,
+        fields: dict[str, FieldInfo],
+        lower: dt.datetime,
+        upper: dt.datetime,
+        state: SyncState,
+        progress: ObjectProgress,
+    ) -> None:
+        """Apply a window's rows, given its first REST page: through a Bulk API 2.0 job when a
+        first load finds more than SALESFORCE_BULK_THRESHOLD of them, else page by page. A
+        QUERY_TIMEOUT goes to the caller, which splits the window."""
         if state.initial_load_completed_at is None and page.total_size > settings.SALESFORCE_BULK_THRESHOLD:
             self._bulk_window(sobject, fields, lower, upper, page.total_size, progress)
         else:
             self._apply_pages(sobject, page, fields, progress)
-        state.watermark = upper
-        with self.lock.fenced():
-            state.save(update_fields=["watermark"])
 
     def _query_without_unreadable_paths(
         self,
@@ -483,7 +523,9 @@ class SyncEngine:
     def _split_window(
         self, sobject: str, lower: dt.datetime, upper: dt.datetime, state: SyncState, progress: ObjectProgress
     ) -> None:
-        """QUERY_TIMEOUT: read the window in halves, committing the watermark after each half."""
+        """QUERY_TIMEOUT: read the window in halves, committing the watermark after each half. Each
+        half is read as a window is (a first load's large half through Bulk, `_window_rows`); a
+        half whose query, Bulk job or REST fallback times out is halved again."""
         if upper - lower < dt.timedelta(minutes=1):
             raise SalesforceQueryTimeout(
                 f"{sobject}: Salesforce times out even on a one-minute window ({lower:%Y-%m-%d %H:%M})."
@@ -492,9 +534,11 @@ class SyncEngine:
         for part_lower, part_upper in ((lower, middle), (middle, upper)):
             fields = active_fields(sobject)
             try:
-                for records in self.client.query_all(window_soql(sobject, fields, part_lower, part_upper)):
-                    self._apply(sobject, records, fields, progress, 0)
+                page = self.client.query(window_soql(sobject, fields, part_lower, part_upper))
+                self._window_rows(sobject, page, fields, part_lower, part_upper, state, progress)
             except SalesforceQueryTimeout:
+                # Called from the handler: its own "even a one-minute window" error goes up to
+                # the object's failure instead of being split again by every level above.
                 self._split_window(sobject, part_lower, part_upper, state, progress)
             state.watermark = part_upper
             with self.lock.fenced():
@@ -509,11 +553,14 @@ class SyncEngine:
         total: int,
         progress: ObjectProgress,
     ) -> None:
-        """A large first load through a Bulk API 2.0 queryAll job (CSV pages)."""
-        soql = window_soql(sobject, fields, lower, upper)
+        """A large first load's window through a Bulk API 2.0 queryAll job (CSV pages), its query
+        without ORDER BY (`window_soql`). A QUERY_TIMEOUT, of the job or of the REST fallback,
+        goes to the caller, which splits the window."""
         self._within_quota()
         try:
-            for rows in self.client.bulk_query(sobject, soql):
+            for rows in self.client.bulk_query(
+                sobject, window_soql(sobject, fields, lower, upper, ordered=False)
+            ):
                 for start in range(0, len(rows), PAGE_SIZE):
                     self._apply(
                         sobject, [dict(r) for r in rows[start : start + PAGE_SIZE]], fields, progress, total
@@ -522,7 +569,7 @@ class SyncEngine:
         except SalesforceRequestError as error:
             # Bulk refused (compound fields, daily job limit): REST pages do the same work.
             logger.warning("%s: Bulk API refused (%s); paging through REST instead", sobject, error)
-            for records in self.client.query_all(soql):
+            for records in self.client.query_all(window_soql(sobject, fields, lower, upper)):
                 self._apply(sobject, records, fields, progress, total)
 
     def _apply(

@@ -50,5 +50,6 @@ def values_backfill(sobject: str, records: list[dict[str, Any]], fields: dict[st
                 row.custom_fields = {**row.custom_fields, name: json_value(value)}
     model.objects.bulk_update(rows, [*changed_columns, "custom_fields"], batch_size=500)  # type: ignore[attr-defined]
     if model is Opportunity:  # a field that became visible may be Amount: totals follow
-        refresh_person_totals(people_of_opportunities(row.pk for row in rows))
+        # No row was deleted or undeleted: only the roles' people can see a difference.
+        refresh_person_totals(people_of_opportunities((row.pk for row in rows), liveness_changed=False))
     return len(rows)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import models
 
-from ...models import Activity, ContactRole, Opportunity, SyncCycle
+from ...models import Activity, ContactRole, Opportunity, SyncCycle, TotalsCoverage
 from ...salesforce.records import FieldInfo, json_value, parse_value
 from ...totals import ACTIVITY_TIMES, refresh_person_totals
 
@@ -188,12 +188,13 @@ def new_activity(
     )
 
 
-def activities_save(activities: list[Activity]) -> None:
+def activities_save(activities: list[Activity], coverage: TotalsCoverage | None = None) -> None:
     """Insert activities (each once: the unique constraint) and refresh the totals rows of the
-    people with an Added / Removed one among them: the smart lists read the latest times there."""
+    people with an Added / Removed one among them: the smart lists read the latest times there.
+    `coverage`: the page transaction's `locked_coverage()`, read once for all its refreshes."""
     Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
     kinds = set(ACTIVITY_TIMES.values())
-    refresh_person_totals(a.person_id for a in activities if a.activity_type in kinds)
+    refresh_person_totals((a.person_id for a in activities if a.activity_type in kinds), coverage)
 
 
 def role_activity(

@@ -12,7 +12,7 @@ from people.models import Person
 
 from ...models import Activity, ActivityType, ContactRole, Opportunity
 from ...salesforce.records import FieldInfo
-from ...totals import refresh_person_totals
+from ...totals import locked_coverage, refresh_person_totals
 from .common import ROLE_COLUMNS, ApplyContext, incoming_rows, is_linked, parse_all, role_activity
 
 
@@ -23,6 +23,8 @@ def contact_roles_apply(
     if not parsed_by_id:
         return
     with transaction.atomic():
+        # Before any row is written, as every page does (totals.locked_coverage).
+        coverage = locked_coverage()
         existing = {r.sf_id: r for r in ContactRole.objects.filter(sf_id__in=list(parsed_by_id))}
         contact_ids = {p.get("ContactId") for p in parsed_by_id.values() if p.get("ContactId")}
         opportunity_sf_ids = {p.get("OpportunityId") for p in parsed_by_id.values() if p.get("OpportunityId")}
@@ -108,7 +110,7 @@ def contact_roles_apply(
             batch_size=500,
         )
         Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
-        refresh_person_totals(touched_people)
+        refresh_person_totals(touched_people, coverage)
 
 
 def _added_activities_insert(role_sf_ids: list[str], ctx: ApplyContext) -> None:

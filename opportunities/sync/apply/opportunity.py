@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db import transaction
 
-from ...models import Activity, ActivityType, ContactRole, Opportunity
+from ...models import Activity, ActivityType, ContactRole, Opportunity, TotalsCoverage
 from ...salesforce.records import FieldInfo, json_value
-from ...totals import covered_picklist_fields, people_of_opportunities, refresh_person_totals
+from ...totals import locked_coverage, people_of_opportunities, refresh_person_totals
 from .common import (
     NOT_TRACKED,
     OPPORTUNITY_COLUMNS,
@@ -31,6 +31,9 @@ def opportunities_apply(
     if not parsed_by_id:
         return
     with transaction.atomic():
+        # First, before any row is written: which picklist fields the totals rows hold, locked
+        # until the page commits, so a rebuild never runs between our reading and our writing.
+        coverage = locked_coverage()
         existing = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id))}
         to_create: list[Opportunity] = []
         changed: list[OpportunityChange] = []
@@ -66,9 +69,9 @@ def opportunities_apply(
             else:
                 ctx.counters.updated += 1
         Opportunity.objects.bulk_create(to_create, batch_size=1000)
-        activities = _opportunity_changes_save(changed, ctx)
-        activities += _link_roles_to_new_opportunities(to_create, ctx)
-        activities_save(activities)
+        activities = _opportunity_changes_save(changed, ctx, coverage)
+        activities += _link_roles_to_new_opportunities(to_create, ctx, coverage)
+        activities_save(activities, coverage)
 
 
 # What a person's opportunity totals are made of, besides the covered picklist fields' values: a
@@ -77,9 +80,12 @@ TOTALS_FIELDS = frozenset({"Amount", "ExpectedRevenue", "IsClosed", "IsWon"})
 OpportunityChange = tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]
 
 
-def _opportunity_changes_save(changed: list[OpportunityChange], ctx: ApplyContext) -> list[Activity]:
+def _opportunity_changes_save(
+    changed: list[OpportunityChange], ctx: ApplyContext, coverage: TotalsCoverage
+) -> list[Activity]:
     """Write changed opportunities (values already set on them), refresh the totals of the people
-    whose totals they move, and return the activities the changes record."""
+    whose totals they move (`coverage`: the transaction's `locked_coverage()`), and return the
+    activities the changes record."""
     if not changed:
         return []
     update_fields = [
@@ -90,13 +96,17 @@ def _opportunity_changes_save(changed: list[OpportunityChange], ctx: ApplyContex
         "synced_at",
     ]
     Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
-    in_totals = TOTALS_FIELDS | covered_picklist_fields()
-    moving_totals = [
+    in_totals = TOTALS_FIELDS | set(coverage.picklist_fields)
+    # Deleted or undeleted: its activities start or stop counting too. Otherwise only its roles'
+    # people can see a difference.
+    liveness = [o.pk for o, _, was_deleted, is_deleted, _ in changed if was_deleted != is_deleted]
+    values = [
         o.pk
         for o, changes, was_deleted, is_deleted, _ in changed
-        if was_deleted != is_deleted or in_totals & changes.keys()
+        if was_deleted == is_deleted and in_totals & changes.keys()
     ]
-    refresh_person_totals(people_of_opportunities(moving_totals))
+    people = people_of_opportunities(liveness) | people_of_opportunities(values, liveness_changed=False)
+    refresh_person_totals(people, coverage)
     return _opportunity_activities(changed, ctx)
 
 
@@ -165,7 +175,9 @@ def _opportunity_activities(changed: list[OpportunityChange], ctx: ApplyContext)
     return activities
 
 
-def _link_roles_to_new_opportunities(created: list[Opportunity], ctx: ApplyContext) -> list[Activity]:
+def _link_roles_to_new_opportunities(
+    created: list[Opportunity], ctx: ApplyContext, coverage: TotalsCoverage
+) -> list[Activity]:
     """Roles that arrived before their opportunity link up now; live ones with a person are added."""
     if not created:
         return []
@@ -189,7 +201,7 @@ def _link_roles_to_new_opportunities(created: list[Opportunity], ctx: ApplyConte
             occurred_at = role.system_modstamp or opportunity.system_modstamp or dt.datetime.now(dt.UTC)
             activities.append(role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
     ContactRole.objects.bulk_update(waiting, ["opportunity"], batch_size=500)
-    refresh_person_totals(role.person_id for role in waiting)
+    refresh_person_totals((role.person_id for role in waiting), coverage)
     return activities
 
 
@@ -197,6 +209,7 @@ def opportunities_delete(deleted_at: dict[str, dt.datetime], ctx: ApplyContext) 
     """Opportunities gone from Salesforce (purged, or no longer visible): their people are removed,
     each removal dated by when its opportunity went (`deleted_at` by Salesforce id)."""
     with transaction.atomic():
+        coverage = locked_coverage()
         opportunities = list(Opportunity.objects.filter(sf_id__in=list(deleted_at), is_deleted=False))
         gone_at = {o.pk: deleted_at[o.sf_id] for o in opportunities}
         roles = ContactRole.objects.filter(
@@ -209,7 +222,7 @@ def opportunities_delete(deleted_at: dict[str, dt.datetime], ctx: ApplyContext) 
         ]
         Opportunity.objects.filter(pk__in=[o.pk for o in opportunities]).update(is_deleted=True)
         Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
-        refresh_person_totals(people_of_opportunities(o.pk for o in opportunities))
+        refresh_person_totals(people_of_opportunities(o.pk for o in opportunities), coverage)
         ctx.counters.deleted += len(opportunities)
 
 
@@ -227,6 +240,7 @@ def opportunity_formulas_refresh(
     if not parsed_by_id:
         return 0
     with transaction.atomic():
+        coverage = locked_coverage()
         existing = {
             o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id), is_deleted=False)
         }
@@ -247,7 +261,7 @@ def opportunity_formulas_refresh(
                 setattr(opportunity, column, value)
             opportunity.custom_fields = {**opportunity.custom_fields, **custom}
             changed.append((opportunity, field_changes, False, False, detected_at))
-        activities = _opportunity_changes_save(changed, ctx)
+        activities = _opportunity_changes_save(changed, ctx, coverage)
         Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
         ctx.counters.updated += len(changed)
         return len(changed)

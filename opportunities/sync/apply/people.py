@@ -12,9 +12,9 @@ from django.db.models import Q
 
 from people.models import Person
 
-from ...models import Activity, ActivityType, ContactRole
+from ...models import Activity, ActivityType, ContactRole, TotalsCoverage
 from ...salesforce.records import FieldInfo
-from ...totals import refresh_person_totals
+from ...totals import locked_coverage, refresh_person_totals
 from .common import (
     CONTACT_COLUMNS,
     LEAD_COLUMNS,
@@ -31,6 +31,7 @@ def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], 
     if not parsed_by_id:
         return
     with transaction.atomic():
+        coverage = locked_coverage()  # once for the page's refreshes (totals.locked_coverage)
         existing = {p.sf_contact_id: p for p in Person.objects.filter(sf_contact_id__in=list(parsed_by_id))}
         to_create: list[Person] = []
         to_update: list[Person] = []
@@ -80,13 +81,15 @@ def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], 
         )
         # Every contact of the page, not only new people: a person may have been waiting under
         # this contact id already (a lead converted into a contact OppSync could not see).
-        activities = _link_roles_to_new_people(list(parsed_by_id), ctx)
-        activities_save(activities)
+        activities = _link_roles_to_new_people(list(parsed_by_id), ctx, coverage)
+        activities_save(activities, coverage)
         for loser_id, master_id in merges:
-            people_merge(loser_contact_id=loser_id, master_contact_id=master_id)
+            people_merge(loser_contact_id=loser_id, master_contact_id=master_id, coverage=coverage)
 
 
-def _link_roles_to_new_people(contact_ids: list[str], ctx: ApplyContext) -> list[Activity]:
+def _link_roles_to_new_people(
+    contact_ids: list[str], ctx: ApplyContext, coverage: TotalsCoverage | None = None
+) -> list[Activity]:
     """Roles that pointed at a contact OppSync did not know link up when a person with that
     contact id appears (the contact itself, or a lead converted into it)."""
     if not contact_ids:
@@ -113,11 +116,13 @@ def _link_roles_to_new_people(contact_ids: list[str], ctx: ApplyContext) -> list
             occurred_at = role.system_modstamp or role.opportunity.system_modstamp or dt.datetime.now(dt.UTC)
             activities.append(role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
     ContactRole.objects.bulk_update(waiting, ["person"], batch_size=500)
-    refresh_person_totals(role.person_id for role in waiting)
+    refresh_person_totals((role.person_id for role in waiting), coverage)
     return activities
 
 
-def people_merge(*, loser_contact_id: str, master_contact_id: str) -> None:
+def people_merge(
+    *, loser_contact_id: str, master_contact_id: str, coverage: TotalsCoverage | None = None
+) -> None:
     """A contact merged into another: its history moves to the master person, it points there."""
     loser = Person.objects.filter(sf_contact_id=loser_contact_id).first()
     master = Person.objects.filter(sf_contact_id=master_contact_id).first()
@@ -128,7 +133,7 @@ def people_merge(*, loser_contact_id: str, master_contact_id: str) -> None:
     # person, not a removal and an addition. When the roles' own update arrives it changes nothing.
     ContactRole.objects.filter(person=loser).update(person=master, sf_contact_id=master_contact_id)
     Person.objects.filter(pk=loser.pk).update(merged_into=master, is_deleted_in_salesforce=True)
-    refresh_person_totals([loser.pk, master.pk])
+    refresh_person_totals([loser.pk, master.pk], coverage)
 
 
 def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
@@ -136,6 +141,7 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
     if not parsed_by_id:
         return
     with transaction.atomic():
+        coverage = locked_coverage()  # once for the page's refreshes (totals.locked_coverage)
         converted_to = {
             p.get("ConvertedContactId") for p in parsed_by_id.values() if p.get("ConvertedContactId")
         }
@@ -203,10 +209,10 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
             batch_size=500,
         )
         # A lead converted into a contact: roles waiting for that contact are the person's now.
-        activities = _link_roles_to_new_people([c for c in converted_to if c], ctx)
-        activities_save(activities)
+        activities = _link_roles_to_new_people([c for c in converted_to if c], ctx, coverage)
+        activities_save(activities, coverage)
         # A converted lead's activities moved to the contact's person: their latest times too.
-        refresh_person_totals(converted_people)
+        refresh_person_totals(converted_people, coverage)
 
 
 def people_flag_deleted(

@@ -142,6 +142,33 @@ def test_simple_salesforce_bulk2_reads_every_page(emulator, sf, tag):
     assert len(rows) == 25
 
 
+def test_a_bulk_query_job_with_order_by_is_refused_as_bulk_api_2_refuses_it(client, sf, tag):
+    """Bulk API 2.0 does not support ORDER BY in a query job (it would disable PK chunking): the
+    job is refused when created, in Salesforce's error shape, while REST takes the same query and
+    Bulk takes it without the ORDER BY."""
+    client.emulator.create("Contact", *[{"LastName": f"{tag}-{i}"} for i in range(3)])
+    ordered = (
+        f"SELECT Id, LastName FROM Contact WHERE LastName LIKE '{tag}%' ORDER BY SystemModstamp ASC, Id ASC"
+    )
+    jobs_before = client.emulator.stats()["bulk_jobs"]
+    for operation in ("query", "queryAll"):
+        status, body = client.post("jobs/query", {"operation": operation, "query": ordered})
+        assert status == 400, body
+        [error] = body
+        assert error["errorCode"] == "API_ERROR"
+        assert "ORDER BY is not supported in Bulk API 2.0 queries" in error["message"]
+    assert client.emulator.stats()["bulk_jobs"] == jobs_before  # no job was made
+    unordered = ordered.split(" ORDER BY")[0]
+    # Lower case, one key, DESC: still ORDER BY.
+    status, _ = client.post("jobs/query", {"operation": "query", "query": f"{unordered} order by Id desc"})
+    assert status == 400
+    assert len(client.records(ordered)) == 3  # REST orders as asked
+    status, job = client.post("jobs/query", {"operation": "query", "query": unordered})
+    assert status == 200 and job["state"] == "UploadComplete", job
+    pages = list(sf.bulk2.Contact.query(unordered, wait=0.05))
+    assert sum(len(page.splitlines()) - 1 for page in pages) == 3
+
+
 def test_the_resource_indexes_and_record_counts(client):
     status, index = client.get("")
     assert status == 200 and index["query"] == f"/services/data/v{VERSION}/query"

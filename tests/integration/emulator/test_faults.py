@@ -11,6 +11,7 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
     SalesforceGeneralError,
     SalesforceMalformedRequest,
+    SalesforceOperationError,
     SalesforceRefusedRequest,
 )
 
@@ -102,6 +103,36 @@ def test_query_timeout_for_wide_windows(emulator, sf):
     ]
     with pytest.raises(SalesforceMalformedRequest):
         sf.query("SELECT Id FROM Opportunity")
+
+
+def _window(days: float) -> str:
+    now = dt.datetime.now(dt.UTC)
+    start = (now - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"WHERE SystemModstamp > {start} AND SystemModstamp <= {now.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+@pytest.mark.parametrize("fault", ["bulk_query_timeout_days", "query_timeout_days"])
+def test_a_bulk_job_over_a_wide_window_fails_with_query_timeout(emulator, sf, fault):
+    """The job is accepted, then ends Failed with QUERY_TIMEOUT in its errorMessage (as a query
+    that ran too long does); a narrower window completes. `bulk_query_timeout_days` times out
+    Bulk jobs only, so the REST query of the same window still answers."""
+    emulator.faults(**{fault: 7})
+    wide = f"SELECT Id FROM Opportunity {_window(30)}"
+    job = sf.restful("jobs/query", method="POST", json={"operation": "queryAll", "query": wide})
+    assert job["state"] == "UploadComplete"
+    polled = sf.restful(f"jobs/query/{job['id']}")
+    assert polled["state"] == "Failed"
+    assert polled["errorMessage"] == "QUERY_TIMEOUT: Your query request was running for too long."
+    response = sf.session.get(f"{sf.base_url}jobs/query/{job['id']}/results", headers=sf.headers)
+    assert response.status_code == 412
+    with pytest.raises(SalesforceOperationError, match="QUERY_TIMEOUT"):
+        list(sf.bulk2.Opportunity.query_all(wide, wait=0.05))
+    list(sf.bulk2.Opportunity.query_all(f"SELECT Id FROM Opportunity {_window(3)}", wait=0.05))
+    if fault == "bulk_query_timeout_days":
+        sf.query(wide)
+    else:
+        with pytest.raises(SalesforceMalformedRequest):
+            sf.query(wide)
 
 
 def test_a_connection_dropped_mid_page(emulator, sf):
