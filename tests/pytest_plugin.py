@@ -14,6 +14,7 @@ LINELIST: Final = "linelist"  # a variable: mypy reads a literal `type=` argumen
 def pytest_addoption(parser: pytest.Parser) -> None:
     for name in PASS_ONLY:
         parser.addini(name, help=f"test folders marked {name}", type=LINELIST)
+    parser.addini("run_first", help="test files that start before the others", type=LINELIST)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -24,3 +25,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if any(item.path.is_relative_to(folder) for folder in folders):
                 item.add_marker(marker)
+    first = [config.rootpath / path for path in config.getini("run_first")]
+    # A stable sort: each file's tests stay together and in their order.
+    items.sort(key=lambda item: first.index(item.path) if item.path in first else len(first))

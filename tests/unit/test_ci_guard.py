@@ -21,7 +21,9 @@ def scratch_tests():
 
 def _make_pytest(target: str, args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "--no-print-directory", target, f"PYTEST_ARGS={args}"],
+        # One xdist process: the same pytest line as the suite's, without booting three Djangos
+        # for a single scratch file.
+        ["make", "--no-print-directory", target, f"PYTEST_ARGS={args}", "PYTEST_WORKERS=1"],
         cwd=REPO,
         capture_output=True,
         text=True,
