@@ -209,15 +209,66 @@ def time_frame(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
 
 
 # --- values and conditions -------------------------------------------------------------------------
+# What PostgreSQL can cast without raising: a number (any size: cast to unconstrained NUMERIC),
+# a date of year 0001-9999 with a real month and day, an ISO date-time built on one. The regular
+# expressions are data (parameters), never spliced into the SQL.
+_NUMBER_TEXT = r"^\s*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]{1,4})?\s*$"
+_DATE_PART = r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_DATE_TEXT = rf"^{_DATE_PART}$"
+_DATETIME_TEXT = (
+    rf"^{_DATE_PART}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{{1,6}})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?$"
+)
+
+
+class CheckedCast(Func):
+    """Text cast to a field type, or NULL where the text is not of that type.
+
+    A custom field (or an activity's value) can hold text of another type: a value synced before
+    the field's type changed in Salesforce. PostgreSQL stops the whole query at the first such
+    cast (`invalid input syntax for type numeric: "abc"`), so one record would make every read
+    of a list a 500; there the text is checked first (a regular expression, then for dates that
+    the day exists in its month). SQLite never raises on a cast: plain CAST there."""
+
+    def __init__(self, text: Any, kind: FieldType) -> None:
+        self.kind = kind
+        fields: dict[str, Any] = {"date": DateField(), "datetime": DateTimeField(), "boolean": BooleanField()}
+        super().__init__(text, output_field=fields.get(kind, NUMBER))
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
+        return compiler.compile(Cast(self.source_expressions[0], self.output_field))
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        text, params = compiler.compile(self.source_expressions[0])
+        t, p = f"({text})", list(params)
+        if self.kind == "boolean":
+            return f"CASE WHEN lower({t}) IN ('true', 'false') THEN {t}::boolean END", p * 2
+        if self.kind not in ("date", "datetime"):
+            return f"CASE WHEN {t} ~ %s THEN {t}::numeric END", [*p, _NUMBER_TEXT, *p]
+        pattern = _DATE_TEXT if self.kind == "date" else _DATETIME_TEXT
+        cast = "date" if self.kind == "date" else "timestamptz"
+        # The first of the month plus (day - 1) days lands in the next month when the day does
+        # not exist (30 February); make_date never raises for a year, month and day so checked.
+        day = f"substr({t}, 9, 2)::int"
+        first = f"make_date(substr({t}, 1, 4)::int, substr({t}, 6, 2)::int, 1)"
+        sql = (
+            f"CASE WHEN {t} ~ %s THEN CASE WHEN extract(day from {first} + ({day} - 1)) = {day} "
+            f"THEN {t}::{cast} END END"
+        )
+        return sql, [*p, pattern, *p, *p, *p, *p, *p]
+
+
 def _cast(text: Any, kind: FieldType) -> Any:
-    if kind in ("number", "currency", "percent"):
-        return Cast(text, NUMBER)
-    if kind == "date":
-        return Cast(text, DateField())
-    if kind == "datetime":
-        return Cast(text, DateTimeField())
-    if kind == "boolean":
-        return Cast(text, BooleanField())
+    if kind in ("number", "currency", "percent", "date", "datetime", "boolean"):
+        return CheckedCast(text, kind)
     return text
 
 
