@@ -64,9 +64,7 @@ class ActivityFilter(django_filters.FilterSet):
     person = IdFilter(field_name="person_id", help_text="OppSync person id.")
     opportunity = IdFilter(field_name="opportunity_id", help_text="OppSync opportunity id.")
     type = django_filters.ChoiceFilter(field_name="activity_type", choices=ActivityType.choices)
-    since = UtcIsoDateTimeFilter(
-        field_name="occurred_at", lookup_expr="gte", help_text="ISO 8601 date-time."
-    )
+    since = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", help_text="ISO 8601 date-time.")
 
     class Meta:
         model = Activity
