@@ -54,8 +54,10 @@ def totals_column(total: str, constraints: list[tuple[str, str]]) -> str | None:
     return None
 
 
-# Describe types the smart lists treat as picklists (`smartlists.registry.TYPE_BY_SALESFORCE`).
-PICKLIST_TYPES = ("picklist", "multipicklist", "combobox")
+# Describe types whose values the rows hold (`picklist_key`): one value per opportunity. Not
+# multi-select picklists: their "A;B" is a set, which smart lists match item by item through the
+# roles (`smartlists.evaluate._holds`); a key per whole set would answer "is A" wrongly.
+PICKLIST_TYPES = ("picklist", "combobox")
 # Salesforce API names are letters, digits and underscores; only such a name is written into SQL.
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ACTIVITY_TIMES = {

@@ -46,7 +46,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat, StrIndex
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -125,7 +125,32 @@ class Clock:
         return self.now.astimezone(self.tz).date()
 
     def midnight(self, day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)
+        """The first moment of `day` in the subscription's zone, in UTC (stopping at the ends of
+        the calendar: the midnight of 0001-01-01 east of UTC lies before it)."""
+        return _or_edge(
+            lambda: dt.datetime.combine(day, dt.time.min, tzinfo=self.tz).astimezone(dt.UTC),
+            EARLIEST if day.year == dt.MINYEAR else LATEST,
+        )
+
+
+# The ends of the calendar, where window arithmetic stops instead of raising. Validation keeps
+# every value between 1700 and 4000 (the dates Salesforce stores), so only a clock or a rule far
+# outside that range ever reaches them.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _or_edge(compute: Callable[[], Any], edge: Any) -> Any:
+    """`compute()`, or `edge` where it leaves the calendar (OverflowError; ValueError for a
+    year out of range)."""
+    try:
+        return compute()
+    except (OverflowError, ValueError):
+        return edge
+
+
+def _next_day(day: dt.date) -> dt.date:
+    return _or_edge(lambda: day + dt.timedelta(days=1), dt.date.max)
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -134,16 +159,31 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def shift(moment: Any, amount: int, unit: str) -> Any:
-    """`moment` (a date or datetime) moved by `amount` days, weeks, months or years."""
+def _shift(moment: Any, amount: int, unit: str) -> Any:
     if unit == "day":
         return moment + dt.timedelta(days=amount)
     if unit == "week":
         return moment + dt.timedelta(weeks=amount)
     months = amount * (12 if unit == "year" else 1)
     if isinstance(moment, dt.datetime):
+        # timetz(): the zone stays, so the wall-clock time does (and its offset follows the date).
         return dt.datetime.combine(add_months(moment.date(), months), moment.timetz())
     return add_months(moment, months)
+
+
+def shift(moment: Any, amount: int, unit: str, tz: dt.tzinfo | None = None) -> Any:
+    """`moment` (a date or datetime) moved by `amount` days, weeks, months or years.
+
+    A datetime moves on the wall clock of `tz` (the subscription's zone), then comes back in UTC:
+    "in past 1 month" at 05:00 on 1 March in Tokyo starts at 05:00 on 1 February in Tokyo, not a
+    month before the UTC date (28 February). Past the ends of the calendar it stops at them."""
+    if isinstance(moment, dt.datetime):
+        local = moment.astimezone(tz) if tz is not None and timezone.is_aware(moment) else moment
+        return _or_edge(
+            lambda: _shift(local, amount, unit).astimezone(dt.UTC),
+            LATEST if amount > 0 else EARLIEST,
+        )
+    return _or_edge(lambda: _shift(moment, amount, unit), dt.date.max if amount > 0 else dt.date.min)
 
 
 def time_frame(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
@@ -169,15 +209,66 @@ def time_frame(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
 
 
 # --- values and conditions -------------------------------------------------------------------------
+# What PostgreSQL can cast without raising: a number (any size: cast to unconstrained NUMERIC),
+# a date of year 0001-9999 with a real month and day, an ISO date-time built on one. The regular
+# expressions are data (parameters), never spliced into the SQL.
+_NUMBER_TEXT = r"^\s*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]{1,4})?\s*$"
+_DATE_PART = r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_DATE_TEXT = rf"^{_DATE_PART}$"
+_DATETIME_TEXT = (
+    rf"^{_DATE_PART}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{{1,6}})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?$"
+)
+
+
+class CheckedCast(Func):
+    """Text cast to a field type, or NULL where the text is not of that type.
+
+    A custom field (or an activity's value) can hold text of another type: a value synced before
+    the field's type changed in Salesforce. PostgreSQL stops the whole query at the first such
+    cast (`invalid input syntax for type numeric: "abc"`), so one record would make every read
+    of a list a 500; there the text is checked first (a regular expression, then for dates that
+    the day exists in its month). SQLite never raises on a cast: plain CAST there."""
+
+    def __init__(self, text: Any, kind: FieldType) -> None:
+        self.kind = kind
+        fields: dict[str, Any] = {"date": DateField(), "datetime": DateTimeField(), "boolean": BooleanField()}
+        super().__init__(text, output_field=fields.get(kind, NUMBER))
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
+        return compiler.compile(Cast(self.source_expressions[0], self.output_field))
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        text, params = compiler.compile(self.source_expressions[0])
+        t, p = f"({text})", list(params)
+        if self.kind == "boolean":
+            return f"CASE WHEN lower({t}) IN ('true', 'false') THEN {t}::boolean END", p * 2
+        if self.kind not in ("date", "datetime"):
+            return f"CASE WHEN {t} ~ %s THEN {t}::numeric END", [*p, _NUMBER_TEXT, *p]
+        pattern = _DATE_TEXT if self.kind == "date" else _DATETIME_TEXT
+        cast = "date" if self.kind == "date" else "timestamptz"
+        # The first of the month plus (day - 1) days lands in the next month when the day does
+        # not exist (30 February); make_date never raises for a year, month and day so checked.
+        day = f"substr({t}, 9, 2)::int"
+        first = f"make_date(substr({t}, 1, 4)::int, substr({t}, 6, 2)::int, 1)"
+        sql = (
+            f"CASE WHEN {t} ~ %s THEN CASE WHEN extract(day from {first} + ({day} - 1)) = {day} "
+            f"THEN {t}::{cast} END END"
+        )
+        return sql, [*p, pattern, *p, *p, *p, *p, *p]
+
+
 def _cast(text: Any, kind: FieldType) -> Any:
-    if kind in ("number", "currency", "percent"):
-        return Cast(text, NUMBER)
-    if kind == "date":
-        return Cast(text, DateField())
-    if kind == "datetime":
-        return Cast(text, DateTimeField())
-    if kind == "boolean":
-        return Cast(text, BooleanField())
+    if kind in ("number", "currency", "percent", "date", "datetime", "boolean"):
+        return CheckedCast(text, kind)
     return text
 
 
@@ -210,15 +301,29 @@ def _bounds(day: Any, kind: FieldType, clock: Clock) -> tuple[Any, Any]:
     """The first moment of `day` and the first after it, in the field's own terms."""
     if isinstance(day, dt.datetime):
         moment = day if timezone.is_aware(day) else day.replace(tzinfo=clock.tz)
-        return moment, moment + dt.timedelta(microseconds=1)
+        # In UTC, as the database takes them; 9999-12-31T23:59:59.999999 has no next moment.
+        first = _or_edge(lambda: moment.astimezone(dt.UTC), EARLIEST if moment.year == dt.MINYEAR else LATEST)
+        return first, _or_edge(lambda: first + dt.timedelta(microseconds=1), LATEST)
     if kind == "datetime":
-        return clock.midnight(day), clock.midnight(day + dt.timedelta(days=1))
-    return day, day + dt.timedelta(days=1)
+        return clock.midnight(day), clock.midnight(_next_day(day))
+    return day, _next_day(day)
 
 
-def condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Clock) -> Q:
+def _holds(expr: Any, value: str) -> Q:
+    """A multi-select picklist's "A;B" holds `value` as one of its items: `;A;B;` contains
+    `;value;` (INSTR on SQLite, STRPOS on PostgreSQL: exact and case-sensitive as `is` on a
+    picklist is, no LIKE wildcards to escape). Validation refuses values containing `;`."""
+    items = Concat(Value(";"), expr, Value(";"), output_field=TextField())
+    return Q(GreaterThan(StrIndex(items, Value(f";{value};")), 0))
+
+
+def condition(
+    expr: Any, kind: FieldType, operator: str, value: Any, clock: Clock, *, multiple: bool = False
+) -> Q:
     """One operator over one value expression, NULL-safe: a negative operator matches an empty
-    value too (an opportunity without a region "is not EMEA")."""
+    value too (an opportunity without a region "is not EMEA"). `multiple`: a multi-select
+    picklist, whose `is` matches when its set holds any of the values (and `is not` when it
+    holds none), as Salesforce's INCLUDES and Marketo's multi-select filters do."""
     empty = Q(IsNull(expr, True))
     if kind in ("text", "picklist"):
         empty |= Q(Exact(expr, ""))
@@ -238,9 +343,12 @@ def condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Cloc
         return true if operator == "is_true" else ~true | Q(is_null(expr, True))
     negative = {"is_not": "is", "not_contains": "contains", "not_starts_with": "starts_with"}
     if operator in negative:
-        return ~condition(expr, kind, negative[operator], value, clock) | Q(IsNull(expr, True))
+        matched = condition(expr, kind, negative[operator], value, clock, multiple=multiple)
+        return ~matched | Q(IsNull(expr, True))
     if kind in ("text", "picklist"):
         if operator == "is":
+            if kind == "picklist" and multiple:
+                return _either([_holds(expr, v) for v in value])
             if kind == "picklist":
                 return Q(In(expr, list(value)))
             return _either([Q(IExact(expr, v)) for v in value])
@@ -291,20 +399,20 @@ def _date_condition(expr: Any, kind: FieldType, operator: str, value: Any, clock
     if kind == "date":
         today = clock.today
         if operator == "in_past":  # the rolling window ending today, both ends included
-            return within(shift(today, -amount, unit), today + dt.timedelta(days=1))
+            return within(shift(today, -amount, unit), _next_day(today))
         if operator == "in_past_before":
             return Q(LessThan(expr, shift(today, -amount, unit)))
         if operator == "in_future":
-            return within(today, shift(today, amount, unit) + dt.timedelta(days=1))
+            return within(today, _next_day(shift(today, amount, unit)))
         return Q(GreaterThan(expr, shift(today, amount, unit)))
-    now = clock.now
+    now, tz = clock.now, clock.tz
     if operator == "in_past":  # the rolling window ending now
-        return Q(GreaterThanOrEqual(expr, shift(now, -amount, unit))) & Q(LessThanOrEqual(expr, now))
+        return Q(GreaterThanOrEqual(expr, shift(now, -amount, unit, tz))) & Q(LessThanOrEqual(expr, now))
     if operator == "in_past_before":
-        return Q(LessThan(expr, shift(now, -amount, unit)))
+        return Q(LessThan(expr, shift(now, -amount, unit, tz)))
     if operator == "in_future":
-        return Q(GreaterThanOrEqual(expr, now)) & Q(LessThanOrEqual(expr, shift(now, amount, unit)))
-    return Q(GreaterThan(expr, shift(now, amount, unit)))
+        return Q(GreaterThanOrEqual(expr, now)) & Q(LessThanOrEqual(expr, shift(now, amount, unit, tz)))
+    return Q(GreaterThan(expr, shift(now, amount, unit, tz)))
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -316,7 +424,7 @@ def _constraint_q(constraint: Constraint, *, opportunity_prefix: str, clock: Clo
         expr = _cast(JSONScalarText(cf.field), cf.type)
     else:  # Role / IsPrimary (the role's or the activity's own), date_of_activity: columns
         expr = F(cf.column)
-    return condition(expr, cf.type, constraint.operator, constraint.value, clock)
+    return condition(expr, cf.type, constraint.operator, constraint.value, clock, multiple=cf.multiple)
 
 
 def on_live_opportunity(item: CheckedFilter) -> Q:
@@ -476,6 +584,7 @@ def stored_picklist_q(item: CheckedFilter, facts: StoredFacts) -> Q | None:
     if (
         cf.source != "opportunity"
         or cf.type != "picklist"
+        or cf.multiple  # its rows would hold "A;B" whole; the roles answer "holds A"
         or constraint.operator != "is"
         or cf.field not in facts.picklist_fields
         or not all(isinstance(v, str) and v for v in constraint.value)
@@ -497,7 +606,7 @@ def _activity_window(item: CheckedFilter, clock: Clock) -> tuple[Any, Any, bool]
     operator_name, value = dates[0].operator, dates[0].value
     if operator_name == "in_past":
         amount, unit = value
-        return shift(clock.now, -amount, unit), clock.now, True
+        return shift(clock.now, -amount, unit, clock.tz), clock.now, True
     if operator_name == "after":
         return _bounds(value, "datetime", clock)[1], None, False
     if operator_name == "on_or_after":
@@ -573,7 +682,14 @@ def filter_q(
         return condition(expression, kind, item.operator, item.value, clock)
     if spec.kind == "person":
         assert item.field is not None
-        return condition(value_expression(item.field), item.field.type, item.operator, item.value, clock)
+        return condition(
+            value_expression(item.field),
+            item.field.type,
+            item.operator,
+            item.value,
+            clock,
+            multiple=item.field.multiple,
+        )
     nested = [resolve_list(list_id) for list_id in item.value]
     if item.operator == "is":
         # Both lists have the same universe, so "member of X" is X's own condition on this row:

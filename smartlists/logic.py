@@ -1,19 +1,23 @@
-"""Advanced filter logic such as `1 and (2 or 3)`, parsed with Python's `ast` (never `eval`).
+"""Advanced filter logic such as `1 and (2 or 3)`, read by a small parser of its own (never `eval`).
 
-Only filter numbers, `and`, `or` and parentheses are accepted, and `and` and `or` may only be
-mixed with parentheses that say which comes first (as Marketo requires). Errors point at the
-offending token by its position in the rule.
+Only plain decimal filter numbers (`1`, `12`; not `0x1`, `1_0` or Arabic-Indic digits), `and`, `or` (any case)
+and parentheses are accepted, and `and` and `or` may only be mixed with parentheses that say which
+comes first (as Marketo requires). Errors name the offending token and its position in the rule
+(1-based, in characters), or say what is missing at its end.
+
+A hand-written parser rather than Python's `ast`: Python's grammar accepts more than a rule
+(`0x1`, `1_0`) and its syntax errors point at places a marketer does not recognise (`1 and 2 or`
+blamed the `1`).
 """
 
 from __future__ import annotations
 
-import ast
-import io
 import re
-import tokenize
 from dataclasses import dataclass
 
 MAX_RULE_LENGTH = 500
+# A filter number is ASCII digits only: \d would take other scripts' digits too.
+_TOKEN = re.compile(r"(?P<number>[0-9]+)|(?P<word>[A-Za-z_]+)|(?P<paren>[()])|(?P<space>[ \t]+)")
 
 
 class LogicError(ValueError):
@@ -29,14 +33,109 @@ class Rule:
     number: int = 0
 
 
-def _token_at(rule: str, offset: int) -> str:
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(rule).readline):
-            if token.start[1] <= offset < max(token.end[1], token.start[1] + 1) and token.string.strip():
-                return token.string
-    except (tokenize.TokenError, IndentationError):
-        pass
-    return rule[offset : offset + 1] or "end of the rule"
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "number", "and", "or", "(", ")"
+    text: str
+    position: int  # 1-based
+
+
+def _tokens(rule: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    index = 0
+    while index < len(rule):
+        match = _TOKEN.match(rule, index)
+        if match is None:
+            # Anything else (a symbol, another script's digit, `0x1`'s tail is a word): name it.
+            raise LogicError(
+                f"unexpected {rule[index]!r} at position {index + 1}: use filter numbers, and, or and parentheses"
+            )
+        text, kind = match.group(), match.lastgroup
+        if kind == "word":
+            if text.lower() not in ("and", "or"):
+                raise LogicError(
+                    f"unexpected {text!r} at position {index + 1}: use filter numbers, and, or and parentheses"
+                )
+            tokens.append(_Token(text.lower(), text, index + 1))
+        elif kind == "number":
+            following = rule[match.end() : match.end() + 1]
+            if following.isalnum() or following == "_":
+                # `0x1`, `1_0`, `2and`: one token to a reader, not a filter number.
+                word = re.match(r"[0-9A-Za-z_]+", rule[index:])
+                assert word is not None
+                raise LogicError(
+                    f"unexpected {word.group()!r} at position {index + 1}: "
+                    "a filter number is written in plain digits, such as 1 or 12"
+                )
+            tokens.append(_Token("number", text, index + 1))
+        elif kind == "paren":
+            tokens.append(_Token(text, text, index + 1))
+        index = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens: list[_Token], filter_count: int) -> None:
+        self.tokens = tokens
+        self.index = 0
+        self.filter_count = filter_count
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def expression(self, opened: _Token | None) -> Rule:
+        """Operands joined by one kind of operator, up to the end or the `)` closing `opened`."""
+        items = [self.operand()]
+        op = ""
+        while True:
+            token = self.peek()
+            if token is None:
+                if opened is not None:
+                    raise LogicError(f"the '(' at position {opened.position} is never closed")
+                break
+            if token.kind == ")":
+                if opened is None:
+                    raise LogicError(f"unexpected ')' at position {token.position}: no '(' opens it")
+                break
+            if token.kind not in ("and", "or"):
+                raise LogicError(
+                    f"unexpected {token.text!r} at position {token.position}: filters are joined by and or or"
+                )
+            self.index += 1
+            if self.peek() is None:
+                # Said before any mixing: the dangling operator is what to fix ("1 and 2 or").
+                raise LogicError(
+                    f"the rule ends after {token.text!r} at position {token.position}: "
+                    "a filter number or '(' must follow it"
+                )
+            if op and token.kind != op:
+                raise LogicError(
+                    f"'and' and 'or' are mixed without parentheses at position {token.position}; "
+                    "say which comes first, e.g. 1 and (2 or 3)"
+                )
+            op = token.kind
+            items.append(self.operand())
+        return items[0] if len(items) == 1 else Rule(op=op, items=tuple(items))
+
+    def operand(self) -> Rule:
+        token = self.peek()
+        assert token is not None  # callers look first
+        self.index += 1
+        if token.kind == "number":
+            number = int(token.text)
+            if not 1 <= number <= self.filter_count:
+                raise LogicError(
+                    f"filter {token.text} at position {token.position} does not exist: "
+                    f"the list has {self.filter_count} filter{'s' if self.filter_count != 1 else ''}"
+                )
+            return Rule(number=number)
+        if token.kind == "(":
+            if self.peek() is None:
+                raise LogicError(f"the '(' at position {token.position} is never closed")
+            inner = self.expression(token)
+            self.index += 1  # the ")" that `expression` stopped at
+            return inner
+        raise LogicError(f"unexpected {token.text!r} at position {token.position} of the rule")
 
 
 def parse_logic(rule: str, filter_count: int) -> Rule:
@@ -44,58 +143,7 @@ def parse_logic(rule: str, filter_count: int) -> Rule:
         raise LogicError(f"the rule is longer than {MAX_RULE_LENGTH} characters")
     if "\n" in rule or "\r" in rule:
         raise LogicError("the rule must be one line")
-    # "AND" / "Or" read as "and" / "or"; nothing else changes.
-    source = re.sub(r"\b(and|or)\b", lambda m: m.group(1).lower(), rule, flags=re.IGNORECASE).strip()
-    if not source:
+    tokens = _tokens(rule)
+    if not tokens:
         raise LogicError("the rule is empty; use filter numbers with and, or and parentheses")
-    offset = len(rule) - len(rule.lstrip())
-    try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError as error:
-        position = max((error.offset or 1) - 1, 0)
-        raise LogicError(
-            f"unexpected {_token_at(source, position)!r} at position {position + offset + 1} of the rule"
-        ) from None
-    return _convert(tree.body, source, offset, filter_count)
-
-
-def _convert(node: ast.expr, source: str, offset: int, filter_count: int) -> Rule:
-    position = getattr(node, "col_offset", 0)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        if not 1 <= node.value <= filter_count:
-            raise LogicError(
-                f"filter {node.value} at position {position + offset + 1} does not exist: "
-                f"the list has {filter_count} filter{'s' if filter_count != 1 else ''}"
-            )
-        return Rule(number=node.value)
-    if isinstance(node, ast.BoolOp):
-        op = "and" if isinstance(node.op, ast.And) else "or"
-        items = []
-        for child in node.values:
-            if (
-                isinstance(child, ast.BoolOp)
-                and type(child.op) is not type(node.op)
-                and not _parenthesized(child, source)
-            ):
-                raise LogicError(
-                    f"'and' and 'or' are mixed without parentheses at position {child.col_offset + offset + 1}; "
-                    "say which comes first, e.g. 1 and (2 or 3)"
-                )
-            items.append(_convert(child, source, offset, filter_count))
-        return Rule(op=op, items=tuple(items))
-    if isinstance(node, ast.BinOp | ast.Compare):
-        # Point at the operator (+, <, ...), not at the number before it.
-        left = node.left
-        position = len(source[: left.end_col_offset or 0]) + (
-            len(source[left.end_col_offset or 0 :]) - len(source[left.end_col_offset or 0 :].lstrip())
-        )
-    token = _token_at(source, position)
-    raise LogicError(
-        f"unexpected {token!r} at position {position + offset + 1}: use filter numbers, and, or and parentheses"
-    )
-
-
-def _parenthesized(node: ast.expr, source: str) -> bool:
-    before = source[: node.col_offset].rstrip()
-    after = source[node.end_col_offset or 0 :].lstrip()
-    return before.endswith("(") and after.startswith(")")
+    return _Parser(tokens, filter_count).expression(None)

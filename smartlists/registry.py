@@ -197,6 +197,9 @@ class ConstraintField:
     # date_of_activity, min_number_of_times, new_value and previous_value.
     source: Literal["opportunity", "role", "activity", "person"] = "opportunity"
     operators: tuple[str, ...] = dataclasses.field(default=())
+    # A multi-select picklist: the value is a set stored as "A;B" (Salesforce's form); `is` matches
+    # when the set holds any of the values, `is not` when it holds none of them.
+    multiple: bool = False
 
     def allowed_operators(self) -> list[str]:
         return list(self.operators) if self.operators else OPERATORS_BY_TYPE[self.type]
@@ -214,6 +217,7 @@ def opportunity_fields() -> dict[str, ConstraintField]:
             values=tuple(definition.picklist_values or ()),
             column=column,
             custom_key="" if column else definition.api_name,
+            multiple=definition.field_type == "multipicklist",
         )
     return fields
 
@@ -279,6 +283,7 @@ def person_fields() -> dict[str, ConstraintField]:
                 tuple(definition.picklist_values or ()),
                 custom_key=definition.api_name,
                 source="person",
+                multiple=definition.field_type == "multipicklist",
             ),
         )
     return fields
@@ -330,6 +335,8 @@ def catalog_json(catalog: Catalog) -> list[dict[str, object]]:
         }
         if cf.type == "picklist":
             body["values"] = list(cf.values)
+            if cf.multiple:
+                body["multiple"] = True  # a multi-select picklist: `is` matches any value it holds
         return body
 
     entries: list[dict[str, object]] = []

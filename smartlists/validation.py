@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
@@ -29,10 +31,25 @@ from .registry import (
     FilterSpec,
 )
 
-RELATIVE = re.compile(r"^\s*(\d{1,4})\s+(day|week|month|year)s?\s*$", re.IGNORECASE)
+# ASCII digits only ([0-9], not \d): other scripts' digits would reach int() as numbers.
+RELATIVE = re.compile(r"^\s*([0-9]{1,4})\s+(day|week|month|year)s?\s*$", re.IGNORECASE)
 MAX_FILTERS = 50
 MAX_CONSTRAINTS = 25
 MAX_VALUES = 500
+# The dates Salesforce stores ("Minimum and Maximum Dates" in the SOQL reference): nothing synced
+# lies outside, and a window around any date inside stays far from Python's year 1 and 9999.
+EARLIEST_DATE = dt.date(1700, 1, 1)
+LATEST_DATE = dt.date(4000, 12, 31)
+# A relative window reaches back or ahead at most this far (in days: "1000 years" is the bound).
+MAX_RELATIVE_DAYS = {"day": 1, "week": 7, "month": 31, "year": 366}
+MAX_RELATIVE_YEARS = 1000
+# Numbers are compared as NUMERIC(30, 10) (`evaluate.NUMBER`): below 1e15 with at most 10
+# decimal places they fit it exactly; the totals keep amounts to the cent.
+MAX_NUMBER = 10**15
+NUMBER_PLACES = 10
+# Opportunity totals and counts filters whose values are whole numbers or cents.
+WHOLE_NUMBER_FIELDS = {"number_of_optys", "min_number_of_times"}
+CENT_FIELDS = {"total_opty_amount", "total_opty_expected_revenue"}
 
 
 class DefinitionError(Exception):
@@ -83,9 +100,41 @@ def _relative(value: Any) -> tuple[int, str] | None:
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and value == value
-    )  # NaN is not a number
+    # NaN is not a number, nor are the infinities (JSON has neither; Python's parser reads both).
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value: Any) -> str:
+    """A value as a message quotes it: long ones cut, so an error never echoes a megabyte."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def unstorable_character(text: str) -> str | None:
+    """Why `text` cannot be stored or compared (NUL, which PostgreSQL refuses in text and JSON;
+    a lone surrogate, which no UTF-8 database accepts), or None."""
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        return "contains an unpaired surrogate (\\ud800-\\udfff), which is not a character"
+    return None
+
+
+def _unstorable_strings(value: Any, where: str, errors: dict[str, list[str]]) -> None:
+    """Every string of a definition, keys too, that the database would refuse, by its place."""
+    if isinstance(value, str):
+        problem = unstorable_character(value)
+        if problem:
+            errors.setdefault(where, []).append(f"the text {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = unstorable_character(str(key))
+            if problem:
+                errors.setdefault(where, []).append(f"a key {problem}")
+            _unstorable_strings(item, f"{where}.{key}" if where else str(key), errors)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _unstorable_strings(item, f"{where}[{index}]", errors)
 
 
 def _date_value(value: Any, kind: FieldType) -> dt.date | dt.datetime | None:
@@ -99,20 +148,44 @@ def _date_value(value: Any, kind: FieldType) -> dt.date | dt.datetime | None:
         return None
 
 
-def _one(value: Any, kind: FieldType) -> tuple[Any, str | None]:
+def _one(value: Any, kind: FieldType, cf: ConstraintField | None = None) -> tuple[Any, str | None]:
     """One value of a field type, converted, or an error message."""
     if kind in ("text", "picklist"):
-        if isinstance(value, str) and len(value) <= 1000:
-            return value, None
-        return None, "must be a text value"
+        if not isinstance(value, str) or len(value) > 1000:
+            return None, "must be a text value of at most 1000 characters"
+        problem = unstorable_character(value)
+        if problem:
+            return None, problem
+        if cf is not None and cf.multiple and ";" in value:
+            return None, f"{_short(value)} holds ';': a multi-select picklist value is one value, without ';'"
+        return value, None
     if kind in ("number", "currency", "percent"):
-        if _is_number(value) and abs(value) < 1e15:
-            return value, None
-        return None, "must be a number"
+        if not _is_number(value):
+            return None, "must be a number"
+        if abs(value) >= MAX_NUMBER:
+            return None, f"{_short(value)} is too large: numbers lie between -10^15 and 10^15"
+        exact = Decimal(str(value))
+        places = -exact.as_tuple().exponent  # type: ignore[operator]  # finite: an int exponent
+        name = cf.field if cf is not None else ""
+        if name in WHOLE_NUMBER_FIELDS and exact != exact.to_integral_value():
+            return None, f"{_short(value)} is not a whole number: {cf.label if cf else name} counts"
+        if name == "min_number_of_times" and exact < 1:
+            return None, f"{_short(value)} is below 1: an activity is counted at least once"
+        if name in CENT_FIELDS and places > 2:
+            return None, f"{_short(value)} has more than 2 decimal places: totals are kept to the cent"
+        if places > NUMBER_PLACES:
+            return None, f"{_short(value)} has more than {NUMBER_PLACES} decimal places"
+        return value, None
     if kind in ("date", "datetime"):
         parsed = _date_value(value, kind)
         if parsed is None:
             return None, "must be a date (YYYY-MM-DD)" + (" or an ISO datetime" if kind == "datetime" else "")
+        day = parsed.date() if isinstance(parsed, dt.datetime) else parsed
+        if not EARLIEST_DATE <= day <= LATEST_DATE:
+            return None, (
+                f"{_short(value)} lies outside the dates Salesforce stores "
+                f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})"
+            )
         return parsed, None
     return None, "takes no value"
 
@@ -126,6 +199,9 @@ def check_value(cf: ConstraintField, operator: str, value: Any) -> tuple[Any, st
         relative = _relative(value)
         if relative is None:
             return None, 'must be an amount of time such as "30 days", "3 weeks", "2 months" or "1 year"'
+        amount, unit = relative
+        if amount * MAX_RELATIVE_DAYS[unit] > MAX_RELATIVE_YEARS * MAX_RELATIVE_DAYS["year"]:
+            return None, f"{_short(value)} reaches too far: a window spans at most {MAX_RELATIVE_YEARS} years"
         return relative, None
     if kind == "time_frame":
         if value in TIME_FRAMES:
@@ -134,8 +210,8 @@ def check_value(cf: ConstraintField, operator: str, value: Any) -> tuple[Any, st
     if kind == "pair":
         if not isinstance(value, list) or len(value) != 2:
             return None, "must be a list of two values [low, high]"
-        low, error = _one(value[0], cf.type)
-        high, error2 = _one(value[1], cf.type)
+        low, error = _one(value[0], cf.type, cf)
+        high, error2 = _one(value[1], cf.type, cf)
         if error or error2:
             return None, f"both ends {error or error2}"
         if _comparable(low) > _comparable(high):
@@ -149,12 +225,12 @@ def check_value(cf: ConstraintField, operator: str, value: Any) -> tuple[Any, st
             return None, f"must list 1 to {MAX_VALUES} values"
         converted = []
         for item in values:
-            one, error = _one(item, cf.type)
+            one, error = _one(item, cf.type, cf)
             if error:
                 return None, error
             converted.append(one)
         return converted, None
-    return _one(value, cf.type)
+    return _one(value, cf.type, cf)
 
 
 def _comparable(value: Any) -> Any:
@@ -201,6 +277,10 @@ def check_definition(
     errors: dict[str, list[str]] = {}
     if not isinstance(definition, dict):
         raise DefinitionError({"definition": ["must be an object with logic and filters"]})
+    # Before anything reads them: a string the database refuses is a 500 wherever it goes.
+    _unstorable_strings(definition, "", errors)
+    if errors:
+        raise DefinitionError(errors)
     raw_filters = definition.get("filters")
     if not isinstance(raw_filters, list) or not 1 <= len(raw_filters) <= MAX_FILTERS:
         raise DefinitionError({"filters": [f"must be a list of 1 to {MAX_FILTERS} filters"]})
@@ -277,12 +357,23 @@ def check_definition(
         if spec.kind == "aggregate":
             fields = dict(catalog.opportunity)
         if item.field is not None:
+            multiple = item.field.multiple
             value_field = ConstraintField(
-                "new_value", "New value", item.field.type, item.field.values, source="activity"
+                "new_value",
+                "New value",
+                item.field.type,
+                item.field.values,
+                source="activity",
+                multiple=multiple,
             )
             fields["new_value"] = value_field
             fields["previous_value"] = ConstraintField(
-                "previous_value", "Previous value", item.field.type, item.field.values, source="activity"
+                "previous_value",
+                "Previous value",
+                item.field.type,
+                item.field.values,
+                source="activity",
+                multiple=multiple,
             )
         for c_index, raw_constraint in enumerate(raw_constraints):
             result = _check_constraint(

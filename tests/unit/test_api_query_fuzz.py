@@ -34,9 +34,34 @@ ENDPOINTS = [
 ]
 NAMES = ["page", "page_size", "email", "sf_id", "search", "stage", "is_closed", "is_won", "has_contact_roles",
          "opportunity", "person", "type", "since", "ordering", "fields", "ignore_inactive_fields", "status"]  # fmt: skip
+# Date-times at the ends of the calendar, with and without offsets and microseconds: some of
+# them leave years 1-9999 once converted to UTC.
+EDGE_DATETIMES = [
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:00:00",
+    "0001-01-01",
+    "9999-12-31T23:59:59.999999",
+    "9999-12-31T23:59:59.999999-00:01",
+    "9999-12-31T23:00:00-14:00",
+    "2026-02-29T00:00:00Z",
+]
 ODD_VALUES = st.one_of(
     st.sampled_from(
-        ["²", "\u0661\u0660", "9" * 40, "-1", "0", "1e309", "NaN", "true", "", "%00", "1.5", "\x00"]
+        [
+            "²",
+            "\u0661\u0660",
+            "9" * 40,
+            "-1",
+            "0",
+            "1e309",
+            "NaN",
+            "true",
+            "",
+            "%00",
+            "1.5",
+            "\x00",
+            *EDGE_DATETIMES,
+        ]
     ),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.text(max_size=30),
@@ -80,3 +105,27 @@ def test_no_query_string_makes_an_endpoint_fail(world, endpoint, query):
         url,
         kind,
     )
+
+
+OUTSIDE_UTC = [
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59.999999-00:01",
+    "9999-12-31T23:00:00-14:00",
+]
+
+
+@pytest.mark.parametrize("moment", EDGE_DATETIMES)
+def test_a_since_outside_utc_is_a_400_that_names_it(world, moment):
+    """`?since=0001-01-01T00:00:00+01:00` lies before year 1 in UTC: converting it for the
+    database raised OverflowError (a 500); now a 400 on `since` that names the value. The ends
+    themselves, in UTC, are fine; 29 February 2026 does not exist."""
+    client, _ids = world
+    response = client.get("/api/v1/activities/", {"since": moment})
+    if moment in OUTSIDE_UTC:
+        assert response.status_code == 400, response.content
+        assert moment in response.json()["since"][0]
+        assert "UTC" in response.json()["since"][0]
+    elif moment.startswith("2026-02-29"):
+        assert response.status_code == 400 and response.json()["since"]
+    else:
+        assert response.status_code == 200, response.content

@@ -88,6 +88,10 @@ def _item(definition):
 def test_the_totals_table_selects_what_aggregating_the_roles_selects(people, total, subset):
     clock = Clock(NOW, dt.UTC)
     for operator, value in COMPARISONS:
+        if total == "number_of_optys" and isinstance(value, list) and any(v != int(v) for v in value):
+            continue  # a count compares to whole numbers only (validation refuses 5000.5)
+        if total == "number_of_optys" and isinstance(value, float):
+            value = int(value)
         definition = {
             "logic": "all",
             "filters": [{"filter": total, "operator": operator, "constraints": SUBSETS[subset]}],
