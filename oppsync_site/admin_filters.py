@@ -61,6 +61,11 @@ def picklist_filter(
     )
 
 
+# The dates Salesforce stores (1700-01-01 to 4000-12-31): a bound outside them matches nothing
+# new, and near year 1 or 9999 the day after or the conversion to UTC leaves Python's calendar.
+EARLIEST_DAY, LATEST_DAY = dt.date(1700, 1, 1), dt.date(4000, 12, 31)
+
+
 class DateRangeFilter(admin.FieldListFilter):
     """`field__gte` / `field__lte` as two date inputs, days in the subscription's time zone."""
 
@@ -94,6 +99,8 @@ class DateRangeFilter(admin.FieldListFilter):
             if day is None:
                 # The changelist turns this into its "?e=1" error page instead of a 500.
                 raise IncorrectLookupParameters(f"{text!r} is not a date (YYYY-MM-DD).")
+            if not EARLIEST_DAY <= day <= LATEST_DAY:
+                raise IncorrectLookupParameters(f"{text!r} is outside {EARLIEST_DAY} to {LATEST_DAY}.")
             self.bounds[lookup] = day
 
     def expected_parameters(self) -> list[str | None]:

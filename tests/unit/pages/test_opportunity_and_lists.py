@@ -157,3 +157,14 @@ def test_activities_list_filters_by_type_and_date_range(client, viewer, person_w
         client.get(url, {"occurred_at__gte": "2000-01-01", "occurred_at__lte": "2000-01-02"}).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("bound", ["occurred_at__lte", "occurred_at__gte"])
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_date_range_at_the_ends_of_the_calendar_is_the_changelists_error_page_not_a_500(
+    client, viewer, bound, day
+):
+    client.force_login(viewer)
+    response = client.get(reverse("admin:opportunities_activity_changelist"), {bound: day})
+    # Django's changelist answers IncorrectLookupParameters by redirecting to ?e=1.
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
