@@ -381,6 +381,36 @@ class SyncState(models.Model):
         return f"{self.sobject} up to {self.watermark}"
 
 
+class SetAsideRecord(models.Model):
+    """A Salesforce record the sync could not store, kept by id until it applies (issue P11).
+
+    A record whose values do not fit OppSync's columns, or whose page failed with a database
+    error, is set aside here instead of stopping its page, its object or the cycle: the other
+    records commit and the window's watermark still advances. Each cycle re-reads the records
+    whose `retry_after` has come (by id, `SELECT ... WHERE Id IN (...)`) and applies them; the wait
+    doubles with every attempt, from `SALESFORCE_SET_ASIDE_RETRY_SECONDS` up to an hour. The row
+    goes when the record applies (by that retry, or because a later window brought it) or when
+    Salesforce no longer returns it (deleted, purged, no longer visible; a log line says so).
+    `reason` is what went wrong, in words (`IntegrityError: ...` for a database error).
+    """
+
+    sobject = models.CharField("Salesforce object", max_length=80)
+    sf_id = models.CharField("Salesforce id", max_length=18)
+    reason = models.TextField()
+    first_failed_at = models.DateTimeField()
+    last_tried_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=1)
+    retry_after = models.DateTimeField()
+
+    class Meta:
+        ordering = ["sobject", "first_failed_at", "sf_id"]
+        constraints = [models.UniqueConstraint(fields=["sobject", "sf_id"], name="set_aside_once_per_record")]
+        indexes = [models.Index(fields=["sobject", "retry_after"], name="set_aside_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sobject} {self.sf_id} set aside: {self.reason[:80]}"
+
+
 class SyncCycle(models.Model):
     """One sync cycle over all objects: when it ran, how it ended, what it cost."""
 
