@@ -291,7 +291,7 @@ class SyncEngine:
                     sobject, results[f"query_{sobject}"], windows[sobject], fields[sobject], state, progress
                 )
                 if retry_ids:
-                    self._retry_set_aside(sobject, retry_ids, state, progress)
+                    self._retry_set_aside(sobject, retry_ids, state, progress, now)
                 if backfills.get(sobject):
                     self._backfill(sobject, backfills[sobject])
                 if sobject in deleted_windows and self._deleted_result(
@@ -616,7 +616,14 @@ class SyncEngine:
         """The page's records set aside (by id) or, applied, no longer set aside."""
         failed = progress.context.counters.set_aside
         progress.context.counters.set_aside = {}
-        failed = {i: reason for i, reason in failed.items() if SALESFORCE_ID.fullmatch(i)}
+        for record_id in [i for i in failed if not SALESFORCE_ID.fullmatch(i)]:
+            # Nothing to re-read it by: the log and the run's failed count are its trace.
+            logger.warning(
+                "%s: a record without a valid Id (%r) was dropped: %s",
+                sobject,
+                record_id,
+                failed.pop(record_id),
+            )
         if not failed and sobject not in self.set_aside_objects:
             return  # nothing of this object is set aside: no statement at all
         applied = [str(r["Id"]) for r in records if r.get("Id")]
@@ -625,7 +632,7 @@ class SyncEngine:
             self.set_aside_objects.add(sobject)
 
     def _retry_set_aside(
-        self, sobject: str, ids: list[str], state: SyncState, progress: ObjectProgress
+        self, sobject: str, ids: list[str], state: SyncState, progress: ObjectProgress, now: dt.datetime
     ) -> None:
         """Re-read the set-aside records whose retry has come, by id, and apply them (a window may
         have applied some meanwhile: those are not asked for). Equal SystemModstamps are applied
@@ -633,7 +640,7 @@ class SyncEngine:
         set aside during its object's first load records first-load activities, as it would have
         then (no trigger fires for old news). What Salesforce no longer returns is forgotten, with
         a log line."""
-        pending = set_aside.still_set_aside(sobject, ids)
+        pending = set_aside.still_set_aside(sobject, ids, since=now)
         loaded_at = state.initial_load_completed_at
         groups = {
             first_load: sorted(

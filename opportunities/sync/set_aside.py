@@ -68,7 +68,7 @@ def record_outcomes(
                     retry_after=now + retry_wait(1),
                 )
             )
-            logger.warning("%s %s set aside: %s", sobject, sf_id, reason)
+            logger.warning("%s %s set aside (retried by id until it applies): %s", sobject, sf_id, reason)
             continue
         row.attempts += 1
         row.reason = reason[:REASON_LENGTH]
@@ -89,14 +89,14 @@ def due_ids(sobject: str, now: dt.datetime) -> list[str]:
     )
 
 
-def still_set_aside(sobject: str, ids: list[str]) -> dict[str, dt.datetime]:
-    """Which of these ids are still set aside (a window may have applied some meanwhile), with
-    when each was first set aside."""
+def still_set_aside(sobject: str, ids: list[str], since: dt.datetime) -> dict[str, dt.datetime]:
+    """Which of these ids are still set aside and were not tried since `since` (this cycle's
+    window may have applied some, or tried them again), with when each was first set aside."""
     found: dict[str, dt.datetime] = {}
     for start in range(0, len(ids), ID_CHUNK):
         found.update(
             SetAsideRecord.objects.filter(
-                sobject=sobject, sf_id__in=ids[start : start + ID_CHUNK]
+                sobject=sobject, sf_id__in=ids[start : start + ID_CHUNK], last_tried_at__lt=since
             ).values_list("sf_id", "first_failed_at")
         )
     return found

@@ -45,6 +45,9 @@ class Command(BaseCommand):
                 f"skipped {run.skipped_count:>7}  failed {run.failed_count:>4}"
             )
         self.stdout.write(f"API calls: {cycle.api_calls}  duration: {cycle.duration_seconds or 0:.1f}s")
+        if cycle.status != SyncStatus.SUCCEEDED:
+            raise CommandError(f"Sync {cycle.status}: {cycle.error_message}")
+        # The cycle completed: records it could not store do not make it fail (they are retried).
         set_aside = list(records_set_aside())
         if set_aside:
             self.stdout.write(
@@ -52,5 +55,3 @@ class Command(BaseCommand):
             )
             for row in set_aside:
                 self.stdout.write(f"  {row.sobject} {row.sf_id}: {row.reason}")
-        if cycle.status != SyncStatus.SUCCEEDED:
-            raise CommandError(f"Sync {cycle.status}: {cycle.error_message}")

@@ -80,7 +80,7 @@ class Counters:
         if len(self.errors) < 5:
             self.errors.append(f"{record_id}: {reason}")
         self.set_aside[record_id] = reason
-        logger.warning("Set aside Salesforce record %s: %s", record_id, reason)
+        logger.info("Salesforce record %s could not be stored: %s", record_id, reason)
 
     def snapshot(self) -> Counters:
         return replace(self, errors=list(self.errors), set_aside=dict(self.set_aside))
