@@ -281,8 +281,9 @@ class Activity(models.Model):
 
     Added/removed carry the contact role's `role` and `is_primary`; an update carries the
     Salesforce API name of the changed `field` with its previous and new values (one activity per
-    changed field and per attached person). `is_initial_load` marks what the first full load of an
-    org recorded: triggers never fire for it.
+    changed field and per attached person). `is_initial_load` marks what the first full load of its
+    object recorded (an object's, not the org's: one object that cannot finish its first load never
+    makes the others' changes look old): triggers never fire for it.
     """
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="activities")
@@ -421,6 +422,8 @@ class SyncCycle(models.Model):
     api_calls = models.PositiveIntegerField(default=0)
     api_usage_used = models.PositiveIntegerField(null=True, blank=True)
     api_usage_max = models.PositiveIntegerField(null=True, blank=True)
+    # Some object this cycle read was in its first load (the status page's progress, the budget's
+    # expensive cycles); each activity carries its own object's flag.
     is_initial_load = models.BooleanField(default=False)
     reconciled = models.BooleanField(default=False)
     # This host's clock minus Salesforce's (from the responses' Date header), in seconds.

@@ -232,3 +232,26 @@ def test_the_retry_of_a_record_set_aside_in_a_first_load_records_first_load_acti
     added = Activity.objects.get(activity_type=ActivityType.ADDED_TO_OPPORTUNITY)
     assert added.is_initial_load
     assert Person.objects.get(sf_contact_id=ann).activities.count() == 1
+
+
+def test_a_second_lead_converted_later_into_the_same_contact_is_merged_not_swapped(org, synced_settings):
+    """Case 2 across cycles: the first lead's person holds the (invisible) contact; a second lead
+    converted into it later is merged into that person instead of taking its lead id (which left
+    the first lead without a person, and swapped back at its next re-read)."""
+    first, second = org.create(
+        "Lead", {"LastName": "Lee", "Company": "A"}, {"LastName": "Lee", "Company": "B"}
+    )
+    [contact] = org.create("Contact", {"LastName": "Lee"})
+    org.set_visible("Contact", [contact], False)
+    org.convert_lead(first, contact_id=contact, create_opportunity=False)
+    ok_cycle()
+    holder = Person.objects.get(sf_contact_id=contact)
+    assert holder.sf_lead_id == first
+    org.convert_lead(second, contact_id=contact, create_opportunity=False)
+    ok_cycle()
+    ok_cycle(reconcile=True)
+    holder.refresh_from_db()
+    assert holder.sf_lead_id == first and holder.merged_into is None
+    assert Person.objects.get(sf_lead_id=second).merged_into == holder
+    assert not SetAsideRecord.objects.exists()
+    assert_database_equals_org(org)
