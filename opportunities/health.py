@@ -20,7 +20,7 @@ from oppsync_site.models import WorkerHeartbeat
 from .models import Activity, SetAsideRecord, SyncCycle, SyncObjectRun, SyncState, SyncStatus
 from .sync.objects import SYNCED_OBJECTS
 from .sync.schedule import CLOCK_SKEW_WARNING_SECONDS, effective_interval
-from .sync.set_aside import records_set_aside
+from .sync.set_aside import set_aside_listing
 
 CHART_HOURS = 24
 LATENCY_BUCKET_MINUTES = 15
@@ -303,6 +303,7 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
             f"The org has used {percent:.0f}% of its daily API calls; the sync pauses above "
             f"{settings.SALESFORCE_QUOTA_PAUSE:.0%}."
         )
+    set_aside, set_aside_count = set_aside_listing(SET_ASIDE_SHOWN)
     return SyncHealth(
         configured=configured,
         objects=objects,
@@ -317,8 +318,8 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
         warnings=warnings,
         last_error=_last_error(latest),
         first_load=_first_load(now),
-        set_aside=list(records_set_aside()[:SET_ASIDE_SHOWN]),
-        set_aside_count=SetAsideRecord.objects.count(),
+        set_aside=set_aside,
+        set_aside_count=set_aside_count,
         charts=_charts(now) if with_charts else {},
     )
 

@@ -33,7 +33,7 @@ from ..selectors import (
     sync_status,
 )
 from ..sync.schedule import effective_interval
-from ..sync.set_aside import records_set_aside
+from ..sync.set_aside import set_aside_listing
 from .filters import ActivityFilter, ContactRoleFilter, OpportunityFilter
 from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunitySerializer
 
@@ -156,6 +156,7 @@ class SyncStatusView(APIView):
     def get(self, request: Request) -> Response:
         cycles = list(last_cycles())
         latest_usage = next((c for c in cycles if c.api_usage_max), None)
+        set_aside, set_aside_count = set_aside_listing(SET_ASIDE_LISTED)
         return Response(
             {
                 "objects": [_object_json(item) for item in sync_status()],
@@ -170,7 +171,7 @@ class SyncStatusView(APIView):
                     for w in WorkerHeartbeat.objects.order_by("hostname")
                 ],
                 # Records the sync could not store: retried by id until they apply.
-                "set_aside": [_set_aside_json(row) for row in records_set_aside()[:SET_ASIDE_LISTED]],
-                "set_aside_count": SetAsideRecord.objects.count(),
+                "set_aside": [_set_aside_json(row) for row in set_aside],
+                "set_aside_count": set_aside_count,
             }
         )

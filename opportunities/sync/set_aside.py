@@ -124,3 +124,10 @@ def forget_missing(sobject: str, ids: Iterable[str]) -> int:
 def records_set_aside() -> QuerySet[SetAsideRecord]:
     """Every record set aside, the longest waiting first (status page, API, `salesforce_sync`)."""
     return SetAsideRecord.objects.order_by("first_failed_at", "sobject", "sf_id")
+
+
+def set_aside_listing(limit: int) -> tuple[list[SetAsideRecord], int]:
+    """The first `limit` records set aside and how many there are in all (counted only when the
+    list is full: a page that shows them costs one query, not two)."""
+    rows = list(records_set_aside()[:limit])
+    return rows, (len(rows) if len(rows) < limit else SetAsideRecord.objects.count())

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from opportunities import health
 from opportunities.models import SetAsideRecord, SyncCycle, SyncObjectRun, SyncState, SyncStatus
 from oppsync_site.models import SubscriptionSettings, WorkerHeartbeat
 from tests.factories import ActivityFactory
@@ -190,7 +191,9 @@ def _set_aside(sobject: str, sf_id: str, reason: str, attempts: int = 1) -> SetA
     )
 
 
-def test_sync_status_lists_records_set_aside_escaped_and_says_none_when_there_are_none(client, administrator):
+def test_sync_status_lists_records_set_aside_escaped_and_says_none_when_there_are_none(
+    client, administrator, monkeypatch
+):
     client.force_login(administrator)
     panel = reverse("admin:sync_status_panel")
     empty = client.get(panel).content.decode()
@@ -218,3 +221,7 @@ def test_sync_status_lists_records_set_aside_escaped_and_says_none_when_there_ar
         {"reason", "attempts", "first_failed_at", "last_tried_at", "retry_after"} <= r.keys()
         for r in body["set_aside"]
     )
+
+    monkeypatch.setattr(health, "SET_ASIDE_SHOWN", 1)  # more than the page lists: all counted
+    page = client.get(panel).content.decode()
+    assert "2 records could not be stored" in page and "The 1 waiting longest are shown" in page
