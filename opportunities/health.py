@@ -17,14 +17,17 @@ from django.utils.safestring import SafeString
 from oppsync_site.charts import Series, line_chart
 from oppsync_site.models import WorkerHeartbeat
 
-from .models import Activity, SyncCycle, SyncObjectRun, SyncState, SyncStatus
+from .models import Activity, SetAsideRecord, SyncCycle, SyncObjectRun, SyncState, SyncStatus
 from .sync.objects import SYNCED_OBJECTS
 from .sync.schedule import CLOCK_SKEW_WARNING_SECONDS, effective_interval
+from .sync.set_aside import set_aside_listing
 
 CHART_HOURS = 24
 LATENCY_BUCKET_MINUTES = 15
 # Enough recent activities for honest percentiles without reading a busy day's every row.
 LATENCY_SAMPLE = 20_000
+# Records set aside shown on the page (all of them are counted); the API lists more.
+SET_ASIDE_SHOWN = 50
 
 
 @dataclass
@@ -74,6 +77,9 @@ class SyncHealth:
     warnings: list[str]
     last_error: LastError | None
     first_load: list[FirstLoadProgress]
+    # Records the sync could not store, retried by id until they apply (the longest waiting first).
+    set_aside: list[SetAsideRecord] = field(default_factory=list)
+    set_aside_count: int = 0
     charts: dict[str, SafeString] = field(default_factory=dict)
 
     @property
@@ -297,6 +303,7 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
             f"The org has used {percent:.0f}% of its daily API calls; the sync pauses above "
             f"{settings.SALESFORCE_QUOTA_PAUSE:.0%}."
         )
+    set_aside, set_aside_count = set_aside_listing(SET_ASIDE_SHOWN)
     return SyncHealth(
         configured=configured,
         objects=objects,
@@ -311,6 +318,8 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
         warnings=warnings,
         last_error=_last_error(latest),
         first_load=_first_load(now),
+        set_aside=set_aside,
+        set_aside_count=set_aside_count,
         charts=_charts(now) if with_charts else {},
     )
 

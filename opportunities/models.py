@@ -281,8 +281,9 @@ class Activity(models.Model):
 
     Added/removed carry the contact role's `role` and `is_primary`; an update carries the
     Salesforce API name of the changed `field` with its previous and new values (one activity per
-    changed field and per attached person). `is_initial_load` marks what the first full load of an
-    org recorded: triggers never fire for it.
+    changed field and per attached person). `is_initial_load` marks what the first full load of its
+    object recorded (an object's, not the org's: one object that cannot finish its first load never
+    makes the others' changes look old): triggers never fire for it.
     """
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="activities")
@@ -381,6 +382,36 @@ class SyncState(models.Model):
         return f"{self.sobject} up to {self.watermark}"
 
 
+class SetAsideRecord(models.Model):
+    """A Salesforce record the sync could not store, kept by id until it applies (issue P11).
+
+    A record whose values do not fit OppSync's columns, or whose page failed with a database
+    error, is set aside here instead of stopping its page, its object or the cycle: the other
+    records commit and the window's watermark still advances. Each cycle re-reads the records
+    whose `retry_after` has come (by id, `SELECT ... WHERE Id IN (...)`) and applies them; the wait
+    doubles with every attempt, from `SALESFORCE_SET_ASIDE_RETRY_SECONDS` up to an hour. The row
+    goes when the record applies (by that retry, or because a later window brought it) or when
+    Salesforce no longer returns it (deleted, purged, no longer visible; a log line says so).
+    `reason` is what went wrong, in words (`IntegrityError: ...` for a database error).
+    """
+
+    sobject = models.CharField("Salesforce object", max_length=80)
+    sf_id = models.CharField("Salesforce id", max_length=18)
+    reason = models.TextField()
+    first_failed_at = models.DateTimeField()
+    last_tried_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=1)
+    retry_after = models.DateTimeField()
+
+    class Meta:
+        ordering = ["sobject", "first_failed_at", "sf_id"]
+        constraints = [models.UniqueConstraint(fields=["sobject", "sf_id"], name="set_aside_once_per_record")]
+        indexes = [models.Index(fields=["sobject", "retry_after"], name="set_aside_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sobject} {self.sf_id} set aside: {self.reason[:80]}"
+
+
 class SyncCycle(models.Model):
     """One sync cycle over all objects: when it ran, how it ended, what it cost."""
 
@@ -391,6 +422,8 @@ class SyncCycle(models.Model):
     api_calls = models.PositiveIntegerField(default=0)
     api_usage_used = models.PositiveIntegerField(null=True, blank=True)
     api_usage_max = models.PositiveIntegerField(null=True, blank=True)
+    # Some object this cycle read was in its first load (the status page's progress, the budget's
+    # expensive cycles); each activity carries its own object's flag.
     is_initial_load = models.BooleanField(default=False)
     reconciled = models.BooleanField(default=False)
     # This host's clock minus Salesforce's (from the responses' Date header), in seconds.

@@ -15,7 +15,15 @@ from oppsync_site.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.permissions import RolePermission
 from oppsync_site.models import WorkerHeartbeat
 
-from ..models import Activity, ContactRole, Opportunity, SyncCycle, SyncObjectRun, SyncState
+from ..models import (
+    Activity,
+    ContactRole,
+    Opportunity,
+    SetAsideRecord,
+    SyncCycle,
+    SyncObjectRun,
+    SyncState,
+)
 from ..selectors import (
     ObjectSyncStatus,
     activity_list,
@@ -25,6 +33,7 @@ from ..selectors import (
     sync_status,
 )
 from ..sync.schedule import effective_interval
+from ..sync.set_aside import set_aside_listing
 from .filters import ActivityFilter, ContactRoleFilter, OpportunityFilter
 from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunitySerializer
 
@@ -91,6 +100,22 @@ def _object_json(item: ObjectSyncStatus) -> dict[str, Any]:
     }
 
 
+# Records set aside listed by the API (the longest waiting first); `set_aside_count` counts all.
+SET_ASIDE_LISTED = 1000
+
+
+def _set_aside_json(row: SetAsideRecord) -> dict[str, Any]:
+    return {
+        "sobject": row.sobject,
+        "sf_id": row.sf_id,
+        "reason": row.reason,
+        "attempts": row.attempts,
+        "first_failed_at": row.first_failed_at,
+        "last_tried_at": row.last_tried_at,
+        "retry_after": row.retry_after,
+    }
+
+
 def _cycle_json(cycle: SyncCycle) -> dict[str, Any]:
     return {
         "id": cycle.pk,
@@ -112,13 +137,16 @@ SYNC_STATUS_SCHEMA = inline_serializer(
         "api_usage": serializers.DictField(),
         "interval_seconds": serializers.FloatField(),
         "workers": serializers.ListField(child=serializers.DictField()),
+        "set_aside": serializers.ListField(child=serializers.DictField()),
+        "set_aside_count": serializers.IntegerField(),
     },
 )
 
 
 class SyncStatusView(APIView):
     """Sync health for Administrators: per object, its last run, counts and watermark; the last
-    cycles; Salesforce API calls used of the daily limit. There is no endpoint that starts a sync."""
+    cycles; Salesforce API calls used of the daily limit; the records set aside (object, Salesforce
+    id, reason, attempts, next retry). There is no endpoint that starts a sync."""
 
     permission_classes = [RolePermission]
     read_permission = "opportunities.view_syncstate"
@@ -128,6 +156,7 @@ class SyncStatusView(APIView):
     def get(self, request: Request) -> Response:
         cycles = list(last_cycles())
         latest_usage = next((c for c in cycles if c.api_usage_max), None)
+        set_aside, set_aside_count = set_aside_listing(SET_ASIDE_LISTED)
         return Response(
             {
                 "objects": [_object_json(item) for item in sync_status()],
@@ -141,5 +170,8 @@ class SyncStatusView(APIView):
                     {"hostname": w.hostname, "last_beat_at": w.last_beat_at}
                     for w in WorkerHeartbeat.objects.order_by("hostname")
                 ],
+                # Records the sync could not store: retried by id until they apply.
+                "set_aside": [_set_aside_json(row) for row in set_aside],
+                "set_aside_count": set_aside_count,
             }
         )

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from ..models import (
@@ -56,7 +57,8 @@ from ..salesforce.exceptions import (
 )
 from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
 from ..signals import activities_recorded
-from . import apply
+from . import apply, set_aside
+from .apply.common import failure_reason
 from .fields import active_fields, field_definitions_sync, relationship_paths, select_list
 from .lock import SyncLeaseLost, SyncLock
 from .objects import SPECS, SYNCED_OBJECTS
@@ -76,6 +78,9 @@ BACKOFF_FIRST = dt.timedelta(minutes=1)
 BACKOFF_LONGEST = dt.timedelta(hours=1)
 
 Progress = Callable[[str, int, int], None]
+# Errors that are no record's fault: the database unreachable, locked or timing out, the lease
+# lost, Salesforce failing. They stop the object (or the cycle), never set a record aside.
+NOT_A_RECORDS_FAULT = (OperationalError, InterfaceError, SyncLeaseLost, SalesforceError)
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
@@ -133,6 +138,8 @@ class SyncEngine:
         self.progress = progress
         self.lock = SyncLock()
         self.failures: dict[str, str] = {}
+        # Objects with records set aside: only their pages clear set-aside rows.
+        self.set_aside_objects: set[str] = set()
         self.lookback = dt.timedelta(seconds=settings.SALESFORCE_LOOKBACK_SECONDS)
 
     # --- the cycle --------------------------------------------------------------------------------
@@ -222,13 +229,14 @@ class SyncEngine:
             states[sobject], _ = SyncState.objects.get_or_create(
                 sobject=sobject, defaults={"deleted_checked_until": minute_floor(now)}
             )
-        initial = any(state.initial_load_completed_at is None for state in states.values())
-        if initial != cycle.is_initial_load:
-            cycle.is_initial_load = initial
-            cycle.save(update_fields=["is_initial_load"])
+        # "Initial" is per object: an object in its first load records its activities as such
+        # (triggers never fire for them); the others record live ones, even while one object
+        # (say Lead, unreadable) never finishes its first load.
+        initial = {s: state.initial_load_completed_at is None for s, state in states.items()}
         # Objects that failed recently wait for their retry time; the others go on without them.
         objects = [s for s in SYNCED_OBJECTS if _retry_due(states[s].retry_after, now)]
         self.failures = {}
+        self.set_aside_objects = set_aside.objects_with_set_aside()
 
         described = set(
             FieldDefinition.objects.filter(is_active=True).values_list("sobject", flat=True).distinct()
@@ -243,6 +251,12 @@ class SyncEngine:
                         sobject, results[f"describe_{sobject}"], states[sobject], now, backfills
                     )
         objects = [s for s in objects if s not in self.failures]
+        # The cycle is a first load's when an object it goes on to read is in its first load (the
+        # status page's progress, the budget's expensive cycles): not while one waits on a failure.
+        first_load = any(initial[s] for s in objects)
+        if first_load != cycle.is_initial_load:
+            cycle.is_initial_load = first_load
+            cycle.save(update_fields=["is_initial_load"])
 
         describe_interval = dt.timedelta(seconds=settings.SALESFORCE_DESCRIBE_INTERVAL)
         describe_due = [
@@ -283,12 +297,15 @@ class SyncEngine:
         for sobject in objects:
             if sobject in self.failures:
                 continue
-            progress = self._start_object(cycle, sobject, windows[sobject], initial)
+            progress = self._start_object(cycle, sobject, windows[sobject], initial[sobject])
             state = states[sobject]
+            retry_ids = set_aside.due_ids(sobject, now) if sobject in self.set_aside_objects else []
             with self._isolated(sobject, state, progress, now):
                 self._window(
                     sobject, results[f"query_{sobject}"], windows[sobject], fields[sobject], state, progress
                 )
+                if retry_ids:
+                    self._retry_set_aside(sobject, retry_ids, state, progress, now)
                 if backfills.get(sobject):
                     self._backfill(sobject, backfills[sobject])
                 if sobject in deleted_windows and self._deleted_result(
@@ -322,7 +339,7 @@ class SyncEngine:
             cycle.reconciled = True
             cycle.save(update_fields=["reconciled"])
         for sobject in due:
-            progress = self._start_object(cycle, sobject, None, initial)
+            progress = self._start_object(cycle, sobject, None, initial[sobject])
             with self._isolated(sobject, states[sobject], progress, now):
                 self._reconcile(sobject, progress)
                 self._refresh_formulas(sobject, progress)
@@ -347,21 +364,31 @@ class SyncEngine:
     def _isolated(
         self, sobject: str, state: SyncState, progress: ObjectProgress | None, now: dt.datetime
     ) -> Iterator[None]:
-        """One object's work: a Salesforce error is that object's failure (`self.failures`), not
-        the cycle's; a spent quota still pauses the whole cycle."""
+        """One object's work: a Salesforce error, or an unexpected one (a database error outside
+        any record's page), is that object's failure (`self.failures`), not the cycle's; a spent
+        quota still pauses the whole cycle and a lost lease stops it."""
         try:
             yield
-        except SalesforceQuotaExceeded:
+        except (SalesforceQuotaExceeded, SyncLeaseLost):
             raise
         except SalesforceError as error:
-            self._object_failed(sobject, state, progress, error, now)
+            self._object_failed(sobject, state, progress, str(error), now)
+        except Exception as error:
+            logger.exception("%s failed with an unexpected error", sobject)
+            self._object_failed(
+                sobject,
+                state,
+                progress,
+                f"Internal error ({failure_reason(error)}); details are in the worker log.",
+                now,
+            )
 
     def _object_failed(
         self,
         sobject: str,
         state: SyncState,
         progress: ObjectProgress | None,
-        error: SalesforceError,
+        error: str,
         now: dt.datetime,
     ) -> None:
         """This object failed: it waits, doubling the wait each time in a row (1 min up to 1 h),
@@ -369,13 +396,13 @@ class SyncEngine:
         state.failure_count += 1
         wait = min(BACKOFF_FIRST * 2 ** (state.failure_count - 1), BACKOFF_LONGEST)
         state.retry_after = now + wait
-        state.last_error = str(error)
+        state.last_error = error
         self.failures[sobject] = f"{sobject}: {error}"
         logger.warning("%s failed (%s); next try after %s", sobject, error, state.retry_after)
         with self.lock.fenced():
             state.save(update_fields=["failure_count", "retry_after", "last_error"])
         if progress is not None:
-            progress.run.error_message = str(error)[:2000]
+            progress.run.error_message = error[:2000]
             self._finish_object(progress, status=SyncStatus.FAILED)
 
     def _lower_bound(self, state: SyncState) -> dt.datetime:
@@ -580,12 +607,119 @@ class SyncEngine:
         progress: ObjectProgress,
         total: int,
     ) -> None:
+        """Apply a page in one transaction. A page that fails with an error of its own (a
+        constraint, a value the database refuses, a bug one record trips) is rolled back and
+        applied again record by record, each in a savepoint: the good ones commit, the bad ones
+        are set aside with their reason (issue P11). Errors of the database itself (connection,
+        lock, timeout) or of the lease are no record's fault: they stop the object."""
         if records:
-            with self.lock.fenced():
-                SPECS[sobject].applier(records, fields, progress.context)
-                self._save_progress(progress, total)
+            counters = progress.context.counters
+            before = counters.snapshot()
+            try:
+                with self.lock.fenced():
+                    SPECS[sobject].applier(records, fields, progress.context)
+                    self._record_outcomes(sobject, records, progress)
+                    self._save_progress(progress, total)
+            except NOT_A_RECORDS_FAULT:
+                raise
+            except Exception as error:
+                counters.restore(before)
+                logger.warning(
+                    "%s: a page of %d records failed to apply (%s); applying them one by one",
+                    sobject,
+                    len(records),
+                    failure_reason(error),
+                )
+                with self.lock.fenced():
+                    self._apply_one_by_one(sobject, records, fields, progress)
+                    self._record_outcomes(sobject, records, progress)
+                    self._save_progress(progress, total)
         if self.progress and records:
             self.progress(sobject, len(records), total)
+
+    def _apply_one_by_one(
+        self,
+        sobject: str,
+        records: list[dict[str, Any]],
+        fields: dict[str, FieldInfo],
+        progress: ObjectProgress,
+    ) -> None:
+        """Within the caller's transaction, each record in a savepoint of its own: on PostgreSQL
+        a failed statement aborts the whole transaction, and rolling back to the savepoint is
+        what makes it usable again for the next record."""
+        counters = progress.context.counters
+        for record in records:
+            before = counters.snapshot()
+            try:
+                with transaction.atomic():
+                    SPECS[sobject].applier([record], fields, progress.context)
+            except NOT_A_RECORDS_FAULT:
+                raise
+            except Exception as error:
+                counters.restore(before)
+                counters.fail(str(record.get("Id")), error)
+
+    def _record_outcomes(self, sobject: str, records: list[dict[str, Any]], progress: ObjectProgress) -> None:
+        """The page's records set aside (by id) or, applied, no longer set aside."""
+        failed = progress.context.counters.set_aside
+        progress.context.counters.set_aside = {}
+        for record_id in [i for i in failed if not SALESFORCE_ID.fullmatch(i)]:
+            # Nothing to re-read it by: the log and the run's failed count are its trace.
+            logger.warning(
+                "%s: a record without a valid Id (%r) was dropped: %s",
+                sobject,
+                record_id,
+                failed.pop(record_id),
+            )
+        if not failed and sobject not in self.set_aside_objects:
+            return  # nothing of this object is set aside: no statement at all
+        applied = [str(r["Id"]) for r in records if r.get("Id")]
+        set_aside.record_outcomes(sobject, applied, failed)
+        if failed:
+            self.set_aside_objects.add(sobject)
+
+    def _retry_set_aside(
+        self, sobject: str, ids: list[str], state: SyncState, progress: ObjectProgress, now: dt.datetime
+    ) -> None:
+        """Re-read the set-aside records whose retry has come, by id, and apply them (a window may
+        have applied some meanwhile: those are not asked for). Equal SystemModstamps are applied
+        again (`force`): the stored row may be an older version than the one that failed. A record
+        set aside during its object's first load records first-load activities, as it would have
+        then (no trigger fires for old news). What Salesforce no longer returns is forgotten, with
+        a log line."""
+        pending = set_aside.still_set_aside(sobject, ids, since=now)
+        loaded_at = state.initial_load_completed_at
+        groups = {
+            first_load: sorted(
+                i
+                for i, failed_at in pending.items()
+                if SALESFORCE_ID.fullmatch(i) and (loaded_at is None or failed_at <= loaded_at) == first_load
+            )
+            for first_load in (True, False)
+        }
+        wanted = groups[True] + groups[False]
+        if not wanted:
+            return
+        self._within_quota()
+        fields = active_fields(sobject)
+        found: set[str] = set()
+        context = progress.context
+        live = context.is_initial_load
+        context.force = True
+        try:
+            for first_load, group in groups.items():
+                context.is_initial_load = live or first_load
+                for start in range(0, len(group), ID_CHUNK):
+                    quoted = ", ".join(f"'{i}'" for i in group[start : start + ID_CHUNK])
+                    soql = f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} WHERE Id IN ({quoted})"
+                    for records in self.client.query_all(soql):
+                        found.update(str(r.get("Id")) for r in records)
+                        self._apply(sobject, records, fields, progress, 0)
+        finally:
+            context.force, context.is_initial_load = False, live
+        with self.lock.fenced():
+            set_aside.forget_missing(sobject, set(wanted) - found)
+        logger.info("%s: retried %d set-aside records, %d returned", sobject, len(wanted), len(found))
 
     # --- back-fill, deletes, reconciliation -------------------------------------------------------
     def _backfill(self, sobject: str, names: list[str]) -> None:
@@ -712,6 +846,9 @@ class SyncEngine:
         for records in self.client.query_all(soql, include_deleted=False):
             with self.lock.fenced():
                 changed += SPECS[sobject].formulas_refresh(records, fields, progress.context, detected_at)
+                # A formula value that does not fit: that record is set aside (its retry re-reads it
+                # whole); the rows this refresh did not change are no evidence either way.
+                self._record_outcomes(sobject, [], progress)
         logger.info("Refreshed %d formula fields of %s: %d rows changed", len(formulas), sobject, changed)
 
     # --- per-object runs --------------------------------------------------------------------------

@@ -34,7 +34,9 @@ def effective_interval(now: dt.datetime | None = None) -> float:
     org's daily limit.
 
     The expensive work (first loads, reconciles, back-fills: cycles marked initial or reconciled)
-    is budgeted apart: what it spent in the last 24 hours comes off the budget, and the steady
+    is budgeted apart. A cycle is initial only when an object it read was in its first load: an
+    object that never finishes one (Lead unreadable) does not make every steady cycle expensive.
+    What the expensive work spent in the last 24 hours comes off the budget, and the steady
     cycles share the rest by their *median* cost, so one rare big cycle never stretches hours of
     cheap cycles that follow it."""
     interval = float(settings.SALESFORCE_SYNC_INTERVAL)

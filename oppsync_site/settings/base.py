@@ -227,6 +227,9 @@ SALESFORCE_SYNC_LOCK_SECONDS = env.float("SALESFORCE_SYNC_LOCK_SECONDS", default
 SALESFORCE_CONNECT_TIMEOUT = env.float("SALESFORCE_CONNECT_TIMEOUT", default=10.0)
 SALESFORCE_READ_TIMEOUT = env.float("SALESFORCE_READ_TIMEOUT", default=180.0)
 SALESFORCE_RETRY_BACKOFF = env.float("SALESFORCE_RETRY_BACKOFF", default=1.0)
+# A record set aside (it could not be stored) is re-read after this many seconds, the wait
+# doubling with each attempt up to an hour.
+SALESFORCE_SET_ASIDE_RETRY_SECONDS = env.float("SALESFORCE_SET_ASIDE_RETRY_SECONDS", default=60.0)
 SYNC_HISTORY_DAYS = env.float("SYNC_HISTORY_DAYS", default=14.0)
 
 # --- Trigger campaigns and webhooks (contract §1, §5) --------------------------------------------------

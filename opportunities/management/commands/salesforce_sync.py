@@ -1,4 +1,7 @@
-"""`manage.py salesforce_sync [--reconcile]`: one sync cycle in the foreground (contract §2)."""
+"""`manage.py salesforce_sync [--reconcile]`: one sync cycle in the foreground (contract §2).
+
+Exits 0 when the cycle completed, records set aside included (each is printed: object, Salesforce
+id, reason; the sync retries them by itself); non-zero only when the cycle itself could not run."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from tqdm import tqdm
 
 from opportunities.models import SyncStatus
 from opportunities.sync.service import sync_cycle_run
+from opportunities.sync.set_aside import records_set_aside
 
 
 class Command(BaseCommand):
@@ -43,3 +47,11 @@ class Command(BaseCommand):
         self.stdout.write(f"API calls: {cycle.api_calls}  duration: {cycle.duration_seconds or 0:.1f}s")
         if cycle.status != SyncStatus.SUCCEEDED:
             raise CommandError(f"Sync {cycle.status}: {cycle.error_message}")
+        # The cycle completed: records it could not store do not make it fail (they are retried).
+        set_aside = list(records_set_aside())
+        if set_aside:
+            self.stdout.write(
+                f"{len(set_aside)} record(s) set aside (retried by id until they apply; see Sync status):"
+            )
+            for row in set_aside:
+                self.stdout.write(f"  {row.sobject} {row.sf_id}: {row.reason}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -69,12 +69,34 @@ class Counters:
     skipped: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # Records of the current page that could not be stored, by Salesforce id, with the reason in
+    # words: the engine sets them aside (`sync.set_aside`) when the page commits.
+    set_aside: dict[str, str] = field(default_factory=dict)
 
     def fail(self, record_id: str, error: Exception) -> None:
+        """One record could not be stored: counted, and set aside with its reason (never dropped)."""
         self.failed += 1
+        reason = failure_reason(error)
         if len(self.errors) < 5:
-            self.errors.append(f"{record_id}: {error}")
-        logger.warning("Skipped Salesforce record %s: %s", record_id, error)
+            self.errors.append(f"{record_id}: {reason}")
+        self.set_aside[record_id] = reason
+        logger.info("Salesforce record %s could not be stored: %s", record_id, reason)
+
+    def snapshot(self) -> Counters:
+        return replace(self, errors=list(self.errors), set_aside=dict(self.set_aside))
+
+    def restore(self, saved: Counters) -> None:
+        """Back to the counts of `saved`: a page rolled back counts nothing of what it did."""
+        for name in ("created", "updated", "deleted", "skipped", "failed"):
+            setattr(self, name, getattr(saved, name))
+        self.errors, self.set_aside = list(saved.errors), dict(saved.set_aside)
+
+
+def failure_reason(error: BaseException) -> str:
+    """A value that does not fit says so in words; anything else names its type, as in a log."""
+    if type(error) is ValueError:
+        return str(error)
+    return f"{type(error).__name__}: {error}".strip()
 
 
 @dataclass
@@ -125,7 +147,10 @@ def column_value(model: type[models.Model], column: str, value: Any) -> Any:
     if isinstance(model_field, models.DecimalField) and value is not None:
         limit = Decimal(10) ** (model_field.max_digits - model_field.decimal_places)
         if abs(value) >= limit:
-            raise ValueError(f"{value} does not fit {column}")
+            raise ValueError(
+                f"{value} does not fit {model.__name__}.{column} (at most "
+                f"{model_field.max_digits - model_field.decimal_places} digits before the point)"
+            )
         return value
     return value
 
@@ -155,7 +180,7 @@ def incoming_rows(
 ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """The rows to apply: (id, parsed, column values, custom fields). Rows whose stored
     SystemModstamp is not older are skipped (idempotence); rows whose values do not fit are
-    counted as failed and skipped, without stopping the page."""
+    set aside (`Counters.fail`), without stopping the page."""
     for sf_id, parsed in parsed_by_id.items():
         if ctx.is_stale(stored_stamp(sf_id), parsed["SystemModstamp"]):
             ctx.counters.skipped += 1

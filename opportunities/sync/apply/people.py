@@ -153,6 +153,7 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
         to_create: list[Person] = []
         to_update: dict[int, Person] = {}
         converted_people: list[int] = []
+        merged_leads: list[tuple[str, Person]] = []  # (lead id, the person of its contact)
         stamps = {sf_id: p.lead_system_modstamp for sf_id, p in by_lead.items()}
         for sf_id, parsed, column_values, custom in incoming_rows(
             parsed_by_id, stamps.get, LEAD_COLUMNS, Person, ctx
@@ -162,6 +163,26 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
             is_deleted = bool(parsed.get("IsDeleted"))
             contact_id = parsed.get("ConvertedContactId")
             contact_person = by_contact.get(contact_id) if contact_id else None
+            if (
+                contact_person is not None
+                and contact_person is not person
+                and contact_person.sf_lead_id not in (None, sf_id)
+            ):
+                # Another lead was converted into the same contact first: its person holds the
+                # contact (and that lead's id). This lead's person is merged into it, keeping its
+                # own lead id so that its re-reads find it; two people never claim one contact.
+                if person is None:
+                    person = Person()
+                    to_create.append(person)
+                    ctx.counters.created += 1
+                else:
+                    if person.pk is not None:
+                        to_update[person.pk] = person
+                    ctx.counters.updated += 1
+                _lead_values_set(person, sf_id, modstamp, column_values, custom, is_deleted)
+                by_lead[sf_id] = person
+                merged_leads.append((sf_id, contact_person))
+                continue
             if contact_person is not None and person is not None and contact_person.pk != person.pk:
                 # Lead conversion: one person, the contact's; the lead's history moves along.
                 Activity.objects.filter(person=person).update(person=contact_person)
@@ -177,16 +198,11 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
                 to_create.append(person)
             elif person.pk is not None:
                 to_update[person.pk] = person
-            person.sf_lead_id = sf_id
-            person.lead_system_modstamp = modstamp
+            _lead_values_set(person, sf_id, modstamp, column_values, custom, is_deleted)
             if contact_id and not person.sf_contact_id:
                 person.sf_contact_id = contact_id  # the contact, when it arrives, updates this person
-            if person.contact_system_modstamp is None:
-                # Until a contact exists, the lead's values are the person's; then the contact's win.
-                for column, value in column_values.items():
-                    setattr(person, column, value)
-                person.custom_fields = custom
-                person.is_deleted_in_salesforce = is_deleted
+                # Another lead of this page converted into the same contact finds this person.
+                by_contact[contact_id] = person
             by_lead[sf_id] = person
             if created:
                 ctx.counters.created += 1
@@ -208,11 +224,51 @@ def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx
             ],
             batch_size=500,
         )
+        converted_people += _merge_leads_into_contact_people(merged_leads)
         # A lead converted into a contact: roles waiting for that contact are the person's now.
         activities = _link_roles_to_new_people([c for c in converted_to if c], ctx, coverage)
         activities_save(activities, coverage)
         # A converted lead's activities moved to the contact's person: their latest times too.
         refresh_person_totals(converted_people, coverage)
+
+
+def _lead_values_set(
+    person: Person,
+    sf_id: str,
+    modstamp: dt.datetime,
+    column_values: dict[str, Any],
+    custom: dict[str, Any],
+    is_deleted: bool,
+) -> None:
+    person.sf_lead_id = sf_id
+    person.lead_system_modstamp = modstamp
+    if person.contact_system_modstamp is None:
+        # Until a contact exists, the lead's values are the person's; then the contact's win.
+        for column, value in column_values.items():
+            setattr(person, column, value)
+        person.custom_fields = custom
+        person.is_deleted_in_salesforce = is_deleted
+
+
+def _merge_leads_into_contact_people(merged: list[tuple[str, Person]]) -> list[int]:
+    """Leads converted into a contact whose person another lead holds: each lead's person points
+    at that person (a merge loser, out of every smart list) and its history moves there. Returns
+    the people whose activities changed."""
+    if not merged:
+        return []
+    # bulk_create does not set primary keys on every database: look the people up by lead id.
+    lead_ids = {lead for lead, _ in merged} | {m.sf_lead_id for _, m in merged if m.sf_lead_id}
+    ids = dict(Person.objects.filter(sf_lead_id__in=lead_ids).values_list("sf_lead_id", "id"))
+    touched: list[int] = []
+    for lead_id, master in merged:
+        loser_pk = ids.get(lead_id)
+        master_pk = master.pk or ids.get(master.sf_lead_id or "")
+        if loser_pk is None or master_pk is None or loser_pk == master_pk:
+            continue
+        Activity.objects.filter(person_id=loser_pk).update(person_id=master_pk)
+        Person.objects.filter(pk=loser_pk).update(merged_into_id=master_pk)
+        touched += [loser_pk, master_pk]
+    return touched
 
 
 def people_flag_deleted(

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from opportunities.models import SyncCycle, SyncObjectRun, SyncState, SyncStatus
+from opportunities import health
+from opportunities.models import SetAsideRecord, SyncCycle, SyncObjectRun, SyncState, SyncStatus
 from oppsync_site.models import SubscriptionSettings, WorkerHeartbeat
 from tests.factories import ActivityFactory
 from tests.unit.pages.test_person_page import person_url
@@ -175,3 +176,52 @@ def test_sync_status_shows_a_first_load_in_progress_and_the_backlog(client, admi
     assert "4,000 of 10,000" in progress and "records/s" in progress and "left" in progress
     row = html.split('data-sobject="Contact"')[1].split("</tr>")[0]
     assert ">6000<" in row  # backlog: what Salesforce reported and was not applied yet
+
+
+def _set_aside(sobject: str, sf_id: str, reason: str, attempts: int = 1) -> SetAsideRecord:
+    now = timezone.now()
+    return SetAsideRecord.objects.create(
+        sobject=sobject,
+        sf_id=sf_id,
+        reason=reason,
+        first_failed_at=now - dt.timedelta(minutes=attempts),
+        last_tried_at=now,
+        attempts=attempts,
+        retry_after=now + dt.timedelta(minutes=2**attempts),
+    )
+
+
+def test_sync_status_lists_records_set_aside_escaped_and_says_none_when_there_are_none(
+    client, administrator, monkeypatch
+):
+    client.force_login(administrator)
+    panel = reverse("admin:sync_status_panel")
+    empty = client.get(panel).content.decode()
+    assert "Records set aside" in empty and 'id="set-aside-none"' in empty
+
+    _set_aside("Opportunity", "006000000000001AAA", "1E+21 does not fit Opportunity.amount", attempts=3)
+    _set_aside("Lead", "00Q000000000002AAA", "IntegrityError: <b>x</b> " + "duplicate key " * 40)
+    page = client.get(reverse("admin:sync_status")).content.decode()
+    rows = page.split('id="set-aside-records"')[1].split("</table>")[0]
+    assert 'data-set-aside="Opportunity:006000000000001AAA"' in rows
+    assert 'data-set-aside="Lead:00Q000000000002AAA"' in rows
+    assert "1E+21 does not fit Opportunity.amount" in rows and ">3<" in rows
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in rows
+    assert 'id="set-aside-none"' not in page
+
+    api = APIClient()
+    api.force_authenticate(administrator)
+    body = api.get("/api/v1/sync/status/").json()
+    assert body["set_aside_count"] == 2
+    assert {(r["sobject"], r["sf_id"]) for r in body["set_aside"]} == {
+        ("Opportunity", "006000000000001AAA"),
+        ("Lead", "00Q000000000002AAA"),
+    }
+    assert all(
+        {"reason", "attempts", "first_failed_at", "last_tried_at", "retry_after"} <= r.keys()
+        for r in body["set_aside"]
+    )
+
+    monkeypatch.setattr(health, "SET_ASIDE_SHOWN", 1)  # more than the page lists: all counted
+    page = client.get(panel).content.decode()
+    assert "2 records could not be stored" in page and "The 1 waiting longest are shown" in page
