@@ -16,7 +16,7 @@ from smartlists.validation import DefinitionError
 
 from .models import Campaign, Qualification
 from .targets import UnsafeTarget, url_check
-from .triggers import check_smart_list, check_triggers
+from .triggers import check_smart_list, check_trigger_queries
 from .webhooks import RESERVED_HEADERS
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -107,7 +107,7 @@ def campaign_save(
     if "description" in data:
         campaign.description = str(data["description"] or "")[:5000]
     if "triggers" in data or creating:
-        check(lambda: check_triggers(data.get("triggers"), catalog))
+        check(lambda: check_trigger_queries(data.get("triggers"), catalog))
         campaign.triggers = data.get("triggers") or []
     if "smart_list" in data:
         check(lambda: check_smart_list(data["smart_list"], catalog))
@@ -140,7 +140,10 @@ def campaign_save(
             errors["is_active"] = ["must be true or false"]
         else:
             if data["is_active"] and (creating or not campaign.is_active):
+                # Switched on (or resumed after a pause): activities from now on trigger it;
+                # those recorded while it was off or paused never do (as in Marketo).
                 campaign.active_since = timezone.now()
+                campaign.paused_at, campaign.paused_reason = None, ""
             campaign.is_active = data["is_active"]
     elif creating:
         campaign.active_since = timezone.now() if campaign.is_active else None

@@ -74,8 +74,12 @@ def resolve_checked(host: str, port: int, *, allow_private: bool | None = None) 
 
 def url_check(url: str, *, resolve: bool = True) -> None:
     """Refuse a webhook URL that is not http(s) or points at a refused address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as error:  # "Invalid IPv6 URL" for http://[::1/x, and the like
+        raise UnsafeTarget(f"is not a valid URL ({error})") from error
+    if parts.scheme not in ("http", "https") or not hostname:
         raise UnsafeTarget("must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         raise UnsafeTarget("must not carry a user name or password; use a header or the signature")
@@ -84,7 +88,7 @@ def url_check(url: str, *, resolve: bool = True) -> None:
     except ValueError as error:
         raise UnsafeTarget(f"has an invalid port ({error})") from error
     if resolve:
-        resolve_checked(parts.hostname, port)
+        resolve_checked(hostname, port)
 
 
 class _CheckedConnectMixin:
