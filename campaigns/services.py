@@ -27,6 +27,20 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def nul_place(value: Any, where: str) -> str | None:
+    """Where in a JSON value a NUL character is (`triggers[0].constraints[1].value`), or None.
+    PostgreSQL stores no NUL in text or jsonb: refused as a named 400, not a database error."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        children = [(f"{where}.{key}", item) for key, item in value.items()] + [(where, key) for key in value]
+    elif isinstance(value, list):
+        children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None
+    return next((found for place, item in children if (found := nul_place(item, place))), None)
+
+
 def qualification_parse(raw: Any) -> tuple[str, int | None]:
     """`"every_time"`, `"once"` or `{"once_every_days": n}` (contract §3)."""
     if raw in (Qualification.EVERY_TIME, Qualification.ONCE):
@@ -98,6 +112,12 @@ def campaign_save(
             errors.update(error.errors)
             return None
 
+    for key in ("name", "description", "triggers", "smart_list", "webhook"):
+        place = nul_place(data.get(key), key)
+        if place:
+            errors[place] = ["must not contain the NUL character (\\u0000)"]
+    if errors:
+        raise DefinitionError(errors)
     if "name" in data or creating:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 255:

@@ -10,13 +10,16 @@ trigger nothing, nor do activities recorded before a campaign was active.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from opportunities.models import Activity
@@ -91,6 +94,12 @@ def check_triggers(triggers: Any, catalog: Catalog) -> list[CheckedFilter]:
 UNEVALUABLE = (ArithmeticError, ValueError, TypeError)
 
 
+def _compile(queryset: QuerySet[Any]) -> None:
+    """Compile a query's SQL without running it: what a value the SQL cannot hold raises."""
+    with contextlib.suppress(EmptyResultSet, FullResultSet):  # it compiles: to nothing or everything
+        queryset.query.sql_with_params()
+
+
 def check_trigger_queries(triggers: Any, catalog: Catalog, clock: Clock | None = None) -> None:
     """Check the triggers and build (and compile) each one's query, as evaluation will: a value
     that checks but cannot be evaluated is refused under `triggers[i]`, naming why."""
@@ -99,13 +108,24 @@ def check_trigger_queries(triggers: Any, catalog: Catalog, clock: Clock | None =
     errors: dict[str, list[str]] = {}
     for index, item in enumerate(items):
         try:
-            activity_matches(item, clock).query.sql_with_params()
+            _compile(activity_matches(item, clock))
         except UNEVALUABLE as error:
             errors[f"triggers[{index}]"] = [
-                f"cannot be evaluated ({_error_words(error)}); check its dates and numbers"
+                f"{_culprit(item, clock)}cannot be evaluated ({_error_words(error)})"
             ]
     if errors:
         raise DefinitionError(errors)
+
+
+def _culprit(item: CheckedFilter, clock: Clock) -> str:
+    """The constraint that cannot be evaluated by itself, in words ("CloseDate is
+    ['9999-12-31'] "), or "" when only the combination fails."""
+    for constraint in item.constraints:
+        try:
+            _compile(activity_matches(dataclasses.replace(item, constraints=[constraint]), clock))
+        except UNEVALUABLE:
+            return f"{constraint.field.field} {constraint.operator} {constraint.value!r} "
+    return ""
 
 
 def check_smart_list(definition: Any, catalog: Catalog) -> None:
@@ -114,7 +134,7 @@ def check_smart_list(definition: Any, catalog: Catalog) -> None:
     if definition is None:
         return
     try:
-        evaluate(definition, catalog=catalog).people.query.sql_with_params()
+        _compile(evaluate(definition, catalog=catalog).people)
     except DefinitionError as error:
         raise DefinitionError({f"smart_list.{k}": v for k, v in error.errors.items()}) from error
     except SmartListCycleError as error:
@@ -122,9 +142,22 @@ def check_smart_list(definition: Any, catalog: Catalog) -> None:
     except InactiveFieldsError as error:
         raise DefinitionError({f"smart_list.{k}": [v] for k, v in error.locations.items()}) from error
     except UNEVALUABLE as error:
+        where = _failing_filter(definition, catalog) or "smart_list"
         raise DefinitionError(
-            {"smart_list": [f"cannot be evaluated ({_error_words(error)}); check its dates and numbers"]}
+            {where: [f"cannot be evaluated ({_error_words(error)}); check its dates and numbers"]}
         ) from error
+
+
+def _failing_filter(definition: dict[str, Any], catalog: Catalog) -> str | None:
+    """`smart_list.filters[i]` of the first filter that cannot be evaluated by itself."""
+    for index, item in enumerate(definition.get("filters") or []):
+        try:
+            _compile(evaluate({"logic": "all", "filters": [item]}, catalog=catalog).people)
+        except UNEVALUABLE:
+            return f"smart_list.filters[{index}]"
+        except (DefinitionError, SmartListCycleError, InactiveFieldsError):
+            pass  # refused for another reason by itself; not the one looked for
+    return None
 
 
 class CampaignFailed(Exception):
