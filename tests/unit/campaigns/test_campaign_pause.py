@@ -186,3 +186,29 @@ def api_client(administrator):
     client = APIClient()
     client.force_login(administrator)
     return client
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite compares text and numbers without an error"
+)
+def test_a_numeric_comparison_on_a_custom_field_holding_text_pauses_only_its_campaign(three_campaigns):
+    """The case from the review, for real on PostgreSQL: the cast of the JSON text to numeric
+    fails in the middle of the batch's transaction, which only the savepoint keeps usable."""
+    first, broken, third = three_campaigns
+    Campaign.objects.filter(pk=broken.pk).update(
+        triggers=[
+            {
+                "trigger": "added_to_opportunity",
+                "constraints": [{"field": "Score__c", "operator": "greater_than", "value": 5}],
+            }
+        ]
+    )
+    role = ContactRoleFactory(opportunity__custom_fields={"Score__c": "not a number"})
+    activity = ActivityFactory(person=role.person, opportunity=role.opportunity)
+
+    evaluate_pending()
+
+    assert _delivered(first) == _delivered(third) == {activity.pk}
+    broken.refresh_from_db()
+    assert broken.is_paused and "triggers could not be evaluated" in broken.paused_reason
+    assert "DataError" in broken.paused_reason
