@@ -66,7 +66,7 @@ def test_a_claim_outlasts_the_attempt_deadline(delivery, settings):
     assert claim(delivery.pk, now + dt.timedelta(seconds=40)) is None  # still held at the deadline
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_attempt_whose_claim_ran_out_does_not_overwrite_the_one_that_took_over(
     receiver, delivery, settings
 ):
