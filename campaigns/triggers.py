@@ -17,8 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import EmptyResultSet, FullResultSet
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -294,9 +295,9 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
         try:
             with transaction.atomic():
                 decided += _decide_campaign(campaign, recent, activities, catalog, clock, now, context)
-        except Exception as error:  # the failure is this campaign's, whatever it is
-            if transaction.get_connection().needs_rollback:
-                raise  # the savepoint could not be rolled back: the batch cannot go on
+        except Exception as error:  # the failure is this campaign's, unless it is the batch's
+            if transaction.get_connection().needs_rollback or not_the_campaigns(error):
+                raise  # the batch is retried whole: nothing decided, the cursor where it was
             logger.warning("Campaign %s failed at evaluation", campaign.pk, exc_info=True)
             reason = (
                 error.reason
@@ -305,6 +306,23 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
             )
             _pause(campaign, reason, now)
     return decided
+
+
+# PostgreSQL's serialization failure and deadlock: a retry succeeds, the campaign is not at fault.
+TRANSIENT_SQLSTATES = {"40001", "40P01"}
+
+
+def not_the_campaigns(error: BaseException) -> bool:
+    """Whether a failure met while deciding a campaign belongs to the batch, not the campaign:
+    the task's time limit, a deadlock or serialization failure, SQLite's busy database."""
+    if isinstance(error, SoftTimeLimitExceeded):
+        return True
+    cause = error.__cause__ if isinstance(error, CampaignFailed) else error
+    if isinstance(cause, OperationalError):
+        if getattr(cause.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        return "database is locked" in str(cause)
+    return False
 
 
 def _decide_campaign(

@@ -120,7 +120,7 @@ def _fail_with_sql(*args, **kwargs):
 
 
 def _fail_operational(*args, **kwargs):
-    raise OperationalError("could not serialize access due to concurrent update")
+    raise OperationalError("canceling statement due to statement timeout")
 
 
 @pytest.mark.parametrize("fault", [_fail_with_sql, _fail_operational], ids=["sql-error", "operational"])
@@ -179,6 +179,37 @@ def test_a_lost_connection_is_not_blamed_on_a_campaign(three_campaigns, monkeypa
     assert failed
     assert not Campaign.objects.filter(paused_at__isnull=False).exists()
     assert TriggerCursor.objects.get().last_activity_id == 0
+
+
+class _SerializationFailure(Exception):
+    sqlstate = "40001"  # what psycopg's SerializationFailure carries
+
+
+@pytest.mark.parametrize("kind", ["serialization", "locked"])
+def test_a_transient_database_error_retries_the_batch_instead_of_pausing(three_campaigns, monkeypatch, kind):
+    """A deadlock, a serialization failure or SQLite's busy database is nobody's campaign's fault:
+    the batch is left undecided (the cursor does not move) and the next evaluation decides it."""
+    broken = three_campaigns[1]
+    real_matching = triggers._matching
+    failures = [1]
+
+    def matching(campaign, *args, **kwargs):
+        if campaign.pk == broken.pk and failures:
+            failures.pop()
+            if kind == "locked":
+                raise OperationalError("database is locked")
+            raise OperationalError("could not serialize access") from _SerializationFailure()
+        return real_matching(campaign, *args, **kwargs)
+
+    monkeypatch.setattr(triggers, "_matching", matching)
+    activity_ids = _activities(1)
+    with pytest.raises(OperationalError):
+        evaluate_pending()
+    assert TriggerCursor.objects.get().last_activity_id == 0 and not Delivery.objects.exists()
+    evaluate_pending()  # the retry
+    for campaign in three_campaigns:
+        campaign.refresh_from_db()
+        assert campaign.is_active and _delivered(campaign) == set(activity_ids)
 
 
 @pytest.fixture
