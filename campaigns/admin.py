@@ -61,6 +61,13 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     def status_badge(self, campaign: Campaign) -> str:
         if campaign.is_active:
             return format_html('<span class="os-badge os-good">{}</span>', "Active")
+        if campaign.is_paused:
+            return format_html(
+                '<span class="os-badge os-bad" title="{}">{}</span><div class="os-paused-reason">{}</div>',
+                campaign.paused_reason,
+                "Paused",
+                campaign.paused_reason,
+            )
         return format_html('<span class="os-badge">{}</span>', "Inactive")
 
     @admin.display(description="Triggers")

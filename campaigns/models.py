@@ -29,6 +29,11 @@ class Campaign(models.Model):
     # Only activities recorded after this moment trigger the campaign (set each time it is
     # activated): switching a campaign on never replays history.
     active_since = models.DateTimeField(null=True, blank=True)
+    # A campaign whose evaluation fails at run time (a definition saved before validation refused
+    # it, data a comparison cannot read) is paused by the evaluator: switched off, with when and why
+    # in words, so the other campaigns keep deciding. Switching it on again clears both.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.TextField(blank=True)
     triggers = models.JSONField(default=list)
     smart_list = models.JSONField(null=True, blank=True)
     qualification = models.CharField(
@@ -57,6 +62,10 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None and not self.is_active
 
     @property
     def secret_hint(self) -> str:
@@ -109,8 +118,10 @@ class Delivery(models.Model):
     status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # A worker claims a delivery until this moment; another may take it over only after.
+    # A worker claims a delivery until this moment; another may take it over only after. Each
+    # claim has its own token: an attempt records its result only while the token is still its own.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,6 +1,6 @@
 """A small webhook receiver: what the demo runs beside `make run` so a newcomer watches deliveries
 arrive, and what the tests and the benchmark post to. It verifies each signature, deduplicates by
-idempotency key (as every receiver should) and can be told to fail or hang."""
+idempotency key (as every receiver should) and can be told to fail, hang or trickle."""
 
 from __future__ import annotations
 
@@ -30,13 +30,19 @@ class Received:
 @dataclass
 class Receiver:
     """`secret` verifies signatures (None accepts any). `fail_next` answers that many requests
-    with 500 first; `hang_seconds` holds every request that long before answering."""
+    with 500 first; `hang_seconds` holds every request that long before answering;
+    `trickle_next` answers that many requests with a 500 sent a byte every `trickle_seconds`
+    (status line, headers and body: a slow receiver that never trips a per-read timeout).
+    `trickles_ended` counts trickled answers finished or cut off by the client."""
 
     secret: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
     fail_next: int = 0
     hang_seconds: float = 0.0
+    trickle_next: int = 0
+    trickle_seconds: float = 0.2
+    trickles_ended: int = 0
     received: list[Received] = field(default_factory=list)
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,6 +83,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 fail = receiver.fail_next > 0
                 if fail:
                     receiver.fail_next -= 1
+                trickle = not fail and receiver.trickle_next > 0
+                if trickle:
+                    receiver.trickle_next -= 1
+            if trickle:
+                self._trickle()
+                return
             if receiver.hang_seconds:
                 time.sleep(receiver.hang_seconds)
             if fail:
@@ -115,6 +127,25 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _trickle(self) -> None:
+            data = json.dumps({"error": "told to trickle", "padding": "." * 60}).encode()
+            answer = (
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                + data
+            )
+            try:
+                for at in range(len(answer)):
+                    self.wfile.write(answer[at : at + 1])
+                    self.wfile.flush()
+                    time.sleep(receiver.trickle_seconds)
+            except OSError:
+                pass  # the client hung up (its deadline)
+            finally:
+                self.close_connection = True
+                with receiver.lock:
+                    receiver.trickles_ended += 1
 
         def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
             return

@@ -16,7 +16,7 @@ from smartlists.validation import DefinitionError
 
 from .models import Campaign, Qualification
 from .targets import UnsafeTarget, url_check
-from .triggers import check_smart_list, check_triggers
+from .triggers import check_smart_list, check_trigger_queries
 from .webhooks import RESERVED_HEADERS
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -25,6 +25,20 @@ MAX_HEADERS = 20
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
+
+
+def nul_place(value: Any, where: str) -> str | None:
+    """Where in a JSON value a NUL character is (`triggers[0].constraints[1].value`), or None.
+    PostgreSQL stores no NUL in text or jsonb: refused as a named 400, not a database error."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        children = [(f"{where}.{key}", item) for key, item in value.items()] + [(where, key) for key in value]
+    elif isinstance(value, list):
+        children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None
+    return next((found for place, item in children if (found := nul_place(item, place))), None)
 
 
 def qualification_parse(raw: Any) -> tuple[str, int | None]:
@@ -98,6 +112,12 @@ def campaign_save(
             errors.update(error.errors)
             return None
 
+    for key in ("name", "description", "triggers", "smart_list", "webhook"):
+        place = nul_place(data.get(key), key)
+        if place:
+            errors[place] = ["must not contain the NUL character (\\u0000)"]
+    if errors:
+        raise DefinitionError(errors)
     if "name" in data or creating:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
@@ -107,7 +127,7 @@ def campaign_save(
     if "description" in data:
         campaign.description = str(data["description"] or "")[:5000]
     if "triggers" in data or creating:
-        check(lambda: check_triggers(data.get("triggers"), catalog))
+        check(lambda: check_trigger_queries(data.get("triggers"), catalog))
         campaign.triggers = data.get("triggers") or []
     if "smart_list" in data:
         check(lambda: check_smart_list(data["smart_list"], catalog))
@@ -140,7 +160,10 @@ def campaign_save(
             errors["is_active"] = ["must be true or false"]
         else:
             if data["is_active"] and (creating or not campaign.is_active):
+                # Switched on (or resumed after a pause): activities from now on trigger it;
+                # those recorded while it was off or paused never do (as in Marketo).
                 campaign.active_since = timezone.now()
+                campaign.paused_at, campaign.paused_reason = None, ""
             campaign.is_active = data["is_active"]
     elif creating:
         campaign.active_since = timezone.now() if campaign.is_active else None

@@ -9,8 +9,11 @@ environment are ignored (either would bypass the check)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,8 +77,12 @@ def resolve_checked(host: str, port: int, *, allow_private: bool | None = None) 
 
 def url_check(url: str, *, resolve: bool = True) -> None:
     """Refuse a webhook URL that is not http(s) or points at a refused address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as error:  # "Invalid IPv6 URL" for http://[::1/x, and the like
+        raise UnsafeTarget(f"is not a valid URL ({error})") from error
+    if parts.scheme not in ("http", "https") or not hostname:
         raise UnsafeTarget("must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         raise UnsafeTarget("must not carry a user name or password; use a header or the signature")
@@ -84,7 +91,81 @@ def url_check(url: str, *, resolve: bool = True) -> None:
     except ValueError as error:
         raise UnsafeTarget(f"has an invalid port ({error})") from error
     if resolve:
-        resolve_checked(parts.hostname, port)
+        resolve_checked(hostname, port)
+
+
+class AttemptDeadline:
+    """A total deadline for one webhook attempt: connect, send, status line, headers and body.
+
+    Read timeouts count per receive, so a receiver trickling a byte at a time never trips them.
+    While the attempt runs (`with AttemptDeadline(seconds):` in the thread making the request),
+    the connections it uses are watched; when the deadline passes, a watchdog thread shuts their
+    sockets down, which ends any blocking receive at once (and again every 0.2 s, in case one was
+    being opened at that moment), so the attempt ends within the deadline whatever the receiver
+    does. `expired` says whether it was cut."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []  # duplicates: the same connections, our own fds
+        self._watchdog = threading.Thread(target=self._watch, name="webhook-deadline", daemon=True)
+
+    def __enter__(self) -> AttemptDeadline:
+        _attempt.deadline = self
+        self._watchdog.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _attempt.deadline = None
+        self._done.set()
+        self._watchdog.join()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """Cut this socket's connection too when the deadline passes. A duplicate of the file
+        descriptor is kept: shutting it down ends the connection even after TLS has wrapped (and
+        detached) the original socket object, and it is never some later socket reusing the fd."""
+        if sock is None or sock.fileno() < 0:
+            return
+        with self._lock:
+            self._sockets.append(sock.dup())
+        if self.expired:
+            self._cut()
+
+    def _watch(self) -> None:
+        if self._done.wait(self.seconds):
+            return
+        self.expired = True
+        while True:
+            self._cut()
+            if self._done.wait(0.2):
+                return
+
+    def _cut(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):  # not connected yet, or closed already
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class _AttemptState(threading.local):
+    deadline: AttemptDeadline | None = None
+
+
+_attempt = _AttemptState()
+
+
+def _watch_socket(sock: socket.socket | None) -> None:
+    deadline = _attempt.deadline
+    if deadline is not None:
+        deadline.watch(sock)
 
 
 class _CheckedConnectMixin:
@@ -109,6 +190,7 @@ class _CheckedConnectMixin:
             try:
                 if isinstance(seconds, int | float):
                     sock.settimeout(seconds)
+                _watch_socket(sock)  # before connecting: a slow connect is cut too
                 sock.connect(address)
                 return sock
             except OSError as error:
@@ -125,11 +207,18 @@ class _CheckedHTTPSConnection(_CheckedConnectMixin, HTTPSConnection):
     pass
 
 
-class _CheckedHTTPPool(HTTPConnectionPool):
+class _DeadlinePoolMixin:
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        _watch_socket(getattr(conn, "sock", None))  # a kept-alive connection, reused
+        return conn
+
+
+class _CheckedHTTPPool(_DeadlinePoolMixin, HTTPConnectionPool):
     ConnectionCls = _CheckedHTTPConnection
 
 
-class _CheckedHTTPSPool(HTTPSConnectionPool):
+class _CheckedHTTPSPool(_DeadlinePoolMixin, HTTPSConnectionPool):
     ConnectionCls = _CheckedHTTPSConnection
 
 

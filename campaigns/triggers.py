@@ -10,13 +10,17 @@ trigger nothing, nor do activities recorded before a campaign was active.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F, Q
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db import OperationalError, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from opportunities.models import Activity
@@ -86,31 +90,107 @@ def check_triggers(triggers: Any, catalog: Catalog) -> list[CheckedFilter]:
     return checked.filters
 
 
+# What building or compiling a query raises for values the SQL cannot hold (a date past year
+# 9999, a number past what Decimal or the backend takes).
+UNEVALUABLE = (ArithmeticError, ValueError, TypeError)
+
+
+def _compile(queryset: QuerySet[Any]) -> None:
+    """Compile a query's SQL without running it: what a value the SQL cannot hold raises."""
+    with contextlib.suppress(EmptyResultSet, FullResultSet):  # it compiles: to nothing or everything
+        queryset.query.sql_with_params()
+
+
+def check_trigger_queries(triggers: Any, catalog: Catalog, clock: Clock | None = None) -> None:
+    """Check the triggers and build (and compile) each one's query, as evaluation will: a value
+    that checks but cannot be evaluated is refused under `triggers[i]`, naming why."""
+    items = check_triggers(triggers, catalog)
+    clock = clock or Clock.current()
+    errors: dict[str, list[str]] = {}
+    for index, item in enumerate(items):
+        try:
+            _compile(activity_matches(item, clock))
+        except UNEVALUABLE as error:
+            errors[f"triggers[{index}]"] = [
+                f"{_culprit(item, clock)}cannot be evaluated ({_error_words(error)})"
+            ]
+    if errors:
+        raise DefinitionError(errors)
+
+
+def _culprit(item: CheckedFilter, clock: Clock) -> str:
+    """The constraint that cannot be evaluated by itself, in words ("CloseDate is
+    ['9999-12-31'] "), or "" when only the combination fails."""
+    for constraint in item.constraints:
+        try:
+            _compile(activity_matches(dataclasses.replace(item, constraints=[constraint]), clock))
+        except UNEVALUABLE:
+            return f"{constraint.field.field} {constraint.operator} {constraint.value!r} "
+    return ""
+
+
 def check_smart_list(definition: Any, catalog: Catalog) -> None:
-    """The campaign's smart list, as a smart list is checked (errors under `smart_list.`)."""
+    """The campaign's smart list, as a smart list is checked (errors under `smart_list.`), and
+    its query built and compiled, as evaluation will."""
     if definition is None:
         return
     try:
-        evaluate(definition, catalog=catalog)
+        _compile(evaluate(definition, catalog=catalog).people)
     except DefinitionError as error:
         raise DefinitionError({f"smart_list.{k}": v for k, v in error.errors.items()}) from error
     except SmartListCycleError as error:
         raise DefinitionError({"smart_list.filters": [str(error)]}) from error
     except InactiveFieldsError as error:
         raise DefinitionError({f"smart_list.{k}": [v] for k, v in error.locations.items()}) from error
+    except UNEVALUABLE as error:
+        where = _failing_filter(definition, catalog) or "smart_list"
+        raise DefinitionError(
+            {where: [f"cannot be evaluated ({_error_words(error)}); check its dates and numbers"]}
+        ) from error
+
+
+def _failing_filter(definition: dict[str, Any], catalog: Catalog) -> str | None:
+    """`smart_list.filters[i]` of the first filter that cannot be evaluated by itself."""
+    for index, item in enumerate(definition.get("filters") or []):
+        try:
+            _compile(evaluate({"logic": "all", "filters": [item]}, catalog=catalog).people)
+        except UNEVALUABLE:
+            return f"smart_list.filters[{index}]"
+        except (DefinitionError, SmartListCycleError, InactiveFieldsError):
+            pass  # refused for another reason by itself; not the one looked for
+    return None
+
+
+class CampaignFailed(Exception):
+    """A campaign's evaluation cannot run; `reason` says why in words (shown on the campaign)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _error_words(error: BaseException) -> str:
+    if isinstance(error, DefinitionError):
+        return "; ".join(f"{where}: {' '.join(messages)}" for where, messages in error.errors.items())
+    text = " ".join(str(error).split())[:300]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _matching(campaign: Campaign, activity_ids: list[int], catalog: Catalog, clock: Clock) -> list[int]:
     """Ids of the activities (among `activity_ids`) that fire one of the campaign's triggers and
-    whose person matches its smart list."""
+    whose person matches its smart list. Raises CampaignFailed (its triggers or smart list no
+    longer check) or whatever evaluating them raised (a date out of range, a database error)."""
     try:
         items = check_triggers(campaign.triggers, catalog)
     except DefinitionError as error:
-        logger.warning("Campaign %s has triggers that no longer check: %s", campaign.pk, error.errors)
-        return []
+        raise CampaignFailed(f"its triggers no longer check ({_error_words(error)})") from error
     fired: set[int] = set()
-    for item in items:
-        fired |= set(activity_matches(item, clock).filter(pk__in=activity_ids).values_list("pk", flat=True))
+    try:
+        for item in items:
+            matches = activity_matches(item, clock).filter(pk__in=activity_ids)
+            fired |= set(matches.values_list("pk", flat=True))
+    except Exception as error:  # a date out of range, a comparison the database refuses
+        raise CampaignFailed(f"its triggers could not be evaluated ({_error_words(error)})") from error
     if not fired or campaign.smart_list is None:
         return sorted(fired)
     people = dict(Activity.objects.filter(pk__in=fired).values_list("pk", "person_id"))
@@ -121,8 +201,9 @@ def _matching(campaign: Campaign, activity_ids: list[int], catalog: Catalog, clo
             .values_list("pk", flat=True)
         )
     except (DefinitionError, SmartListCycleError) as error:
-        logger.warning("Campaign %s has a smart list that no longer checks: %s", campaign.pk, error)
-        return []
+        raise CampaignFailed(f"its smart list no longer checks ({_error_words(error)})") from error
+    except Exception as error:
+        raise CampaignFailed(f"its smart list could not be evaluated ({_error_words(error)})") from error
     return sorted(a for a in fired if people[a] in members)
 
 
@@ -191,37 +272,97 @@ def _evaluate_batch(catalog: Catalog) -> tuple[list[int], bool]:
 
 
 def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
+    """Decide each active campaign for the activities, each in its own savepoint: a campaign
+    whose evaluation fails (PostgreSQL aborts the transaction on a database error; the savepoint
+    keeps that to the campaign) is paused with its reason, and the others decide as usual."""
     if not activity_ids:
         return []
     clock = Clock.current()
     now = timezone.now()
-    deliveries: list[Delivery] = []
+    decided: list[int] = []
     activities: dict[int, Activity] = {}
+    context: dict[str, Any] | None = None
     for campaign in Campaign.objects.filter(is_active=True, active_since__isnull=False).order_by("pk"):
         recent = list(
             Activity.objects.filter(pk__in=activity_ids, recorded_at__gte=campaign.active_since).values_list(
                 "pk", flat=True
             )
         )
-        matched = _matching(campaign, recent, catalog, clock) if recent else []
-        missing = [pk for pk in matched if pk not in activities]
-        activities.update(Activity.objects.select_related("person", "opportunity").in_bulk(missing))
-        for pk in matched:
-            activity = activities[pk]
-            if activity.person_id is None or not _qualifies(campaign, activity.person_id, now):
-                continue
-            deliveries.append(
-                Delivery(
-                    campaign=campaign,
-                    activity=activity,
-                    person_id=activity.person_id,
-                    payload={},
-                    next_attempt_at=now,
-                )
+        if not recent:
+            continue
+        if context is None:
+            context = synced_data_context()  # once for the batch, not per delivery
+        try:
+            with transaction.atomic():
+                decided += _decide_campaign(campaign, recent, activities, catalog, clock, now, context)
+        except Exception as error:  # the failure is this campaign's, unless it is the batch's
+            if transaction.get_connection().needs_rollback or not_the_campaigns(error):
+                raise  # the batch is retried whole: nothing decided, the cursor where it was
+            logger.warning("Campaign %s failed at evaluation", campaign.pk, exc_info=True)
+            reason = (
+                error.reason
+                if isinstance(error, CampaignFailed)
+                else f"its evaluation failed ({_error_words(error)})"
             )
-    context = synced_data_context()  # once for the batch, not per delivery
-    for delivery in deliveries:
+            _pause(campaign, reason, now)
+    return decided
+
+
+# PostgreSQL's serialization failure and deadlock: a retry succeeds, the campaign is not at fault.
+TRANSIENT_SQLSTATES = {"40001", "40P01"}
+
+
+def not_the_campaigns(error: BaseException) -> bool:
+    """Whether a failure met while deciding a campaign belongs to the batch, not the campaign:
+    the task's time limit, a deadlock or serialization failure, SQLite's busy database."""
+    if isinstance(error, SoftTimeLimitExceeded):
+        return True
+    cause = error.__cause__ if isinstance(error, CampaignFailed) else error
+    if isinstance(cause, OperationalError):
+        if getattr(cause.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        return "database is locked" in str(cause)
+    return False
+
+
+def _decide_campaign(
+    campaign: Campaign,
+    recent: list[int],
+    activities: dict[int, Activity],
+    catalog: Catalog,
+    clock: Clock,
+    now: dt.datetime,
+    context: dict[str, Any],
+) -> list[int]:
+    """One campaign's deliveries for the activities: matched, qualified, written (the outbox)."""
+    matched = _matching(campaign, recent, catalog, clock)
+    missing = [pk for pk in matched if pk not in activities]
+    activities.update(Activity.objects.select_related("person", "opportunity").in_bulk(missing))
+    deliveries: list[Delivery] = []
+    for pk in matched:
+        activity = activities[pk]
+        if activity.person_id is None or not _qualifies(campaign, activity.person_id, now):
+            continue
+        delivery = Delivery(
+            campaign=campaign,
+            activity=activity,
+            person_id=activity.person_id,
+            payload={},
+            next_attempt_at=now,
+        )
         delivery.payload = delivery_payload(delivery, context=context)
+        deliveries.append(delivery)
     Delivery.objects.bulk_create(deliveries, batch_size=500, ignore_conflicts=True)
     keys = [d.idempotency_key for d in deliveries]
     return list(Delivery.objects.filter(idempotency_key__in=keys).values_list("pk", flat=True))
+
+
+def _pause(campaign: Campaign, reason: str, now: dt.datetime) -> None:
+    """Switch a campaign off with its reason (in the batch's transaction, so it commits with the
+    cursor: the activities it could not decide are behind the cursor, and switching it on again
+    starts afresh, as any activation does)."""
+    reason = f"Paused by the evaluator: {reason}. Fix the campaign, then switch it on again."
+    logger.warning("Campaign %s (%s) paused: %s", campaign.pk, campaign.name, reason)
+    Campaign.objects.filter(pk=campaign.pk, is_active=True).update(
+        is_active=False, paused_at=now, paused_reason=reason
+    )

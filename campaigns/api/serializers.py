@@ -33,6 +33,14 @@ class CampaignSerializer(serializers.Serializer[Campaign]):
     description = serializers.CharField(required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False, default=True)
     active_since = serializers.DateTimeField(read_only=True)
+    paused_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="when the evaluator paused the campaign (its evaluation failed); null when not paused",
+    )
+    paused_reason = serializers.CharField(
+        read_only=True, help_text="why it was paused, in words; set is_active to true to resume"
+    )
     triggers = serializers.JSONField(
         help_text='[{"trigger": "added_to_opportunity" | "removed_from_opportunity" | "opportunity_updated", '
         '"field": "StageName" (opportunity_updated), "constraints": [...]}], OR-ed'
@@ -57,6 +65,10 @@ class CampaignSerializer(serializers.Serializer[Campaign]):
             "active_since": serializers.DateTimeField().to_representation(instance.active_since)
             if instance.active_since
             else None,
+            "paused_at": serializers.DateTimeField().to_representation(instance.paused_at)
+            if instance.paused_at
+            else None,
+            "paused_reason": instance.paused_reason,
             "triggers": instance.triggers,
             "smart_list": instance.smart_list,
             "qualification": qualification_json(instance),
