@@ -242,8 +242,10 @@ def test_bulk2_query_all_pages_csv_with_locators(emulator, sf):
 
 
 def test_bulk2_job_can_stay_in_progress_for_some_polls(emulator, sf):
+    # Its own rows: under pytest-xdist the test that made 'Bulk Co' may run in another process.
+    emulator.create("Lead", *[{"LastName": f"Polled {n}", "Company": "Polled Co"} for n in range(24)])
     emulator.faults(bulk_in_progress_polls=2)
-    pages = list(sf.bulk2.Lead.query("SELECT Id FROM Lead WHERE Company = 'Bulk Co'", wait=0.05))
+    pages = list(sf.bulk2.Lead.query("SELECT Id FROM Lead WHERE Company = 'Polled Co'", wait=0.05))
     assert sum(len(p.splitlines()) - 1 for p in pages) == 24
 
 
