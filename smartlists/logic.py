@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 MAX_RULE_LENGTH = 500
 # A filter number is ASCII digits only: \d would take other scripts' digits too.
-_TOKEN = re.compile(r"(?P<number>[0-9]+)|(?P<word>[A-Za-z_]+)|(?P<paren>[()])|(?P<space>[ \t]+)")
+# Any Unicode space separates (a non-breaking space pasted from a document is a space to a reader).
+_TOKEN = re.compile(r"(?P<number>[0-9]+)|(?P<word>[A-Za-z_]+)|(?P<paren>[()])|(?P<space>\s+)")
 
 
 class LogicError(ValueError):
@@ -52,6 +53,14 @@ def _tokens(rule: str) -> list[_Token]:
             )
         text, kind = match.group(), match.lastgroup
         if kind == "word":
+            if rule[match.end() : match.end() + 1].isalnum():
+                # `and2` is one token to a reader, as `2and` is (below): not an operator.
+                word = re.match(r"[0-9A-Za-z_]+", rule[index:])
+                assert word is not None
+                raise LogicError(
+                    f"unexpected {word.group()!r} at position {index + 1}: "
+                    "put a space between an operator and a filter number"
+                )
             if text.lower() not in ("and", "or"):
                 raise LogicError(
                     f"unexpected {text!r} at position {index + 1}: use filter numbers, and, or and parentheses"

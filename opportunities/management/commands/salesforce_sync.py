@@ -12,7 +12,9 @@ from tqdm import tqdm
 
 from opportunities.models import SyncStatus
 from opportunities.sync.service import sync_cycle_run
-from opportunities.sync.set_aside import records_set_aside
+from opportunities.sync.set_aside import set_aside_listing
+
+PRINTED_SET_ASIDE = 100
 
 
 class Command(BaseCommand):
@@ -48,10 +50,13 @@ class Command(BaseCommand):
         if cycle.status != SyncStatus.SUCCEEDED:
             raise CommandError(f"Sync {cycle.status}: {cycle.error_message}")
         # The cycle completed: records it could not store do not make it fail (they are retried).
-        set_aside = list(records_set_aside())
+        # The first hundred: after a mass failure a terminal gets a count, not 100,000 lines.
+        set_aside, total = set_aside_listing(PRINTED_SET_ASIDE)
         if set_aside:
             self.stdout.write(
-                f"{len(set_aside)} record(s) set aside (retried by id until they apply; see Sync status):"
+                f"{total} record(s) set aside (retried by id until they apply; see Sync status):"
             )
             for row in set_aside:
                 self.stdout.write(f"  {row.sobject} {row.sf_id}: {row.reason}")
+            if total > len(set_aside):
+                self.stdout.write(f"  … and {total - len(set_aside)} more on the Sync status page")

@@ -5,11 +5,14 @@ object keeps flowing, and the window's watermark still advances."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import subprocess
 import sys
 
 import pytest
+from django.core.management import call_command
 
+from opportunities.management.commands import salesforce_sync
 from opportunities.models import (
     Activity,
     ActivityType,
@@ -200,6 +203,20 @@ def test_salesforce_sync_exits_0_with_records_set_aside_and_prints_each(org, syn
     )
     assert refused.returncode != 0
     assert "set aside" not in refused.stdout
+
+
+def test_salesforce_sync_prints_the_first_records_set_aside_and_counts_the_rest(
+    org, synced_settings, monkeypatch
+):
+    """After a mass failure the terminal gets the first rows and a count, not every record."""
+    monkeypatch.setattr(salesforce_sync, "PRINTED_SET_ASIDE", 2)
+    org.create("Opportunity", *[_deal(f"Bad {n}", TOO_BIG) for n in range(3)])
+    out = io.StringIO()
+    call_command("salesforce_sync", "--no-progress", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "3 record(s) set aside" in out.getvalue()
+    assert len([line for line in lines if line.startswith("  Opportunity ")]) == 2
+    assert lines[-1] == "  … and 1 more on the Sync status page"
 
 
 def test_a_set_aside_record_salesforce_no_longer_returns_is_forgotten_with_a_log_line(
