@@ -10,8 +10,9 @@ from tests.processes import REPO
 
 
 @pytest.fixture
-def scratch_tests():
-    folder = REPO / "var" / "ci-guard"
+def scratch_tests(request):
+    # A folder per test: under pytest-xdist the two tests below run side by side.
+    folder = REPO / "var" / f"ci-guard-{request.node.name}"
     folder.mkdir(parents=True, exist_ok=True)
     yield folder
     for path in folder.iterdir():
