@@ -118,15 +118,31 @@ def check_trigger_queries(triggers: Any, catalog: Catalog, clock: Clock | None =
         raise DefinitionError(errors)
 
 
+def _first_unevaluable(parts: list[Any], build: Callable[[Any], QuerySet[Any]]) -> int | None:
+    """The index of the first part whose query, built and compiled by itself, cannot be
+    evaluated, or None when only their combination fails. A part refused for another reason by
+    itself (it does not check alone) is not the one looked for."""
+    for index, part in enumerate(parts):
+        try:
+            _compile(build(part))
+        except UNEVALUABLE:
+            return index
+        except (DefinitionError, SmartListCycleError, InactiveFieldsError):
+            pass
+    return None
+
+
 def _culprit(item: CheckedFilter, clock: Clock) -> str:
     """The constraint that cannot be evaluated by itself, in words ("CloseDate is
     ['9999-12-31'] "), or "" when only the combination fails."""
-    for constraint in item.constraints:
-        try:
-            _compile(activity_matches(dataclasses.replace(item, constraints=[constraint]), clock))
-        except UNEVALUABLE:
-            return f"{constraint.field.field} {constraint.operator} {constraint.value!r} "
-    return ""
+    found = _first_unevaluable(
+        item.constraints,
+        lambda constraint: activity_matches(dataclasses.replace(item, constraints=[constraint]), clock),
+    )
+    if found is None:
+        return ""
+    constraint = item.constraints[found]
+    return f"{constraint.field.field} {constraint.operator} {constraint.value!r} "
 
 
 def check_smart_list(definition: Any, catalog: Catalog) -> None:
@@ -151,14 +167,12 @@ def check_smart_list(definition: Any, catalog: Catalog) -> None:
 
 def _failing_filter(definition: dict[str, Any], catalog: Catalog) -> str | None:
     """`smart_list.filters[i]` of the first filter that cannot be evaluated by itself."""
-    for index, item in enumerate(definition.get("filters") or []):
-        try:
-            _compile(evaluate({"logic": "all", "filters": [item]}, catalog=catalog).people)
-        except UNEVALUABLE:
-            return f"smart_list.filters[{index}]"
-        except (DefinitionError, SmartListCycleError, InactiveFieldsError):
-            pass  # refused for another reason by itself; not the one looked for
-    return None
+    filters = definition.get("filters") or []
+    found = _first_unevaluable(
+        filters if isinstance(filters, list) else [],
+        lambda item: evaluate({"logic": "all", "filters": [item]}, catalog=catalog).people,
+    )
+    return None if found is None else f"smart_list.filters[{found}]"
 
 
 class CampaignFailed(Exception):
