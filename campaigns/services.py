@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from smartlists.registry import Catalog
-from smartlists.validation import DefinitionError
+from smartlists.validation import DefinitionError, unstorable_places
 
 from .models import Campaign, Qualification
 from .targets import UnsafeTarget, url_check
@@ -27,18 +27,14 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def nul_place(value: Any, where: str) -> str | None:
-    """Where in a JSON value a NUL character is (`triggers[0].constraints[1].value`), or None.
-    PostgreSQL stores no NUL in text or jsonb: refused as a named 400, not a database error."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        children = [(f"{where}.{key}", item) for key, item in value.items()] + [(where, key) for key in value]
-    elif isinstance(value, list):
-        children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
-    else:
-        return None
-    return next((found for place, item in children if (found := nul_place(item, place))), None)
+def _sendable_header_value(value: str) -> bool:
+    """Whether http.client can send the value: Latin-1 only (it encodes headers so), and no
+    control characters (CR and LF would split the header; the others receivers refuse)."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value)
 
 
 def qualification_parse(raw: Any) -> tuple[str, int | None]:
@@ -78,12 +74,15 @@ def webhook_check(url: Any, headers: Any) -> dict[str, str]:
         ]
     else:
         for name, value in headers.items():
-            if not HEADER_NAME.match(name):
+            if not HEADER_NAME.fullmatch(name):
                 errors[f"webhook.headers.{name}"] = ["is not a valid header name"]
             elif name.lower() in RESERVED_HEADERS:
                 errors[f"webhook.headers.{name}"] = ["is set by OppSync itself"]
-            elif not isinstance(value, str) or len(value) > 2000 or any(c in value for c in "\r\n\0"):
-                errors[f"webhook.headers.{name}"] = ["must be text of at most 2000 characters on one line"]
+            elif not isinstance(value, str) or len(value) > 2000 or not _sendable_header_value(value):
+                errors[f"webhook.headers.{name}"] = [
+                    "must be text of at most 2000 characters on one line, in Latin-1 (HTTP headers "
+                    "carry no other characters) and without control characters"
+                ]
             else:
                 clean[name] = value
     if errors:
@@ -112,10 +111,10 @@ def campaign_save(
             errors.update(error.errors)
             return None
 
-    for key in ("name", "description", "triggers", "smart_list", "webhook"):
-        place = nul_place(data.get(key), key)
-        if place:
-            errors[place] = ["must not contain the NUL character (\\u0000)"]
+    # Before anything reads them: a string no database stores (NUL, a lone surrogate) would be a
+    # 500 wherever it went; the smart-list layer's walker names its place.
+    for key in ("name", "description", "triggers", "smart_list", "qualification", "webhook"):
+        unstorable_places(data.get(key), key, errors)
     if errors:
         raise DefinitionError(errors)
     if "name" in data or creating:

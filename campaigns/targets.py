@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
+import os
 import socket
 import threading
 from types import TracebackType
@@ -25,6 +27,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.timeout import Timeout
 
+logger = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -130,12 +133,19 @@ class AttemptDeadline:
 
     def watch(self, sock: socket.socket | None) -> None:
         """Cut this socket's connection too when the deadline passes. A duplicate of the file
-        descriptor is kept: shutting it down ends the connection even after TLS has wrapped (and
-        detached) the original socket object, and it is never some later socket reusing the fd."""
-        if sock is None or sock.fileno() < 0:
+        descriptor is kept (`os.dup`: `ssl.SSLSocket.dup()` does not exist): shutting it down ends
+        the connection even after TLS has wrapped (and detached) the original socket object, and
+        it is never some later socket reusing the fd. Never raises: an attempt must not fail
+        because it could not be watched (it is then logged; its per-read timeouts still hold)."""
+        try:
+            if sock is None or sock.fileno() < 0:
+                return
+            duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+        except Exception:
+            logger.warning("A webhook connection could not be watched for its deadline", exc_info=True)
             return
         with self._lock:
-            self._sockets.append(sock.dup())
+            self._sockets.append(duplicate)
         if self.expired:
             self._cut()
 
@@ -207,18 +217,24 @@ class _CheckedHTTPSConnection(_CheckedConnectMixin, HTTPSConnection):
     pass
 
 
-class _DeadlinePoolMixin:
+class _FreshConnectionPoolMixin:
+    """Never reuse a connection: webhooks are sent with `Connection: close`, and should a
+    receiver keep the connection open anyway, it is closed here, so every attempt connects
+    anew through `_new_conn`, where its socket is watched from before the connect (a kept-alive
+    socket, TLS-wrapped already, would escape the attempt's deadline)."""
+
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
-        _watch_socket(getattr(conn, "sock", None))  # a kept-alive connection, reused
+        if getattr(conn, "sock", None) is not None:
+            conn.close()
         return conn
 
 
-class _CheckedHTTPPool(_DeadlinePoolMixin, HTTPConnectionPool):
+class _CheckedHTTPPool(_FreshConnectionPoolMixin, HTTPConnectionPool):
     ConnectionCls = _CheckedHTTPConnection
 
 
-class _CheckedHTTPSPool(_DeadlinePoolMixin, HTTPSConnectionPool):
+class _CheckedHTTPSPool(_FreshConnectionPoolMixin, HTTPSConnectionPool):
     ConnectionCls = _CheckedHTTPSConnection
 
 

@@ -118,15 +118,31 @@ def check_trigger_queries(triggers: Any, catalog: Catalog, clock: Clock | None =
         raise DefinitionError(errors)
 
 
+def _first_unevaluable(parts: list[Any], build: Callable[[Any], QuerySet[Any]]) -> int | None:
+    """The index of the first part whose query, built and compiled by itself, cannot be
+    evaluated, or None when only their combination fails. A part refused for another reason by
+    itself (it does not check alone) is not the one looked for."""
+    for index, part in enumerate(parts):
+        try:
+            _compile(build(part))
+        except UNEVALUABLE:
+            return index
+        except (DefinitionError, SmartListCycleError, InactiveFieldsError):
+            pass
+    return None
+
+
 def _culprit(item: CheckedFilter, clock: Clock) -> str:
     """The constraint that cannot be evaluated by itself, in words ("CloseDate is
     ['9999-12-31'] "), or "" when only the combination fails."""
-    for constraint in item.constraints:
-        try:
-            _compile(activity_matches(dataclasses.replace(item, constraints=[constraint]), clock))
-        except UNEVALUABLE:
-            return f"{constraint.field.field} {constraint.operator} {constraint.value!r} "
-    return ""
+    found = _first_unevaluable(
+        item.constraints,
+        lambda constraint: activity_matches(dataclasses.replace(item, constraints=[constraint]), clock),
+    )
+    if found is None:
+        return ""
+    constraint = item.constraints[found]
+    return f"{constraint.field.field} {constraint.operator} {constraint.value!r} "
 
 
 def check_smart_list(definition: Any, catalog: Catalog) -> None:
@@ -151,14 +167,12 @@ def check_smart_list(definition: Any, catalog: Catalog) -> None:
 
 def _failing_filter(definition: dict[str, Any], catalog: Catalog) -> str | None:
     """`smart_list.filters[i]` of the first filter that cannot be evaluated by itself."""
-    for index, item in enumerate(definition.get("filters") or []):
-        try:
-            _compile(evaluate({"logic": "all", "filters": [item]}, catalog=catalog).people)
-        except UNEVALUABLE:
-            return f"smart_list.filters[{index}]"
-        except (DefinitionError, SmartListCycleError, InactiveFieldsError):
-            pass  # refused for another reason by itself; not the one looked for
-    return None
+    filters = definition.get("filters") or []
+    found = _first_unevaluable(
+        filters if isinstance(filters, list) else [],
+        lambda item: evaluate({"logic": "all", "filters": [item]}, catalog=catalog).people,
+    )
+    return None if found is None else f"smart_list.filters[{found}]"
 
 
 class CampaignFailed(Exception):
@@ -176,34 +190,79 @@ def _error_words(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+class CampaignSkipped(Exception):
+    """A campaign that cannot be decided for this batch only, not through its own fault: one of
+    the fields its triggers or smart list name is inactive right now (a describe that briefly
+    misses it, a field-level-security flip). It is not paused; `reason` says why (logged)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _named_fields(value: Any) -> set[str]:
+    """Every field name a definition's JSON names (`{"field": "X"}` at any depth)."""
+    if isinstance(value, dict):
+        found = {value["field"]} if isinstance(value.get("field"), str) else set()
+        return found.union(*(_named_fields(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_named_fields(item) for item in value))
+    return set()
+
+
+def _inactive_named(value: Any, catalog: Catalog) -> set[str]:
+    return _named_fields(value) & set(catalog.inactive_opportunity)
+
+
+def _campaign_failed(error: Exception, words: str) -> CampaignFailed:
+    """The campaign's own failure, with `words` and why (the campaign is paused)."""
+    return CampaignFailed(f"{words} ({_error_words(error)})")
+
+
 def _matching(campaign: Campaign, activity_ids: list[int], catalog: Catalog, clock: Clock) -> list[int]:
     """Ids of the activities (among `activity_ids`) that fire one of the campaign's triggers and
     whose person matches its smart list. Raises CampaignFailed (its triggers or smart list no
-    longer check) or whatever evaluating them raised (a date out of range, a database error)."""
+    longer check, or cannot be evaluated), CampaignSkipped (a field they name is inactive right
+    now), or the batch's own failure (a time limit, a lost or busy database) as it came."""
     try:
         items = check_triggers(campaign.triggers, catalog)
     except DefinitionError as error:
+        inactive = _inactive_named(campaign.triggers, catalog)
+        if inactive:
+            raise CampaignSkipped(f"its triggers name inactive fields {sorted(inactive)}") from error
         raise CampaignFailed(f"its triggers no longer check ({_error_words(error)})") from error
+    inactive = {name for item in items for name in item.inactive_fields}
+    if inactive:  # evaluated without that constraint, the trigger would fire for too much
+        raise CampaignSkipped(f"its triggers name inactive fields {sorted(inactive)}")
     fired: set[int] = set()
     try:
         for item in items:
             matches = activity_matches(item, clock).filter(pk__in=activity_ids)
             fired |= set(matches.values_list("pk", flat=True))
     except Exception as error:  # a date out of range, a comparison the database refuses
-        raise CampaignFailed(f"its triggers could not be evaluated ({_error_words(error)})") from error
+        if not_the_campaigns(error):
+            raise  # the batch's: retried whole, no campaign paused
+        raise _campaign_failed(error, "its triggers could not be evaluated") from error
     if not fired or campaign.smart_list is None:
         return sorted(fired)
     people = dict(Activity.objects.filter(pk__in=fired).values_list("pk", "person_id"))
     try:
         members = set(
-            evaluate(campaign.smart_list, catalog=catalog, clock=clock, ignore_inactive_fields=True)
+            evaluate(campaign.smart_list, catalog=catalog, clock=clock)
             .people.filter(pk__in=set(people.values()))
             .values_list("pk", flat=True)
         )
+    except InactiveFieldsError as error:
+        raise CampaignSkipped(f"its smart list names inactive fields ({error})") from error
     except (DefinitionError, SmartListCycleError) as error:
+        inactive = _inactive_named(campaign.smart_list, catalog)
+        if inactive:
+            raise CampaignSkipped(f"its smart list names inactive fields {sorted(inactive)}") from error
         raise CampaignFailed(f"its smart list no longer checks ({_error_words(error)})") from error
     except Exception as error:
-        raise CampaignFailed(f"its smart list could not be evaluated ({_error_words(error)})") from error
+        if not_the_campaigns(error):
+            raise  # the batch's: retried whole, no campaign paused
+        raise _campaign_failed(error, "its smart list could not be evaluated") from error
     return sorted(a for a in fired if people[a] in members)
 
 
@@ -295,6 +354,11 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
         try:
             with transaction.atomic():
                 decided += _decide_campaign(campaign, recent, activities, catalog, clock, now, context)
+        except CampaignSkipped as skipped:
+            # Not decided while the field is inactive (as Marketo does): the cursor moves on for
+            # every campaign, so this one's activities of the batch never trigger it; it goes on
+            # with the batch after the field is active again, without being switched on anew.
+            logger.warning("Campaign %s skipped for this batch: %s", campaign.pk, skipped.reason)
         except Exception as error:  # the failure is this campaign's, unless it is the batch's
             if transaction.get_connection().needs_rollback or not_the_campaigns(error):
                 raise  # the batch is retried whole: nothing decided, the cursor where it was
@@ -308,20 +372,37 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
     return decided
 
 
-# PostgreSQL's serialization failure and deadlock: a retry succeeds, the campaign is not at fault.
-TRANSIENT_SQLSTATES = {"40001", "40P01"}
+# SQLSTATE classes of failures that belong to the moment, not the campaign: transaction rollback
+# (serialization failure, deadlock), insufficient resources (out of memory or disk), operator
+# intervention (statement timeout, cancel, shutdown), connection exceptions; and lock_timeout.
+TRANSIENT_SQLSTATE_CLASSES = {"40", "53", "57", "08"}
+TRANSIENT_SQLSTATES = {"55P03"}
 
 
 def not_the_campaigns(error: BaseException) -> bool:
     """Whether a failure met while deciding a campaign belongs to the batch, not the campaign:
-    the task's time limit, a deadlock or serialization failure, SQLite's busy database."""
-    if isinstance(error, SoftTimeLimitExceeded):
-        return True
-    cause = error.__cause__ if isinstance(error, CampaignFailed) else error
-    if isinstance(cause, OperationalError):
-        if getattr(cause.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES:
+    the task's time limit, any OperationalError (a timeout, a cancel, a lost connection, a
+    deadlock, SQLite's busy database, no memory or disk left) or a database error whose SQLSTATE
+    says the same. Such a batch is retried whole rather than a campaign paused, since resuming a
+    paused campaign starts afresh and would lose the activities in between. What pauses is the
+    campaign's own: DataError, ProgrammingError, IntegrityError, a definition that no longer
+    checks, Python-level errors (OverflowError, ValueError, TypeError...)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:  # the error and what it came from
+        seen.add(id(current))
+        if isinstance(current, SoftTimeLimitExceeded):
             return True
-        return "database is locked" in str(cause)
+        if isinstance(current, OperationalError):
+            # SQLite reports the query's own faults (no such column, a bad function call) as
+            # OperationalError too, under SQLITE_ERROR: those are the campaign's.
+            return getattr(current.__cause__, "sqlite_errorname", None) != "SQLITE_ERROR"
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+        ):
+            return True
+        current = current.__cause__
     return False
 
 

@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 import requests
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -104,6 +105,9 @@ def request_headers(campaign: Campaign, payload: dict[str, Any], body: bytes) ->
         {
             "Content-Type": "application/json",
             "User-Agent": "OppSync-Webhooks/1",
+            # One connection per attempt, never kept alive: each is watched for the attempt's
+            # total deadline from its connect (targets.py).
+            "Connection": "close",
             IDEMPOTENCY_HEADER: str(payload["id"]),
             SIGNATURE_HEADER: signature(campaign.webhook_secret, int(time.time()), body),
         }
@@ -153,10 +157,13 @@ def attempt(delivery_id: int) -> float | None:
         error = "timed out"
     except requests.RequestException as exc:
         error = _over(deadline) or _request_error(exc)
-    except Exception:
-        error = _over(deadline)
-        if not error:
-            raise
+    except SoftTimeLimitExceeded:
+        raise  # the worker must stop; the claim runs out and the sweep sends it again
+    except Exception as exc:
+        # Whatever else fails (a header http.client cannot encode, a bug) is a counted failed
+        # attempt: re-raised, the delivery would be retried forever, never counted.
+        logger.warning("Webhook attempt of delivery %s failed unexpectedly", delivery_id, exc_info=True)
+        error = _over(deadline) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
     elapsed_ms = int((time.monotonic() - started) * 1000)
     return _record(delivery, token, status_code, elapsed_ms, error, excerpt.decode("utf-8", "replace"))
 

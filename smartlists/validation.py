@@ -120,21 +120,25 @@ def unstorable_character(text: str) -> str | None:
     return None
 
 
-def _unstorable_strings(value: Any, where: str, errors: dict[str, list[str]]) -> None:
-    """Every string of a definition, keys too, that the database would refuse, by its place."""
+def unstorable_places(value: Any, where: str, errors: dict[str, list[str]]) -> None:
+    """Every string of a JSON value, keys too, that the database would refuse, by its place
+    (`triggers[0].constraints[1].value`), added to `errors`. A place never quotes a key that is
+    itself unstorable (the error would be unrenderable): that key is shown escaped."""
     if isinstance(value, str):
         problem = unstorable_character(value)
         if problem:
             errors.setdefault(where, []).append(f"the text {problem}")
     elif isinstance(value, dict):
         for key, item in value.items():
-            problem = unstorable_character(str(key))
+            name = str(key)
+            problem = unstorable_character(name)
             if problem:
                 errors.setdefault(where, []).append(f"a key {problem}")
-            _unstorable_strings(item, f"{where}.{key}" if where else str(key), errors)
+                name = name.encode("ascii", "backslashreplace").decode("ascii")
+            unstorable_places(item, f"{where}.{name}" if where else name, errors)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _unstorable_strings(item, f"{where}[{index}]", errors)
+            unstorable_places(item, f"{where}[{index}]", errors)
 
 
 def _date_value(value: Any, kind: FieldType) -> dt.date | dt.datetime | None:
@@ -278,7 +282,7 @@ def check_definition(
     if not isinstance(definition, dict):
         raise DefinitionError({"definition": ["must be an object with logic and filters"]})
     # Before anything reads them: a string the database refuses is a 500 wherever it goes.
-    _unstorable_strings(definition, "", errors)
+    unstorable_places(definition, "", errors)
     if errors:
         raise DefinitionError(errors)
     raw_filters = definition.get("filters")

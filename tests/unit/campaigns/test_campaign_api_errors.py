@@ -5,6 +5,8 @@ store. The admin editor saves through this API and shows each message under its 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -80,3 +82,32 @@ def test_the_admin_editor_shows_the_webhook_url_message_under_its_field(client, 
     client.force_login(marketer)
     page = client.get("/admin/campaigns/campaign/add/").content.decode()
     assert 'data-error-for="webhook.url"' in page and 'data-error-for="triggers"' in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "place", "words"),
+    [
+        ({"name": "\ud800"}, "name", "surrogate"),
+        ({"description": "a\udfffb"}, "description", "surrogate"),
+        ({"triggers": [{"trigger": "added_to_opportunity", "\ud800": 1}]}, "triggers[0]", "surrogate"),
+        ({"triggers": [{"trigger": "added_to_opportunity", "\ud800": "\ud800"}]}, "triggers[0]", "surrogate"),
+        ({"webhook": {"url": HOOK, "headers": {"X-Token": "a\ud800"}}}, "webhook.headers.X-Token", "surrogate"),
+        ({"webhook": {"url": HOOK, "headers": {"X-\ud800": "a"}}}, "webhook.headers", "surrogate"),
+        ({"webhook": {"url": HOOK, "headers": {"Authorization": "Bearer café✓"}}},
+         "webhook.headers.Authorization", "Latin-1"),
+        ({"webhook": {"url": HOOK, "headers": {"X-Token": "a\x07b"}}}, "webhook.headers.X-Token", "control"),
+        ({"webhook": {"url": HOOK, "headers": {"X-Token\n": "a"}}}, "webhook.headers.X-Token\n", "header name"),
+    ],
+)  # fmt: skip
+def test_text_no_database_stores_or_no_header_carries_gets_a_named_400(client, changes, place, words):
+    """A lone surrogate anywhere in the campaign (a 500 on both databases before the fix), a header
+    value outside Latin-1 or with a control character (saved, then every attempt raised in
+    http.client and was retried forever): a 400 naming the place."""
+    body = {"name": "Edge", "triggers": ADDED, "webhook": {"url": HOOK}, **changes}
+    # json.dumps escapes the surrogate (\ud800), as a client sending it would.
+    response = client.post("/api/v1/campaigns/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content[:1000]
+    errors = response.json()
+    assert place in errors, errors
+    assert words in " ".join(errors[place]), errors
+    assert not Campaign.objects.exists()

@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import DatabaseError, OperationalError, connection
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import DatabaseError, DataError, OperationalError, connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -16,6 +17,7 @@ from campaigns import triggers
 from campaigns.models import Campaign, Delivery, TriggerCursor
 from campaigns.services import campaign_save
 from campaigns.triggers import evaluate_pending
+from opportunities.models import FieldDefinition
 from tests.factories import ActivityFactory, ContactRoleFactory
 from tests.unit.smartlists.conftest import fields  # noqa: F401  (the fixture)
 
@@ -119,11 +121,17 @@ def _fail_with_sql(*args, **kwargs):
         cursor.execute("SELECT no_such_column FROM campaigns_campaign")
 
 
-def _fail_operational(*args, **kwargs):
-    raise OperationalError("canceling statement due to statement timeout")
+def _fail_in_python(*args, **kwargs):
+    raise OverflowError("date value out of range")
 
 
-@pytest.mark.parametrize("fault", [_fail_with_sql, _fail_operational], ids=["sql-error", "operational"])
+def _fail_with_data(*args, **kwargs):
+    raise DataError("invalid input syntax for type numeric") from _Sqlstate("22P02")
+
+
+@pytest.mark.parametrize(
+    "fault", [_fail_with_sql, _fail_in_python, _fail_with_data], ids=["sql-error", "python", "data-error"]
+)
 @pytest.mark.parametrize("broken_index", [0, 1, 2])
 def test_a_database_error_in_any_one_campaign_pauses_only_it(
     three_campaigns, monkeypatch, broken_index, fault
@@ -181,30 +189,64 @@ def test_a_lost_connection_is_not_blamed_on_a_campaign(three_campaigns, monkeypa
     assert TriggerCursor.objects.get().last_activity_id == 0
 
 
-class _SerializationFailure(Exception):
-    sqlstate = "40001"  # what psycopg's SerializationFailure carries
+class _Sqlstate(Exception):
+    """What psycopg's errors carry: the SQLSTATE of the failure."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
 
 
-@pytest.mark.parametrize("kind", ["serialization", "locked"])
-def test_a_transient_database_error_retries_the_batch_instead_of_pausing(three_campaigns, monkeypatch, kind):
-    """A deadlock, a serialization failure or SQLite's busy database is nobody's campaign's fault:
-    the batch is left undecided (the cursor does not move) and the next evaluation decides it."""
+# Raised where the campaign's trigger query runs (inside its evaluation, as a real failure would
+# be): none of them is the campaign's fault.
+TRANSIENT: dict[str, tuple[BaseException, str | None]] = {
+    "serialization": (OperationalError("could not serialize access"), "40001"),
+    "deadlock": (DatabaseError("deadlock detected"), "40P01"),
+    "statement-timeout": (OperationalError("canceling statement due to statement timeout"), "57014"),
+    "cancel-as-database-error": (DatabaseError("canceling statement"), "57014"),
+    "lock-timeout": (DatabaseError("canceling statement due to lock timeout"), "55P03"),
+    "out-of-memory": (DatabaseError("out of memory"), "53200"),
+    "disk-full": (DatabaseError("could not extend file"), "53100"),
+    "connection": (DatabaseError("terminating connection"), "08006"),
+    "any-operational": (OperationalError("server closed the connection unexpectedly"), None),
+    "locked": (OperationalError("database is locked"), None),
+    "time-limit": (SoftTimeLimitExceeded(), None),
+}
+
+
+def _raise(kind: str) -> None:
+    error, sqlstate = TRANSIENT[kind]
+    raise error from (_Sqlstate(sqlstate) if sqlstate else None)
+
+
+@pytest.mark.parametrize("kind", list(TRANSIENT))
+def test_a_transient_failure_retries_the_batch_instead_of_pausing(three_campaigns, monkeypatch, kind):
+    """A deadlock, a timeout or cancel, no memory or disk, a lost or busy database, the task's
+    time limit: nobody's campaign's fault. The batch is left undecided (the cursor does not move)
+    and the next evaluation decides it; before the fix the campaign being evaluated was paused
+    (and resuming it would have lost the activities in between)."""
     broken = three_campaigns[1]
-    real_matching = triggers._matching
+    real_matches = triggers.activity_matches
     failures = [1]
+    evaluating: list[int] = []
+    real_matching = triggers._matching
 
     def matching(campaign, *args, **kwargs):
-        if campaign.pk == broken.pk and failures:
-            failures.pop()
-            if kind == "locked":
-                raise OperationalError("database is locked")
-            raise OperationalError("could not serialize access") from _SerializationFailure()
+        evaluating[:] = [campaign.pk]
         return real_matching(campaign, *args, **kwargs)
 
+    def activity_matches(*args, **kwargs):
+        if evaluating == [broken.pk] and failures:
+            failures.pop()
+            _raise(kind)
+        return real_matches(*args, **kwargs)
+
     monkeypatch.setattr(triggers, "_matching", matching)
+    monkeypatch.setattr(triggers, "activity_matches", activity_matches)
     activity_ids = _activities(1)
-    with pytest.raises(OperationalError):
+    with pytest.raises((DatabaseError, SoftTimeLimitExceeded)):
         evaluate_pending()
+    assert not Campaign.objects.filter(paused_at__isnull=False).exists()
     assert TriggerCursor.objects.get().last_activity_id == 0 and not Delivery.objects.exists()
     evaluate_pending()  # the retry
     for campaign in three_campaigns:
@@ -241,3 +283,37 @@ def test_a_numeric_comparison_on_a_custom_field_holding_text_neither_fails_nor_m
     assert _delivered(first) == _delivered(third) == {activity.pk}
     other.refresh_from_db()
     assert not other.is_paused and _delivered(other) == set()
+
+
+@pytest.mark.parametrize("part", ["trigger-field", "trigger-constraint", "smart-list"])
+def test_a_briefly_inactive_field_skips_its_campaign_without_pausing_it(three_campaigns, part):
+    """A field describe briefly misses (or an FLS flip) is not the campaign's fault: the campaign
+    is skipped for the batch, not paused; the cursor moves on and the others decide as usual. Its
+    activities of that batch are never decided (as in Marketo); once the field is back, it
+    decides the next ones without being switched on again. Before the fix it was paused."""
+    first, broken, third = three_campaigns
+    region = {"field": "Region__c", "operator": "is", "value": ["EMEA"]}
+    definitions = {
+        "trigger-field": {"triggers": [{"trigger": "opportunity_updated", "field": "Region__c"}]},
+        "trigger-constraint": {"triggers": [{"trigger": "added_to_opportunity", "constraints": [region]}]},
+        "smart-list": {"smart_list": {"filters": [{"filter": "has_opportunity", "constraints": [region]}]}},
+    }
+    Campaign.objects.filter(pk=broken.pk).update(**definitions[part])
+    FieldDefinition.objects.filter(sobject="Opportunity", api_name="Region__c").update(is_active=False)
+    while_inactive = _activities(2)
+
+    evaluate_pending()
+
+    assert TriggerCursor.objects.get().last_activity_id == max(while_inactive)
+    assert _delivered(first) == _delivered(third) == set(while_inactive)
+    broken.refresh_from_db()
+    assert broken.is_active and not broken.is_paused and not broken.paused_reason
+    assert _delivered(broken) == set()
+
+    FieldDefinition.objects.filter(sobject="Opportunity", api_name="Region__c").update(is_active=True)
+    Campaign.objects.filter(pk=broken.pk).update(
+        triggers=[{"trigger": "added_to_opportunity"}], smart_list=None
+    )
+    after = _activities(1)
+    evaluate_pending()
+    assert _delivered(broken) == set(after)
