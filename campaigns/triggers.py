@@ -327,6 +327,7 @@ def _evaluate_batch(catalog: Catalog) -> tuple[list[int], bool]:
         delivery_ids = _decide([pk for pk, initial, _ in batch if not initial], catalog)
         cursor.last_activity_id = batch[-1][0]
         cursor.save(update_fields=["last_activity_id", "updated_at"])
+    _transient_tries.clear()  # the batch is decided: what failed before it is behind us
     return delivery_ids, len(batch) == BATCH
 
 
@@ -360,16 +361,39 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
             # with the batch after the field is active again, without being switched on anew.
             logger.warning("Campaign %s skipped for this batch: %s", campaign.pk, skipped.reason)
         except Exception as error:  # the failure is this campaign's, unless it is the batch's
-            if transaction.get_connection().needs_rollback or not_the_campaigns(error):
+            if transaction.get_connection().needs_rollback:
                 raise  # the batch is retried whole: nothing decided, the cursor where it was
+            if not_the_campaigns(error) and not _keeps_failing(campaign, activity_ids, error):
+                raise
             logger.warning("Campaign %s failed at evaluation", campaign.pk, exc_info=True)
-            reason = (
-                error.reason
-                if isinstance(error, CampaignFailed)
-                else f"its evaluation failed ({_error_words(error)})"
-            )
+            if isinstance(error, CampaignFailed):
+                reason = error.reason
+            elif not_the_campaigns(error):
+                reason = f"its evaluation failed {TRANSIENT_TRIES} times in a row ({_error_words(error)})"
+            else:
+                reason = f"its evaluation failed ({_error_words(error)})"
             _pause(campaign, reason, now)
     return decided
+
+
+# A failure that belongs to the moment (a statement timeout, a deadlock) retries the batch; one
+# campaign meeting it at the same batch every time (its query always outlasts statement_timeout)
+# would hold every campaign back for ever. After this many tries in a row in this process, it is
+# that campaign's: it is paused with the reason, and the others go on.
+TRANSIENT_TRIES = 5
+_transient_tries: dict[tuple[int, int], int] = {}
+
+
+def _keeps_failing(campaign: Campaign, activity_ids: list[int], error: BaseException) -> bool:
+    """Count a transient failure of `campaign` at this batch; True on the TRANSIENT_TRIES-th. The
+    time limit is the whole batch's and is never counted against the campaign met at that moment."""
+    if isinstance(error, SoftTimeLimitExceeded):
+        return False
+    key = (campaign.pk, activity_ids[0])
+    if key not in _transient_tries:
+        _transient_tries.clear()  # another batch or campaign now: older counts are done with
+    _transient_tries[key] = _transient_tries.get(key, 0) + 1
+    return _transient_tries[key] >= TRANSIENT_TRIES
 
 
 # SQLSTATE classes of failures that belong to the moment, not the campaign: transaction rollback

@@ -219,6 +219,34 @@ def _raise(kind: str) -> None:
     raise error from (_Sqlstate(sqlstate) if sqlstate else None)
 
 
+def test_a_campaign_that_meets_a_transient_failure_every_time_is_paused_after_a_few_tries(
+    three_campaigns, monkeypatch
+):
+    """A query that outlasts statement_timeout at every try is not the moment's: after
+    TRANSIENT_TRIES tries in a row the campaign is paused, and the others decide the batch."""
+    first, broken, third = three_campaigns
+    real_matching = triggers._matching
+
+    def matching(campaign, *args, **kwargs):
+        if campaign.pk == broken.pk:
+            _raise("statement-timeout")
+        return real_matching(campaign, *args, **kwargs)
+
+    monkeypatch.setattr(triggers, "_matching", matching)
+    monkeypatch.setattr(triggers, "_transient_tries", {})
+    activity_ids = _activities(1)
+    for _ in range(triggers.TRANSIENT_TRIES - 1):
+        with pytest.raises(DatabaseError):
+            evaluate_pending()
+        assert TriggerCursor.objects.get().last_activity_id == 0
+    evaluate_pending()
+    broken.refresh_from_db()
+    assert broken.is_paused and f"failed {triggers.TRANSIENT_TRIES} times in a row" in broken.paused_reason
+    assert "statement timeout" in broken.paused_reason
+    assert _delivered(first) == _delivered(third) == set(activity_ids)
+    assert TriggerCursor.objects.get().last_activity_id == max(activity_ids)
+
+
 @pytest.mark.parametrize("kind", list(TRANSIENT))
 def test_a_transient_failure_retries_the_batch_instead_of_pausing(three_campaigns, monkeypatch, kind):
     """A deadlock, a timeout or cancel, no memory or disk, a lost or busy database, the task's
