@@ -68,7 +68,7 @@ def test_the_soft_time_limit_ends_the_cycle_failed_with_the_lease_released(org, 
 
 
 def test_the_soft_time_limit_outside_a_page_ends_the_cycle_too(org, synced_settings, monkeypatch):
-    """Outside any page (here the getDeleted step), `_isolated` used to record it as the
+    """Outside any page (here the reconcile), `_isolated` used to record it as the
     object's internal error and go on with the next object."""
     from opportunities.sync.engine import SyncEngine
 
