@@ -156,8 +156,10 @@ def _last_error(latest: SyncCycle | None) -> LastError | None:
 
 
 def _first_load(now: dt.datetime) -> list[FirstLoadProgress]:
+    # The runs in their object's first load: a cycle that loads one object for the first time
+    # reads the others live, and those are no first load's progress.
     runs = SyncObjectRun.objects.filter(
-        status=SyncStatus.RUNNING, cycle__is_initial_load=True, cycle__status=SyncStatus.RUNNING
+        status=SyncStatus.RUNNING, is_initial_load=True, cycle__status=SyncStatus.RUNNING
     ).order_by("sobject")
     progress = []
     for run in runs:

@@ -463,6 +463,9 @@ class SyncObjectRun(models.Model):
     expected_count = models.PositiveIntegerField(null=True, blank=True)
     api_calls = models.PositiveIntegerField(default=0)
     error_message = models.TextField(blank=True)
+    # This run read its object's first load ("initial" is per object: a cycle that loads Lead
+    # for the first time reads the others live). The status page's first-load panel lists these.
+    is_initial_load = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-started_at", "sobject"]

@@ -28,8 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import (
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    transaction,
+)
 from django.utils import timezone
 
 from ..models import (
@@ -57,6 +65,7 @@ from ..salesforce.exceptions import (
 )
 from ..salesforce.records import FieldInfo, parse_datetime, soql_datetime
 from ..signals import activities_recorded
+from ..totals import locked_coverage
 from . import apply, set_aside
 from .apply.common import failure_reason
 from .fields import active_fields, field_definitions_sync, relationship_paths, select_list
@@ -71,16 +80,53 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15,18}")
 PAGE_SIZE = 2000
 ID_CHUNK_WRITE = 2000  # ids per statement when marking rows gone
-ID_CHUNK = 200
+# Ids per `Id IN (...)` query (reconcile's fetch, the retry of set-aside records); fewer when the
+# select list is wide, so the query's URL stays under Salesforce's URI limit (`ids_soql_chunks`).
+IDS_PER_QUERY = 200
+# The whole URI plus headers must stay under 16,384 bytes or Salesforce answers 414 URI Too Long
+# (salesforce-api.md §2); the rest is left for the headers and the instance's host name.
+URI_BUDGET = 12_000
 LIMITS_REFRESH = dt.timedelta(minutes=5)
 # A failing object's wait before its next try, doubling with each failure in a row.
 BACKOFF_FIRST = dt.timedelta(minutes=1)
 BACKOFF_LONGEST = dt.timedelta(hours=1)
 
 Progress = Callable[[str, int, int], None]
-# Errors that are no record's fault: the database unreachable, locked or timing out, the lease
-# lost, Salesforce failing. They stop the object (or the cycle), never set a record aside.
-NOT_A_RECORDS_FAULT = (OperationalError, InterfaceError, SyncLeaseLost, SalesforceError)
+# Errors that are no record's fault: the database unreachable, locked or timing out, its schema
+# behind the code (migrate not run: ProgrammingError), broken (InternalError) or lacking a feature
+# (NotSupportedError), the lease lost, Salesforce failing, the task's soft time limit reached. They
+# stop the object (or the cycle), never set a record aside: set aside, every record of every page
+# would go by the watermark and need a retry by id each.
+NOT_A_RECORDS_FAULT = (
+    OperationalError,
+    InterfaceError,
+    ProgrammingError,
+    InternalError,
+    NotSupportedError,
+    SyncLeaseLost,
+    SalesforceError,
+    SoftTimeLimitExceeded,
+)
+# Errors that stop the whole cycle wherever they happen (no object's failure): the quota spent
+# pauses it, a lost lease or the soft time limit ends it (the worker is about to be killed: the
+# cycle must end FAILED and release the lease now, not carry on to the hard limit).
+STOPS_THE_CYCLE = (SalesforceQuotaExceeded, SyncLeaseLost, SoftTimeLimitExceeded)
+
+
+def ids_soql_chunks(
+    client: SalesforceClient, sobject: str, fields: dict[str, FieldInfo], ids: list[str]
+) -> Iterator[str]:
+    """`SELECT <fields> FROM sobject WHERE Id IN (...)` over `ids`, as few queries as the URI limit
+    allows (at most IDS_PER_QUERY ids each): 200 quoted ids plus a wide select list would pass the
+    16,384 bytes Salesforce accepts. Ids must be well-formed (`SALESFORCE_ID`): they go into
+    literals."""
+    head = f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} WHERE Id IN ()"
+    per_id = len(client.query_url("'001000000000000AAA', ")) - len(client.query_url(""))
+    room = URI_BUDGET - len(client.query_url(head))
+    size = max(1, min(IDS_PER_QUERY, room // per_id))
+    for start in range(0, len(ids), size):
+        quoted = ", ".join(f"'{i}'" for i in ids[start : start + size])
+        yield head[:-1] + quoted + ")"
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
@@ -169,6 +215,15 @@ class SyncEngine:
         except SyncLeaseLost as error:
             cycle.status, cycle.error_message = SyncStatus.FAILED, str(error)
             logger.warning("Sync cycle %s stopped: %s", cycle.pk, error)
+        except SoftTimeLimitExceeded:
+            # The hard limit kills the worker soon: end FAILED now, releasing the lease, instead of
+            # leaving the lease held and the runs RUNNING. The watermarks of what committed hold.
+            cycle.status = SyncStatus.FAILED
+            cycle.error_message = (
+                "Stopped at the task's soft time limit (CELERY_TASK_SOFT_TIME_LIMIT); what was "
+                "applied is kept and the next cycle carries on from there."
+            )
+            logger.warning("Sync cycle %s stopped at the soft time limit", cycle.pk)
         except SalesforceError as error:
             cycle.status, cycle.error_message = SyncStatus.FAILED, str(error)
             logger.warning("Sync cycle %s failed: %s", cycle.pk, error)
@@ -307,7 +362,7 @@ class SyncEngine:
                 if retry_ids:
                     self._retry_set_aside(sobject, retry_ids, state, progress, now)
                 if backfills.get(sobject):
-                    self._backfill(sobject, backfills[sobject])
+                    self._backfill(sobject, backfills[sobject], progress)
                 if sobject in deleted_windows and self._deleted_result(
                     sobject, results[f"deleted_{sobject}"], deleted_windows[sobject], state, progress
                 ):
@@ -339,7 +394,10 @@ class SyncEngine:
             cycle.reconciled = True
             cycle.save(update_fields=["reconciled"])
         for sobject in due:
-            progress = self._start_object(cycle, sobject, None, initial[sobject])
+            # The first load may have completed earlier in this cycle: the state says.
+            progress = self._start_object(
+                cycle, sobject, None, states[sobject].initial_load_completed_at is None
+            )
             with self._isolated(sobject, states[sobject], progress, now):
                 self._reconcile(sobject, progress)
                 self._refresh_formulas(sobject, progress)
@@ -366,10 +424,10 @@ class SyncEngine:
     ) -> Iterator[None]:
         """One object's work: a Salesforce error, or an unexpected one (a database error outside
         any record's page), is that object's failure (`self.failures`), not the cycle's; a spent
-        quota still pauses the whole cycle and a lost lease stops it."""
+        quota still pauses the whole cycle, a lost lease or the soft time limit stops it."""
         try:
             yield
-        except (SalesforceQuotaExceeded, SyncLeaseLost):
+        except STOPS_THE_CYCLE:
             raise
         except SalesforceError as error:
             self._object_failed(sobject, state, progress, str(error), now)
@@ -455,7 +513,7 @@ class SyncEngine:
             logger.info("%s: %s; describing again", sobject, error)
             appeared = self._describe_now(sobject, state)
             if appeared and state.watermark is not None:
-                self._backfill(sobject, appeared)
+                self._backfill(sobject, appeared, progress)
             fields = active_fields(sobject)
             try:
                 page, fields = self._query_without_unreadable_paths(sobject, fields, window, state)
@@ -465,7 +523,7 @@ class SyncEngine:
         except SalesforceQueryTimeout:
             self._split_window(sobject, lower, upper, state, progress)
             return
-        self._readable_again(sobject, fields, state)
+        self._readable_again(sobject, fields, state, progress)
         try:
             self._window_rows(sobject, page, fields, lower, upper, state, progress)
         except SalesforceQueryTimeout:
@@ -528,7 +586,9 @@ class SyncEngine:
             state.save(update_fields=["unreadable_paths"])
         return page, readable
 
-    def _readable_again(self, sobject: str, fields: dict[str, FieldInfo], state: SyncState) -> None:
+    def _readable_again(
+        self, sobject: str, fields: dict[str, FieldInfo], state: SyncState, progress: ObjectProgress
+    ) -> None:
         """A path that was unreadable was read again (its daily retry worked): forget it, and
         back-fill its values, which did not arrive while it was left out."""
         again = [path for path in state.unreadable_paths if path in fields]
@@ -538,7 +598,7 @@ class SyncEngine:
         with self.lock.fenced():
             state.save(update_fields=["unreadable_paths"])
         logger.info("%s: %s readable again; back-filling", sobject, again)
-        self._backfill(sobject, again)
+        self._backfill(sobject, again, progress)
 
     def _apply_pages(
         self, sobject: str, page: QueryPage, fields: dict[str, FieldInfo], progress: ObjectProgress
@@ -616,7 +676,7 @@ class SyncEngine:
             counters = progress.context.counters
             before = counters.snapshot()
             try:
-                with self.lock.fenced():
+                with self._page_transaction():
                     SPECS[sobject].applier(records, fields, progress.context)
                     self._record_outcomes(sobject, records, progress)
                     self._save_progress(progress, total)
@@ -630,34 +690,63 @@ class SyncEngine:
                     len(records),
                     failure_reason(error),
                 )
-                with self.lock.fenced():
-                    self._apply_one_by_one(sobject, records, fields, progress)
+                with self._page_transaction():
+                    self._apply_one_by_one(
+                        sobject,
+                        records,
+                        progress,
+                        lambda r: SPECS[sobject].applier(r, fields, progress.context),
+                    )
                     self._record_outcomes(sobject, records, progress)
                     self._save_progress(progress, total)
         if self.progress and records:
             self.progress(sobject, len(records), total)
 
+    @contextmanager
+    def _page_transaction(self) -> Iterator[None]:
+        """A page's transaction: the totals coverage row first (FOR SHARE: it waits while a
+        totals rebuild holds it), then the lease renewal (`fenced`). In the other order the page
+        would wait for the rebuild holding the lease row (an UPDATE locks it until commit), and
+        the heartbeat's renewal would wait behind it until the lease expired: SyncLeaseLost for
+        a cycle that was only waiting. The applier's own `locked_coverage()` later in the
+        transaction finds the lock already held."""
+        with transaction.atomic():
+            locked_coverage()
+            with self.lock.fenced():
+                yield
+
     def _apply_one_by_one(
         self,
         sobject: str,
         records: list[dict[str, Any]],
-        fields: dict[str, FieldInfo],
         progress: ObjectProgress,
+        apply_records: Callable[[list[dict[str, Any]]], Any],
     ) -> None:
         """Within the caller's transaction, each record in a savepoint of its own: on PostgreSQL
         a failed statement aborts the whole transaction, and rolling back to the savepoint is
-        what makes it usable again for the next record."""
+        what makes it usable again for the next record.
+
+        When every record of the page (more than one) fails alone with the same type of error,
+        the fault is not theirs (an applier bug, a schema the code does not match): the error is
+        raised, the page's transaction rolls back, and the object fails and backs off with its
+        watermark held, instead of every record of every page being set aside."""
         counters = progress.context.counters
+        page_before = counters.snapshot()
+        errors: list[Exception] = []
         for record in records:
             before = counters.snapshot()
             try:
                 with transaction.atomic():
-                    SPECS[sobject].applier([record], fields, progress.context)
+                    apply_records([record])
             except NOT_A_RECORDS_FAULT:
                 raise
             except Exception as error:
                 counters.restore(before)
                 counters.fail(str(record.get("Id")), error)
+                errors.append(error)
+        if len(records) > 1 and len(errors) == len(records) and len({type(e) for e in errors}) == 1:
+            counters.restore(page_before)
+            raise errors[0]
 
     def _record_outcomes(self, sobject: str, records: list[dict[str, Any]], progress: ObjectProgress) -> None:
         """The page's records set aside (by id) or, applied, no longer set aside."""
@@ -709,12 +798,27 @@ class SyncEngine:
         try:
             for first_load, group in groups.items():
                 context.is_initial_load = live or first_load
-                for start in range(0, len(group), ID_CHUNK):
-                    quoted = ", ".join(f"'{i}'" for i in group[start : start + ID_CHUNK])
-                    soql = f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} WHERE Id IN ({quoted})"
+                for soql in ids_soql_chunks(self.client, sobject, fields, group):
                     for records in self.client.query_all(soql):
                         found.update(str(r.get("Id")) for r in records)
                         self._apply(sobject, records, fields, progress, 0)
+        except STOPS_THE_CYCLE:
+            raise
+        except SalesforceError as error:
+            # The retry is extra work after the window committed: Salesforce refusing it (a
+            # timeout, a 5xx, a URI too long) must not fail the object, which would skip its
+            # back-fill and deletes and, in a first load, keep it from ever completing. The
+            # records not read stay set aside for a later cycle.
+            waiting = sorted(set(wanted) - found)
+            logger.warning(
+                "%s: the retry of %d set-aside records failed (%s); they are tried again later",
+                sobject,
+                len(waiting),
+                error,
+            )
+            with self.lock.fenced():
+                set_aside.postpone(sobject, waiting)
+            return
         finally:
             context.force, context.is_initial_load = False, live
         with self.lock.fenced():
@@ -722,18 +826,45 @@ class SyncEngine:
         logger.info("%s: retried %d set-aside records, %d returned", sobject, len(wanted), len(found))
 
     # --- back-fill, deletes, reconciliation -------------------------------------------------------
-    def _backfill(self, sobject: str, names: list[str]) -> None:
+    def _backfill(self, sobject: str, names: list[str], progress: ObjectProgress) -> None:
         """Values of fields that appeared, for the rows OppSync already has (no SystemModstamp
-        changed, so the windows would never bring them)."""
+        changed, so the windows would never bring them). It runs once, when describe first sees
+        the fields: a record that cannot take its values is set aside (its retry by id re-reads
+        it whole) and the rest of the back-fill goes on. A page that fails is applied again
+        record by record, as a window's page is (`_apply`)."""
         fields = active_fields(sobject)
         names = [n for n in names if n in fields]
         if not names:
             return
         soql = f"SELECT {', '.join(select_list(sobject, fields, only=names))} FROM {sobject}"
         self._within_quota()
+        counters = progress.context.counters
         for records in self.client.query_all(soql):
-            with self.lock.fenced():
-                apply.values_backfill(sobject, records, fields)
+            before = counters.snapshot()
+            try:
+                with self._page_transaction():
+                    apply.values_backfill(sobject, records, fields, counters)
+                    self._record_outcomes(sobject, [], progress)
+            except NOT_A_RECORDS_FAULT:
+                raise
+            except Exception as error:
+                counters.restore(before)
+                logger.warning(
+                    "%s: a back-fill page of %d records failed (%s); applying it record by record",
+                    sobject,
+                    len(records),
+                    failure_reason(error),
+                )
+                with self._page_transaction():
+                    self._apply_one_by_one(
+                        sobject,
+                        records,
+                        progress,
+                        lambda r: apply.values_backfill(sobject, r, fields, counters),
+                    )
+                    # The rows this back-fill changed are no evidence about a record set aside
+                    # for another reason: only the failures are recorded.
+                    self._record_outcomes(sobject, [], progress)
 
     def _deleted_windows(
         self, states: dict[str, SyncState], now: dt.datetime
@@ -813,13 +944,14 @@ class SyncEngine:
         live, known = SPECS[sobject].local_ids()
         found_missing = timezone.now()
         self._mark_gone(sobject, dict.fromkeys(live - remote, found_missing), progress.context)
-        # Ids go into SOQL literals: only well-formed Salesforce ids get there.
-        missing = sorted(i for i in remote - live if SALESFORCE_ID.fullmatch(i))
+        # Ids go into SOQL literals: only well-formed Salesforce ids get there. Set-aside records
+        # are left to their retry by id: it applies them with the first load's flag when they were
+        # set aside during it (this fetch has the cycle's live one: old news would fire triggers).
+        waiting = set_aside.set_aside_ids(sobject)
+        missing = sorted(i for i in remote - live - waiting if SALESFORCE_ID.fullmatch(i))
         fields = active_fields(sobject)
         progress.context.force = True
-        for start in range(0, len(missing), ID_CHUNK):
-            quoted = ", ".join(f"'{i}'" for i in missing[start : start + ID_CHUNK])
-            soql = f"SELECT {', '.join(select_list(sobject, fields))} FROM {sobject} WHERE Id IN ({quoted})"
+        for soql in ids_soql_chunks(self.client, sobject, fields, missing):
             for records in self.client.query_all(soql):
                 self._apply(sobject, records, fields, progress, len(missing))
         progress.context.force = False
@@ -861,6 +993,7 @@ class SyncEngine:
             started_at=timezone.now(),
             window_start=window[0] if window else None,
             window_end=window[1] if window else None,
+            is_initial_load=initial,
         )
         context = apply.ApplyContext(cycle=cycle, is_initial_load=initial, counters=apply.Counters())
         return ObjectProgress(run=run, context=context, calls_before=self.client.calls)

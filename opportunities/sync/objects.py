@@ -36,7 +36,7 @@ def _values_only(
         ctx: apply.ApplyContext,
         detected_at: dt.datetime,
     ) -> int:
-        return apply.values_backfill(sobject, records, fields)
+        return apply.values_backfill(sobject, records, fields, ctx.counters)
 
     return refresh
 

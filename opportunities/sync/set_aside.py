@@ -24,7 +24,7 @@ RETRY_LONGEST = dt.timedelta(hours=1)
 # first load set aside) is retried over several cycles instead of in one burst of calls.
 RETRIES_PER_CYCLE = 2000
 REASON_LENGTH = 2000
-ID_CHUNK = 2000  # ids per statement (SQLite's variable limit)
+IDS_PER_STATEMENT = 2000  # ids per SQL statement (SQLite's variable limit)
 
 
 def retry_wait(attempts: int) -> dt.timedelta:
@@ -44,9 +44,9 @@ def record_outcomes(
     (or, already set aside, counted as one more attempt with the wait doubled)."""
     now = now or timezone.now()
     applied_ids = [i for i in set(applied) if i not in failed]
-    for start in range(0, len(applied_ids), ID_CHUNK):
+    for start in range(0, len(applied_ids), IDS_PER_STATEMENT):
         SetAsideRecord.objects.filter(
-            sobject=sobject, sf_id__in=applied_ids[start : start + ID_CHUNK]
+            sobject=sobject, sf_id__in=applied_ids[start : start + IDS_PER_STATEMENT]
         ).delete()
     if not failed:
         return
@@ -89,14 +89,32 @@ def due_ids(sobject: str, now: dt.datetime) -> list[str]:
     )
 
 
+def set_aside_ids(sobject: str) -> set[str]:
+    """The ids of every record of the object set aside."""
+    return set(SetAsideRecord.objects.filter(sobject=sobject).values_list("sf_id", flat=True))
+
+
+def postpone(sobject: str, ids: list[str], now: dt.datetime | None = None) -> None:
+    """Their retry could not read them (Salesforce refused the query): not their fault, so no
+    attempt is counted; each waits its current wait again."""
+    now = now or timezone.now()
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        rows = list(
+            SetAsideRecord.objects.filter(sobject=sobject, sf_id__in=ids[start : start + IDS_PER_STATEMENT])
+        )
+        for row in rows:
+            row.retry_after = now + retry_wait(row.attempts)
+        SetAsideRecord.objects.bulk_update(rows, ["retry_after"])
+
+
 def still_set_aside(sobject: str, ids: list[str], since: dt.datetime) -> dict[str, dt.datetime]:
     """Which of these ids are still set aside and were not tried since `since` (this cycle's
     window may have applied some, or tried them again), with when each was first set aside."""
     found: dict[str, dt.datetime] = {}
-    for start in range(0, len(ids), ID_CHUNK):
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
         found.update(
             SetAsideRecord.objects.filter(
-                sobject=sobject, sf_id__in=ids[start : start + ID_CHUNK], last_tried_at__lt=since
+                sobject=sobject, sf_id__in=ids[start : start + IDS_PER_STATEMENT], last_tried_at__lt=since
             ).values_list("sf_id", "first_failed_at")
         )
     return found

@@ -168,12 +168,23 @@ def test_sync_status_shows_a_first_load_in_progress_and_the_backlog(client, admi
         started_at=now - dt.timedelta(seconds=100),
         created_count=4000,
         expected_count=10000,
+        is_initial_load=True,
+    )
+    # Lead reads its window live in the same cycle (its first load was done long ago): it is no
+    # first load's progress ("initial" is per object).
+    SyncObjectRun.objects.create(
+        cycle=cycle,
+        sobject="Lead",
+        started_at=now - dt.timedelta(seconds=100),
+        created_count=3,
+        expected_count=7,
     )
     client.force_login(administrator)
     html = client.get(reverse("admin:sync_status_panel")).content.decode()
     assert "<html" not in html  # the panel alone, for the self-refresh
-    progress = html.split('id="first-load-progress"')[1]
+    progress = html.split('id="first-load-progress"')[1].split("</div>\n</div>")[0]
     assert "4,000 of 10,000" in progress and "records/s" in progress and "left" in progress
+    assert "<h3>Lead</h3>" not in progress and "3 of 7" not in progress
     row = html.split('data-sobject="Contact"')[1].split("</tr>")[0]
     assert ">6000<" in row  # backlog: what Salesforce reported and was not applied yet
 
