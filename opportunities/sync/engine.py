@@ -673,34 +673,53 @@ class SyncEngine:
         are set aside with their reason (issue P11). Errors of the database itself (connection,
         lock, timeout) or of the lease are no record's fault: they stop the object."""
         if records:
-            counters = progress.context.counters
-            before = counters.snapshot()
-            try:
-                with self._page_transaction():
-                    SPECS[sobject].applier(records, fields, progress.context)
-                    self._record_outcomes(sobject, records, progress)
-                    self._save_progress(progress, total)
-            except NOT_A_RECORDS_FAULT:
-                raise
-            except Exception as error:
-                counters.restore(before)
-                logger.warning(
-                    "%s: a page of %d records failed to apply (%s); applying them one by one",
-                    sobject,
-                    len(records),
-                    failure_reason(error),
-                )
-                with self._page_transaction():
-                    self._apply_one_by_one(
-                        sobject,
-                        records,
-                        progress,
-                        lambda r: SPECS[sobject].applier(r, fields, progress.context),
-                    )
-                    self._record_outcomes(sobject, records, progress)
-                    self._save_progress(progress, total)
+            self._apply_page(
+                sobject,
+                records,
+                progress,
+                lambda page: SPECS[sobject].applier(page, fields, progress.context),
+                applied_records=records,
+                total=total,
+            )
         if self.progress and records:
             self.progress(sobject, len(records), total)
+
+    def _apply_page(
+        self,
+        sobject: str,
+        records: list[dict[str, Any]],
+        progress: ObjectProgress,
+        apply_records: Callable[[list[dict[str, Any]]], Any],
+        *,
+        applied_records: list[dict[str, Any]],
+        total: int | None,
+    ) -> None:
+        """`apply_records(records)` in one page transaction; if it fails with an error of its own,
+        rolled back and applied again record by record (`_apply_one_by_one`). `applied_records`: the
+        records whose success clears a set-aside row; `total`: saved as progress (None: none)."""
+        counters = progress.context.counters
+        before = counters.snapshot()
+        try:
+            with self._page_transaction():
+                apply_records(records)
+                self._record_outcomes(sobject, applied_records, progress)
+                if total is not None:
+                    self._save_progress(progress, total)
+        except NOT_A_RECORDS_FAULT:
+            raise
+        except Exception as error:
+            counters.restore(before)
+            logger.warning(
+                "%s: a page of %d records failed to apply (%s); applying them one by one",
+                sobject,
+                len(records),
+                failure_reason(error),
+            )
+            with self._page_transaction():
+                self._apply_one_by_one(sobject, records, progress, apply_records)
+                self._record_outcomes(sobject, applied_records, progress)
+                if total is not None:
+                    self._save_progress(progress, total)
 
     @contextmanager
     def _page_transaction(self) -> Iterator[None]:
@@ -840,31 +859,16 @@ class SyncEngine:
         self._within_quota()
         counters = progress.context.counters
         for records in self.client.query_all(soql):
-            before = counters.snapshot()
-            try:
-                with self._page_transaction():
-                    apply.values_backfill(sobject, records, fields, counters)
-                    self._record_outcomes(sobject, [], progress)
-            except NOT_A_RECORDS_FAULT:
-                raise
-            except Exception as error:
-                counters.restore(before)
-                logger.warning(
-                    "%s: a back-fill page of %d records failed (%s); applying it record by record",
-                    sobject,
-                    len(records),
-                    failure_reason(error),
-                )
-                with self._page_transaction():
-                    self._apply_one_by_one(
-                        sobject,
-                        records,
-                        progress,
-                        lambda r: apply.values_backfill(sobject, r, fields, counters),
-                    )
-                    # The rows this back-fill changed are no evidence about a record set aside
-                    # for another reason: only the failures are recorded.
-                    self._record_outcomes(sobject, [], progress)
+            # The rows a back-fill changed are no evidence about a record set aside for another
+            # reason: only its failures are recorded (`applied_records` empty).
+            self._apply_page(
+                sobject,
+                records,
+                progress,
+                lambda page: apply.values_backfill(sobject, page, fields, counters),
+                applied_records=[],
+                total=None,
+            )
 
     def _deleted_windows(
         self, states: dict[str, SyncState], now: dt.datetime
