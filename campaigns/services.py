@@ -29,7 +29,10 @@ def new_secret() -> str:
 
 def _sendable_header_value(value: str) -> bool:
     """Whether http.client can send the value: Latin-1 only (it encodes headers so), and no
-    control characters (CR and LF would split the header; the others receivers refuse)."""
+    control characters (CR and LF would split the header; the others receivers refuse), and no
+    leading space or tab (requests refuses such a value at every attempt: InvalidHeader)."""
+    if value[:1].isspace():
+        return False
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
@@ -81,7 +84,7 @@ def webhook_check(url: Any, headers: Any) -> dict[str, str]:
             elif not isinstance(value, str) or len(value) > 2000 or not _sendable_header_value(value):
                 errors[f"webhook.headers.{name}"] = [
                     "must be text of at most 2000 characters on one line, in Latin-1 (HTTP headers "
-                    "carry no other characters) and without control characters"
+                    "carry no other characters), without control characters or a leading space"
                 ]
             else:
                 clean[name] = value

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import EmptyResultSet, FullResultSet
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -313,6 +313,12 @@ def evaluate_pending(*, on_decided: Callable[[list[int]], None] | None = None) -
 def _evaluate_batch(catalog: Catalog) -> tuple[list[int], bool]:
     cursor = _cursor()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A query that never ends would meet the task's time limit, which is no campaign's
+            # fault and would stop every campaign at this batch for ever; a statement timeout
+            # is a failure `_keeps_failing` can count against the campaign whose query it was.
+            with connection.cursor() as sql:
+                sql.execute(f"SET LOCAL statement_timeout = {CAMPAIGN_STATEMENT_TIMEOUT_MS}")
         # Take the cursor first (a row lock on PostgreSQL, the write lock on SQLite): evaluators
         # run one at a time, each from where the last one committed.
         TriggerCursor.objects.filter(pk=cursor.pk).update(updated_at=timezone.now())
@@ -381,19 +387,24 @@ def _decide(activity_ids: list[int], catalog: Catalog) -> list[int]:
 # would hold every campaign back for ever. After this many tries in a row in this process, it is
 # that campaign's: it is paused with the reason, and the others go on.
 TRANSIENT_TRIES = 5
-_transient_tries: dict[tuple[int, int], int] = {}
+CAMPAIGN_STATEMENT_TIMEOUT_MS = 120_000  # far below the task's soft time limit (25 minutes)
+# Transient failures per campaign at one batch (the first activity id names the batch). Kept per
+# batch, never reset by another campaign's failure: two campaigns that both keep failing both
+# reach the count, and the batch that pauses them both commits.
+_transient_tries: dict[int, int] = {}
+_transient_batch: list[int] = [0]
 
 
 def _keeps_failing(campaign: Campaign, activity_ids: list[int], error: BaseException) -> bool:
-    """Count a transient failure of `campaign` at this batch; True on the TRANSIENT_TRIES-th. The
-    time limit is the whole batch's and is never counted against the campaign met at that moment."""
+    """Count a transient failure of `campaign` at this batch; True from the TRANSIENT_TRIES-th.
+    The time limit is the whole batch's and is never counted against the campaign met then."""
     if isinstance(error, SoftTimeLimitExceeded):
         return False
-    key = (campaign.pk, activity_ids[0])
-    if key not in _transient_tries:
-        _transient_tries.clear()  # another batch or campaign now: older counts are done with
-    _transient_tries[key] = _transient_tries.get(key, 0) + 1
-    return _transient_tries[key] >= TRANSIENT_TRIES
+    if _transient_batch[0] != activity_ids[0]:
+        _transient_tries.clear()
+        _transient_batch[0] = activity_ids[0]
+    _transient_tries[campaign.pk] = _transient_tries.get(campaign.pk, 0) + 1
+    return _transient_tries[campaign.pk] >= TRANSIENT_TRIES
 
 
 # SQLSTATE classes of failures that belong to the moment, not the campaign: transaction rollback

@@ -88,6 +88,10 @@ IDS_PER_QUERY = 200
 URI_BUDGET = 12_000
 LIMITS_REFRESH = dt.timedelta(minutes=5)
 # A failing object's wait before its next try, doubling with each failure in a row.
+# A page whose records all fail alone with one type of error (at least this many, none of them
+# set aside already) is the code's or the schema's fault, not theirs: the object fails instead.
+# Fewer is too small a sample: two bad records of a window are just two bad records.
+ALL_ALIKE_MINIMUM = 10
 BACKOFF_FIRST = dt.timedelta(minutes=1)
 BACKOFF_LONGEST = dt.timedelta(hours=1)
 
@@ -745,7 +749,8 @@ class SyncEngine:
         a failed statement aborts the whole transaction, and rolling back to the savepoint is
         what makes it usable again for the next record.
 
-        When every record of the page (more than one) fails alone with the same type of error,
+        When every record of the page (at least ALL_ALIKE_MINIMUM fresh ones) fails alone with the
+        same type of error,
         the fault is not theirs (an applier bug, a schema the code does not match): the error is
         raised, the page's transaction rolls back, and the object fails and backs off with its
         watermark held, instead of every record of every page being set aside."""
@@ -763,9 +768,13 @@ class SyncEngine:
                 counters.restore(before)
                 counters.fail(str(record.get("Id")), error)
                 errors.append(error)
-        if len(records) > 1 and len(errors) == len(records) and len({type(e) for e in errors}) == 1:
-            counters.restore(page_before)
-            raise errors[0]
+        if len(errors) == len(records) >= ALL_ALIKE_MINIMUM and len({type(e) for e in errors}) == 1:
+            # Records already set aside (a retry by id, a reconcile fetching them) are known to
+            # fail: only a page of fresh ones says the fault is the code's, not the records'.
+            known = set_aside.set_aside_ids(sobject)
+            if sum(1 for r in records if str(r.get("Id")) not in known) >= ALL_ALIKE_MINIMUM:
+                counters.restore(page_before)
+                raise errors[0]
 
     def _record_outcomes(self, sobject: str, records: list[dict[str, Any]], progress: ObjectProgress) -> None:
         """The page's records set aside (by id) or, applied, no longer set aside."""
@@ -934,7 +943,7 @@ class SyncEngine:
         # gone stays within SQLite's variable limit and never holds one giant write lock.
         for start in range(0, len(ids), ID_CHUNK_WRITE):
             chunk = {i: deleted_at[i] for i in ids[start : start + ID_CHUNK_WRITE]}
-            with self.lock.fenced():
+            with self._page_transaction():  # coverage before the lease (see there)
                 SPECS[sobject].mark_gone(chunk, context)
 
     def _reconcile(self, sobject: str, progress: ObjectProgress) -> None:
@@ -980,7 +989,7 @@ class SyncEngine:
         detected_at = self.client.org_now()
         changed = 0
         for records in self.client.query_all(soql, include_deleted=False):
-            with self.lock.fenced():
+            with self._page_transaction():  # coverage before the lease (see there)
                 changed += SPECS[sobject].formulas_refresh(records, fields, progress.context, detected_at)
                 # A formula value that does not fit: that record is set aside (its retry re-reads it
                 # whole); the rows this refresh did not change are no evidence either way.

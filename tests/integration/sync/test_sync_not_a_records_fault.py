@@ -25,6 +25,7 @@ from opportunities.models import (
     SyncState,
     SyncStatus,
 )
+from opportunities.sync.engine import ALL_ALIKE_MINIMUM
 from opportunities.sync.objects import SPECS
 from tests.integration.sync.checks import ok_cycle, run_cycle
 
@@ -105,7 +106,7 @@ def test_an_applier_bug_every_record_trips_fails_the_object_instead_of_setting_a
 ):
     """Every record of the page fails alone with the same error: the page rolls back and the
     object fails (watermark held, backing off, named on the status page), nothing set aside."""
-    org.create("Opportunity", _deal("One"), _deal("Two"), _deal("Three"))
+    org.create("Opportunity", *[_deal(f"Deal {n}") for n in range(ALL_ALIKE_MINIMUM)])
     _failing(monkeypatch, "Opportunity", KeyError("StageName"))
     cycle = run_cycle()
     assert not SetAsideRecord.objects.exists()
@@ -118,7 +119,23 @@ def test_an_applier_bug_every_record_trips_fails_the_object_instead_of_setting_a
     monkeypatch.undo()
     SyncState.objects.update(retry_after=None)
     ok_cycle()
-    assert Opportunity.objects.count() == 3
+    assert Opportunity.objects.count() == ALL_ALIKE_MINIMUM
+
+
+def test_a_few_records_that_fail_alike_are_set_aside_and_their_retry_never_fails_the_object(
+    org, synced_settings, monkeypatch
+):
+    """Two bad records of a window are two bad records: set aside, and their retry by id (which
+    holds only records known to fail) leaves the object succeeding."""
+    synced_settings.SALESFORCE_SET_ASIDE_RETRY_SECONDS = 0
+    org.create("Opportunity", _deal("One"), _deal("Two"))
+    _failing(monkeypatch, "Opportunity", KeyError("StageName"))
+    ok_cycle()
+    assert SetAsideRecord.objects.count() == 2
+    for _ in range(2):  # retried by id, failing alike again
+        cycle = ok_cycle()
+        assert SyncObjectRun.objects.get(cycle=cycle, sobject="Opportunity").status == SyncStatus.SUCCEEDED
+    assert SetAsideRecord.objects.filter(attempts__gte=2).count() == 2
 
 
 def test_a_backfill_value_that_does_not_fit_sets_that_record_aside_and_fills_the_others(org, synced_settings):

@@ -97,6 +97,8 @@ def test_the_admin_editor_shows_the_webhook_url_message_under_its_field(client, 
          "webhook.headers.Authorization", "Latin-1"),
         ({"webhook": {"url": HOOK, "headers": {"X-Token": "a\x07b"}}}, "webhook.headers.X-Token", "control"),
         ({"webhook": {"url": HOOK, "headers": {"X-Token\n": "a"}}}, "webhook.headers.X-Token\n", "header name"),
+        ({"webhook": {"url": HOOK, "headers": {"X-Token": " Bearer x"}}}, "webhook.headers.X-Token", "leading space"),
+        ({"webhook": {"url": HOOK, "headers": {"X-Token": "\tx"}}}, "webhook.headers.X-Token", "leading space"),
     ],
 )  # fmt: skip
 def test_text_no_database_stores_or_no_header_carries_gets_a_named_400(client, changes, place, words):

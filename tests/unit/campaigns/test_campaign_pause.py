@@ -247,6 +247,51 @@ def test_a_campaign_that_meets_a_transient_failure_every_time_is_paused_after_a_
     assert TriggerCursor.objects.get().last_activity_id == max(activity_ids)
 
 
+def test_two_campaigns_that_keep_failing_transiently_are_both_paused(three_campaigns, monkeypatch):
+    """One campaign's failure never resets the other's count: both reach TRANSIENT_TRIES and
+    the batch that pauses them both commits (before, each reset the other and neither paused)."""
+    first, broken, third = three_campaigns
+    real_matching = triggers._matching
+
+    def matching(campaign, *args, **kwargs):
+        if campaign.pk in (first.pk, broken.pk):
+            _raise("statement-timeout")
+        return real_matching(campaign, *args, **kwargs)
+
+    monkeypatch.setattr(triggers, "_matching", matching)
+    monkeypatch.setattr(triggers, "_transient_tries", {})
+    activity_ids = _activities(1)
+    for _ in range(2 * triggers.TRANSIENT_TRIES):
+        try:
+            evaluate_pending()
+            break
+        except DatabaseError:
+            continue
+    first.refresh_from_db()
+    broken.refresh_from_db()
+    assert first.is_paused and broken.is_paused
+    assert _delivered(third) == set(activity_ids)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_campaign_queries_run_under_a_statement_timeout(three_campaigns, monkeypatch):
+    """A query that never ends becomes a statement timeout the evaluator can count against its
+    campaign, not the task's time limit, which is nobody's and would stop every campaign."""
+    seen = []
+    real_matching = triggers._matching
+
+    def matching(campaign, *args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            seen.append(cursor.fetchone()[0])
+        return real_matching(campaign, *args, **kwargs)
+
+    monkeypatch.setattr(triggers, "_matching", matching)
+    _activities(1)
+    evaluate_pending()
+    assert seen and set(seen) == {"2min"}
+
+
 @pytest.mark.parametrize("kind", list(TRANSIENT))
 def test_a_transient_failure_retries_the_batch_instead_of_pausing(three_campaigns, monkeypatch, kind):
     """A deadlock, a timeout or cancel, no memory or disk, a lost or busy database, the task's
