@@ -5,9 +5,16 @@ export of a large list with its peak memory.
     python -m bench.smartlists --reuse                # the org bench.pages built (1M people, PostgreSQL)
     python -m bench.smartlists                        # build it first (about 20 minutes)
     python -m bench.smartlists --people 100000 --database-url sqlite:////tmp/lists.sqlite3
+    python -m bench.smartlists --reuse --random 50    # issue P12: six given lists, then 50 random ones
 
 Each list's ORM count is checked against its SQL count, so the hand-written queries are a real
 baseline, not a guess. Targets (issue P6): ratio at most 1.5 and under 1 s each.
+
+`--random N` (issue P12) times the exact count of the six lists an independent org was tried
+with, then of N definitions drawn from the registry (`bench/random_definitions.py`, seeded by
+`--seed`), and prints p50 / p95 / max. Every count is checked against the plain evaluation of the
+same definition (`evaluate(..., precomputed=False)`: the roles, opportunities and activities
+themselves, no per-person table). Targets: p95 < 1 s, max < 2 s, the six each under 1 s.
 """
 
 from __future__ import annotations
@@ -185,6 +192,122 @@ def measure(runs: int = 3) -> list[tuple[str, float, float, int, int]]:
     return rows
 
 
+# The six definitions of issue P12, as the independent org tried them.
+GIVEN: list[tuple[str, dict[str, Any]]] = [
+    ("Has Opportunity: open, Amount >= 5,000, Region EMEA", {"logic": "all", "filters": [
+        {"filter": "has_opportunity", "constraints": [
+            {"field": "IsClosed", "operator": "is_false"},
+            {"field": "Amount", "operator": "at_least", "value": 5000},
+            {"field": "Region__c", "operator": "is", "value": ["EMEA"]}]}]}),
+    ("Was Added as Decision Maker, past 30 days", {"logic": "all", "filters": [
+        {"filter": "was_added_to_opportunity", "constraints": [
+            {"field": "Role", "operator": "is", "value": ["Decision Maker"]},
+            {"field": "date_of_activity", "operator": "in_past", "value": "30 days"}]}]}),
+    ("Not Opportunity was Updated (StageName), past 30 days", {"logic": "all", "filters": [
+        {"filter": "not_opportunity_was_updated", "field": "StageName", "constraints": [
+            {"field": "date_of_activity", "operator": "in_past", "value": "30 days"}]}]}),
+    ("Total Opty Amount > 100,000 over won", {"logic": "all", "filters": [
+        {"filter": "total_opty_amount", "operator": "greater_than", "value": 100000,
+         "constraints": [{"field": "IsWon", "operator": "is_true"}]}]}),
+    ("(1 or 2) and (3 or 4): Segment; Negotiation+primary; Amount; Won", {
+        "logic": "(1 or 2) and (3 or 4)", "filters": [
+            {"filter": "has_opportunity", "constraints": [
+                {"field": "Segment__c", "operator": "is", "value": ["Enterprise"]}]},
+            {"filter": "has_opportunity", "constraints": [
+                {"field": "StageName", "operator": "is", "value": ["Negotiation/Review"]},
+                {"field": "IsPrimary", "operator": "is_true"}]},
+            {"filter": "opportunity_was_updated", "field": "Amount", "constraints": [
+                {"field": "date_of_activity", "operator": "in_past", "value": "90 days"}]},
+            {"filter": "opportunity_was_updated", "field": "StageName", "constraints": [
+                {"field": "new_value", "operator": "is", "value": ["Closed Won"]},
+                {"field": "date_of_activity", "operator": "in_past", "value": "180 days"}]}]}),
+    ("Number of Optys >= 3", {"logic": "all", "filters": [
+        {"filter": "number_of_optys", "operator": "at_least", "value": 3}]}),
+]  # fmt: skip
+
+
+@dataclass
+class Timed:
+    name: str
+    definition: dict[str, Any]
+    count: int
+    seconds: float
+    plain_count: int
+    plain_seconds: float
+
+
+def time_definitions(named: list[tuple[str, dict[str, Any]]], runs: int = 1) -> list[Timed]:
+    """Each definition's exact count, timed (the best of `runs` after a warm-up count), beside
+    the plain evaluation's count and time."""
+    from django.utils import timezone
+
+    from smartlists.evaluate import Clock, evaluate
+
+    results = []
+    for name, definition in named:
+        clock = Clock.current(timezone.now())  # one moment for both, so windows agree
+
+        def fast(definition: dict[str, Any] = definition, clock: Clock = clock) -> int:
+            return evaluate(definition, clock=clock, ignore_inactive_fields=True).people.count()
+
+        fast()
+        timings, count = [], 0
+        for _ in range(max(1, runs)):
+            started = time.perf_counter()
+            count = fast()
+            timings.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        plain = evaluate(
+            definition, clock=clock, ignore_inactive_fields=True, precomputed=False
+        ).people.count()
+        results.append(Timed(name, definition, count, min(timings), plain, time.perf_counter() - started))
+    return results
+
+
+def random_named(count: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from bench.random_definitions import Generator, saved_lists
+    from smartlists.registry import Catalog
+
+    catalog = Catalog.load()
+    lists = saved_lists(Generator(catalog, seed + 1_000_003))
+    generator = Generator(catalog, seed, lists)
+    return [(f"random {index + 1}", generator.definition()) for index in range(count)]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
+
+
+def report_random(count: int, seed: int, runs: int) -> int:
+    """Print the six given lists and `count` random ones; returns the number of mismatches."""
+    import json
+
+    given = time_definitions(GIVEN, runs)
+    drawn = time_definitions(random_named(count, seed), runs)
+    mismatches = 0
+    print(f"\nExact counts (best of {runs}), beside the plain evaluation (targets: p95 < 1 s, max < 2 s)")
+    print(f"  {'list':66} {'count':>10} {'time':>8} {'plain':>9}")
+    for row in [*given, *drawn]:
+        check = "" if row.count == row.plain_count else f"  <-- plain says {row.plain_count:,}"
+        mismatches += bool(check)
+        print(
+            f"  {row.name:66} {row.count:10,} {row.seconds * 1000:6.0f}ms {row.plain_seconds * 1000:7.0f}ms{check}"
+        )
+    for label, rows in (("the six given", given), (f"{count} random (seed {seed})", drawn)):
+        times = [row.seconds for row in rows]
+        if times:
+            print(
+                f"  {label}: p50 {statistics.median(times) * 1000:.0f} ms, p95 {_percentile(times, 0.95) * 1000:.0f} ms,"
+                f" max {max(times) * 1000:.0f} ms"
+            )
+    slowest = sorted(drawn, key=lambda row: row.seconds, reverse=True)[:3]
+    for row in slowest:
+        print(f"  slowest: {row.name} {row.seconds * 1000:.0f} ms: {json.dumps(row.definition)}")
+    print(f"  count mismatches: {mismatches}")
+    return mismatches
+
+
 def csv_export(definition: dict[str, Any]) -> tuple[int, float, float, float]:
     """Rows written, seconds, and peak RSS before and after, in MiB."""
     from smartlists.evaluate import evaluate
@@ -221,6 +344,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--random", type=int, default=0, help="time the six given and N random definitions")
+    parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
     _setup(args.database_url, args.reuse)
     if not args.reuse:
@@ -229,6 +354,8 @@ def main() -> None:
         generate(size)
     else:
         _totals_coverage_ensure()
+    if args.random:
+        raise SystemExit(1 if report_random(args.random, args.seed, args.runs) else 0)
     print(f"\np50 of {args.runs} runs: count + first page of 50 (targets: ratio <= 1.5, under 1 s)")
     print(f"  {'list':52} {'OppSync':>9} {'hand SQL':>9} {'ratio':>6} {'members':>9}")
     for name, orm_p50, sql_p50, orm_count, sql_count in measure(args.runs):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Count,
@@ -45,6 +45,7 @@ from django.db.models import (
     TextField,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce, Concat, StrIndex
 from django.db.models.lookups import (
@@ -674,7 +675,7 @@ def filter_q(
             matched = Q(Exists(activity_witnesses(item, OuterRef("pk"), clock)))
         return ~matched if spec.negated else matched
     if spec.kind == "aggregate":
-        stored = stored_total_q(item, clock)
+        stored = stored_total_q(item, clock) if facts is not None else None
         if stored is not None:
             return stored
         expression = aggregate_expression(item, OuterRef("pk"), clock)
@@ -702,68 +703,120 @@ def filter_q(
 
 def stored_q(item: CheckedFilter, clock: Clock, facts: StoredFacts | None) -> Q | None:
     """An opportunity or activity filter as a condition on the person's totals row, where that
-    row answers it exactly (before negation); None where the roles or activities must."""
+    row answers it exactly (before negation); None where the roles or activities must, and
+    always None without `facts` (the plain evaluation, which reads no precomputed table)."""
+    if facts is None:
+        return None
     if item.spec.kind == "opportunity":
         stored = stored_presence_q(item)
-        if stored is None and facts is not None:
+        if stored is None:
             stored = stored_picklist_q(item, facts)
         return stored
-    if item.spec.kind == "activity" and facts is not None:
+    if item.spec.kind == "activity":
         return stored_activity_q(item, clock, facts)
     return None
 
 
-def person_set(item: CheckedFilter, clock: Clock, facts: StoredFacts | None = None) -> QuerySet[Any] | None:
-    """The ids of the people a positive opportunity or activity filter matches, as one set
-    (None for filters that are a plain condition on the person's row or their totals)."""
-    if stored_q(item, clock, facts) is not None:
-        return None
-    if item.spec.kind == "opportunity":
-        return role_witnesses(item, None, clock).order_by().values("person_id")
-    if item.spec.kind == "activity" and not item.spec.negated and _min_times(item) == 1:
-        return (
-            activity_matches(item, clock)
-            .filter(on_live_opportunity(item))  # an activity always has a person
-            .order_by()
-            .values("person_id")
-        )
-    return None
+# --- counting (PostgreSQL) --------------------------------------------------------------------------
+# Memory for one counting statement: enough for PostgreSQL to hash each filter's set of people
+# (a million ids take about 40 MB) instead of probing it once per person. Set for that statement
+# only (`MemberQuerySet.count`); the server's default (4 MB) stays for everything else.
+COUNTING_WORK_MEM = "256MB"
 
 
-def _or_branch_sets(
-    rule: Rule, person_sets: list[QuerySet[Any] | None] | None
-) -> list[QuerySet[Any] | None] | None:
-    """For an OR with an opportunity or activity filter among its direct branches: each branch's
-    person set (None where a branch has none); otherwise None."""
-    if rule.op != "or" or person_sets is None:
-        return None
-    sets = [person_sets[child.number - 1] if not child.op else None for child in rule.items]
-    return sets if any(found is not None for found in sets) else None
+def count_q(
+    item: CheckedFilter,
+    condition_q: Q,
+    clock: Clock,
+    facts: StoredFacts | None,
+    resolve_list: Callable[[int], Evaluation | None],
+) -> Q:
+    """One filter as the counting query reads it: a set of people computed once.
+
+    A page of members wants the filter as a condition each person is probed with (EXISTS under
+    an OR stops after 50 members); a count wants the opposite, because probing a million people
+    one by one takes seconds whatever the filter. Every opportunity, activity and aggregate
+    filter that the totals rows do not answer becomes `id IN (its people)`, or NOT IN for the
+    Not-variants and totals that zero satisfies: PostgreSQL computes the set once, hashes it
+    (`COUNTING_WORK_MEM`) and probes each person in a single pass, under AND, OR and any rule.
+    Person attributes and stored facts are conditions on the person's own rows already."""
+    spec = item.spec
+    if stored_q(item, clock, facts) is not None or spec.kind == "person":
+        return condition_q
+    if spec.kind == "opportunity":
+        return Q(pk__in=role_witnesses(item, None, clock).order_by().values("person_id"))
+    if spec.kind == "activity":
+        activities = activity_matches(item, clock).filter(on_live_opportunity(item)).order_by()
+        times = _min_times(item)
+        people: QuerySet[Any] = activities.values("person_id")
+        if times > 1:
+            people = people.annotate(times=Count("pk")).filter(times__gte=times).values("person_id")
+        matched = Q(pk__in=people)
+        return ~matched if spec.negated else matched
+    if spec.kind == "aggregate":
+        if facts is not None and stored_total_q(item, clock) is not None:
+            return condition_q
+        return aggregate_set_q(item, clock)
+    nested = [resolve_list(list_id) for list_id in item.value]
+    found = [n for n in nested if n is not None]
+    if item.operator == "is":
+        return _either([n.counting_where for n in found] or [Q(pk__in=[])])
+    return ~_either(
+        [Q(pk__in=universe().filter(n.counting_where).values("pk")) for n in found] or [Q(pk__in=[])]
+    )
 
 
-def rewrites_an_or(rule: Rule, person_sets: list[QuerySet[Any] | None]) -> bool:
-    """Whether `combine` with these sets turns some OR into a union (see there)."""
-    if _or_branch_sets(rule, person_sets) is not None:
-        return True
-    return any(rewrites_an_or(child, person_sets) for child in rule.items)
+def aggregate_set_q(item: CheckedFilter, clock: Clock) -> Q:
+    """An aggregate filter with constraints no totals column holds, as one grouped pass over
+    the live (person, opportunity) pairs the constraints select: each opportunity once per
+    person, a missing amount adding nothing (`selectors.person_opportunity_total`). People
+    without such an opportunity have a total of zero: when zero satisfies the operator they are
+    members, so the set is then the people whose total does NOT satisfy it, excluded."""
+    pairs = ContactRole.objects.filter(is_deleted=False, person__isnull=False, opportunity__is_deleted=False)
+    for constraint in item.constraints:
+        pairs = pairs.filter(_constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock))
+    distinct_pairs = (
+        pairs.order_by()
+        .values_list("person_id", "opportunity_id", "opportunity__amount", "opportunity__expected_revenue")
+        .distinct()
+    )
+    inner, params = distinct_pairs.query.sql_with_params()
+    total = {
+        "number_of_optys": "COUNT(*)",
+        "total_opty_amount": "COALESCE(SUM(pairs.amount), 0)",
+        "total_opty_expected_revenue": "COALESCE(SUM(pairs.expected_revenue), 0)",
+    }[item.spec.aggregate]
+    holds, having_params = _total_holds(total, item.operator, item.value)
+    zero = _zero_matches(item.operator, item.value)
+    having = f"NOT ({holds})" if zero else holds
+    # The text is the ORM's own SQL and fixed fragments; every value is a parameter.
+    sql = (
+        f"SELECT pairs.person_id FROM ({inner}) pairs (person_id, opportunity_id, amount, expected_revenue) "  # noqa: S608
+        f"GROUP BY pairs.person_id HAVING {having}"
+    )
+    people = Q(pk__in=RawSQL(sql, (*params, *having_params)))  # noqa: S611
+    return ~people if zero else people
 
 
-def combine(rule: Rule, conditions: list[Q], person_sets: list[QuerySet[Any] | None] | None = None) -> Q:
-    """The conditions combined by the rule. With `person_sets` (PostgreSQL, for counting), an OR
-    with an opportunity or activity filter among its branches becomes one `id IN (set UNION set
-    ...)`: PostgreSQL hashes that once, where EXISTS under an OR runs once per person. UNION, not
-    UNION ALL: the planner then takes the rows as distinct and hashes them, instead of expecting
-    200 and probing the people index once per row."""
+def _total_holds(total: str, op: str, value: Any) -> tuple[str, list[Decimal]]:
+    """SQL that a person's total (never NULL) satisfies the operator, and its parameters."""
+    if op in ("is_empty", "is_not_empty"):
+        return ("FALSE" if op == "is_empty" else "TRUE"), []  # a total is never empty
+    numbers = [Decimal(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    compare = {"greater_than": ">", "less_than": "<", "at_least": ">=", "at_most": "<="}
+    if op in compare:
+        return f"{total} {compare[op]} %s", numbers[:1]
+    if op == "between":
+        return f"{total} BETWEEN %s AND %s", numbers[:2]
+    among = f"{total} IN ({', '.join(['%s'] * len(numbers))})"
+    return (among if op == "is" else f"NOT ({among})"), numbers
+
+
+def combine(rule: Rule, conditions: list[Q]) -> Q:
+    """The conditions combined by the rule."""
     if not rule.op:
         return conditions[rule.number - 1]
-    parts = [combine(child, conditions, person_sets) for child in rule.items]
-    sets = _or_branch_sets(rule, person_sets)
-    if sets is not None:
-        members = [
-            found if found is not None else universe().filter(part).order_by().values("pk")
-            for found, part in zip(sets, parts, strict=True)
-        ]
-        return Q(pk__in=members[0].union(*members[1:]))
+    parts = [combine(child, conditions) for child in rule.items]
     combined = parts[0]
     for part in parts[1:]:
         combined = combined & part if rule.op == "and" else combined | part
@@ -786,15 +839,17 @@ class Evaluation:
     people: QuerySet[Person]
     conditions: list[Q]
     where: Q  # the conditions combined by the list's logic (people = universe filtered by it)
+    # The same members as sets of people (`count_q`) where PostgreSQL counts; `where` elsewhere.
+    counting_where: Q
 
 
 class MemberQuerySet(QuerySet[Person]):
     """A smart list's members, which count through an equivalent query PostgreSQL counts faster.
 
     Pages want EXISTS under an OR: walking people by id and probing each stops after 50 members.
-    Counts want the same OR as one hashed `id IN (set UNION set)`: probing a million people one
-    by one takes seconds. Any filter added later (a search, one person) drops the counting query,
-    so a count never answers for a different question.
+    Counts want every filter as one hashed set of people (`count_q`): probing a million people
+    one by one takes seconds. Any filter added later (a search, one person) drops the counting
+    query, so a count never answers for a different question.
     """
 
     counting: QuerySet[Person] | None = None
@@ -813,7 +868,20 @@ class MemberQuerySet(QuerySet[Person]):
         query = self.query
         if self.counting is None or query.is_sliced or query.combinator or query.is_empty() or query.extra:
             return super().count()
-        return self.counting.count()
+        return count_with_memory(self.counting)
+
+
+def count_with_memory(queryset: QuerySet[Any]) -> int:
+    """`queryset.count()` with `COUNTING_WORK_MEM` for that statement alone: set in a
+    transaction (a savepoint inside one) and set back after, so the rest of a request keeps the
+    server's default; an error rolls the savepoint back, and the setting with it."""
+    with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('work_mem')")
+        (previous,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [COUNTING_WORK_MEM])
+        count = queryset.count()
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
+        return count
 
 
 def universe() -> MemberQuerySet:
@@ -828,9 +896,14 @@ def evaluate(
     ignore_inactive_fields: bool = False,
     clock: Clock | None = None,
     visiting: frozenset[int] = frozenset(),
+    precomputed: bool = True,
 ) -> Evaluation:
     """Check and evaluate a definition. Raises DefinitionError, InactiveFieldsError or
-    SmartListCycleError."""
+    SmartListCycleError.
+
+    `precomputed=False` is the plain evaluation: every filter reads the roles, opportunities
+    and activities themselves, never the sync-maintained per-person rows, and counts run the
+    members' own query. The benchmark and the tests check the fast path against it."""
     from .models import SmartList
 
     catalog = catalog or Catalog.load()
@@ -839,32 +912,45 @@ def evaluate(
     if checked.warnings and not ignore_inactive_fields:
         raise InactiveFieldsError(checked.warnings, checked.inactive_locations)
 
+    resolved: dict[int, Evaluation | None] = {}
+
     def resolve_list(list_id: int) -> Evaluation | None:
         if list_id in visiting:
             raise SmartListCycleError(
                 f"smart list {list_id} would contain itself through Member of Smart List"
             )
-        nested = SmartList.objects.filter(pk=list_id).first()
-        if nested is None:
-            return None
-        return evaluate(
-            nested.definition,
-            catalog=catalog,
-            ignore_inactive_fields=ignore_inactive_fields,
-            clock=clock,
-            visiting=visiting | {list_id},
-        )
+        if list_id not in resolved:  # the members' and the counting query both ask
+            nested = SmartList.objects.filter(pk=list_id).first()
+            resolved[list_id] = (
+                None
+                if nested is None
+                else evaluate(
+                    nested.definition,
+                    catalog=catalog,
+                    ignore_inactive_fields=ignore_inactive_fields,
+                    clock=clock,
+                    visiting=visiting | {list_id},
+                    precomputed=precomputed,
+                )
+            )
+        return resolved[list_id]
 
-    facts = StoredFacts.load()
+    facts = StoredFacts.load() if precomputed else None
     conditions = [filter_q(item, clock, resolve_list, facts) for item in checked.filters]
     rule = logic_rule(checked.logic, len(conditions))
     where = combine(rule, conditions)
     people = universe().filter(where)
-    if connection.vendor == "postgresql":
-        sets = [person_set(item, clock, facts) for item in checked.filters]
-        if rewrites_an_or(rule, sets):
-            people.counting = universe().filter(combine(rule, conditions, sets))
-    return Evaluation(checked, clock, people, conditions, where)
+    counting_where = where
+    if precomputed and connection.vendor == "postgresql":
+        counting_where = combine(
+            rule,
+            [
+                count_q(item, condition_q, clock, facts, resolve_list)
+                for item, condition_q in zip(checked.filters, conditions, strict=True)
+            ],
+        )
+        people.counting = universe().filter(counting_where)
+    return Evaluation(checked, clock, people, conditions, where, counting_where)
 
 
 def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:

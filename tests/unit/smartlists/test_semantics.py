@@ -402,8 +402,8 @@ def test_time_frames_follow_the_subscription_time_zone(fields):
 
 
 def test_a_list_counts_what_it_lists_and_a_later_filter_counts_its_own_rows(fields):
-    """The count of an OR list may run through a union (PostgreSQL); a search added to the members
-    must not be answered by that count."""
+    """The count of a list may run through sets of people (PostgreSQL); a search added to the
+    members must not be answered by that count."""
     web, linked, neither = PersonFactory(lead_source="Web"), PersonFactory(), PersonFactory()
     ContactRoleFactory(person=linked)
     people = smart_list_people(
@@ -418,12 +418,17 @@ def test_a_list_counts_what_it_lists_and_a_later_filter_counts_its_own_rows(fiel
     ).order_by("id")
     with CaptureQueriesContext(connection) as counted:
         assert people.count() == 2 == len(people)
-    # PostgreSQL counts the OR as one union of person sets; the page walks EXISTS.
-    assert ("UNION" in counted[0]["sql"]) == (connection.vendor == "postgresql")
-    assert "UNION" not in counted[1]["sql"]
+    # The count's and the page's statements (not the savepoint and work_mem around the count).
+    count_sql, page_sql = (
+        q["sql"] for q in counted if q["sql"].startswith("SELECT") and "work_mem" not in q["sql"]
+    )
+    postgresql = connection.vendor == "postgresql"
+    # PostgreSQL counts the filter as one set of people; the page walks EXISTS (SQLite reads
+    # the set both times).
+    assert not postgresql or ("EXISTS" not in count_sql and "EXISTS" in page_sql)
     assert set(people) == {web, linked} and neither not in people
     with CaptureQueriesContext(connection) as searched:
         assert people.filter(pk=web.pk).count() == 1
-    assert "UNION" not in searched[0]["sql"]
+    assert not postgresql or "EXISTS" in searched[0]["sql"]  # the members' own query
     assert people.exclude(pk=web.pk).count() == 1
     assert people.all()[:1].count() == 1 and people.none().count() == 0
