@@ -696,9 +696,14 @@ def filter_q(
         # Both lists have the same universe, so "member of X" is X's own condition on this row:
         # inlined, the planner sees one query instead of probing an IN set per person.
         return _either([n.where if n is not None else Q(pk__in=[]) for n in nested])
-    # Not a member: NOT IN the other list's people, which stays right where a condition on a
-    # nullable column would be unknown (NULL) under a plain NOT.
-    return ~_either([Q(pk__in=n.people.values("pk")) for n in nested if n is not None] or [Q(pk__in=[])])
+    # Not a member: no such person among the other list's people, which stays right where a
+    # condition on a nullable column would be unknown (NULL) under a plain NOT. NOT EXISTS, not
+    # NOT IN: PostgreSQL anti-joins it, where a NOT IN set past work_mem is scanned once per person.
+    # SQLite computes an IN set once and probes it, as it does for Has Opportunity.
+    found = [n for n in nested if n is not None]
+    if connection.vendor == "sqlite":
+        return ~_either([Q(pk__in=n.people.values("pk")) for n in found] or [Q(pk__in=[])])
+    return ~_either([Q(Exists(n.people.filter(pk=OuterRef("pk")))) for n in found] or [Q(pk__in=[])])
 
 
 def stored_q(item: CheckedFilter, clock: Clock, facts: StoredFacts | None) -> Q | None:
