@@ -35,9 +35,11 @@ test: venv services lint typecheck pytest-sqlite pytest-postgres
 services:
 	bash .ci/services.sh
 
+## ruff, and the import contracts of pyproject.toml: which way dependencies run (README, Architecture).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy .

@@ -7,4 +7,4 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Trigger campaigns"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  # connects to the sync's cycle_finished signal
+        from . import receivers  # noqa: F401  # connects to the sync's activities_recorded signal

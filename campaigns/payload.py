@@ -8,8 +8,8 @@ import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
+from opportunities.api.mixins import synced_data_context
 from opportunities.api.serializers import ActivitySerializer, OpportunitySerializer
-from oppsync_site.api.mixins import synced_data_context
 from people.api.serializers import PersonSerializer
 
 if TYPE_CHECKING:

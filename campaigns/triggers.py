@@ -23,8 +23,8 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from opportunities.api.mixins import synced_data_context
 from opportunities.models import Activity
-from oppsync_site.api.mixins import synced_data_context
 from smartlists.evaluate import Clock, InactiveFieldsError, SmartListCycleError, activity_matches, evaluate
 from smartlists.registry import Catalog
 from smartlists.validation import CheckedFilter, DefinitionError, check_definition

@@ -1,4 +1,5 @@
-"""Admin for synced opportunity data (read-only for everyone) and sync health."""
+"""Admin for synced opportunity data (read-only for everyone) and sync health: the model admins,
+Person's (`admin_person.py`) and the sync status page (`admin_views.py`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
-from oppsync_site.admin_filters import DateRangeFilter, picklist_filter
+from oppsync_site.admin_filters import DateRangeFilter
 from oppsync_site.admin_mixins import SyncedReadOnlyAdmin
-from oppsync_site.admin_pages import activity_rows, admin_page_context, display_value, paginate
+from oppsync_site.admin_pages import admin_page_context, display_value, paginate
+from oppsync_site.admin_site import admin_page_register
 from oppsync_site.middleware import money_text
 
+from . import admin_person  # noqa: F401  # registers Person's admin (the person page reads this app)
+from .admin_filters import picklist_filter
+from .admin_pages import activity_rows
+from .admin_views import SYNC_STATUS_PAGE
 from .models import (
     Activity,
     ContactRole,
@@ -189,3 +195,6 @@ class SyncCycleAdmin(SyncedReadOnlyAdmin):
     list_display = ["started_at", "ended_at", "status", "api_calls", "is_initial_load", "error_message"]
     list_filter = ["status", "is_initial_load"]
     inlines = [SyncObjectRunInline]
+
+
+admin_page_register(SYNC_STATUS_PAGE)

@@ -1,27 +1,20 @@
-"""The sync status page (Administrators only), plugged into the admin site by
-`OppSyncAdminSite.get_urls()`; its panel refreshes itself every few seconds through htmx."""
+"""The sync status page (Administrators only), registered on the admin site by
+`opportunities/admin.py`; its panel refreshes itself every few seconds through htmx."""
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from oppsync_site.admin_site import SYNC_STATUS_PERMISSION
+from oppsync_site.admin_site import AdminPage
 
 from .health import sync_health
 
 REFRESH_SECONDS = 5
 
 
-def _check(request: HttpRequest) -> None:
-    if not request.user.has_perm(SYNC_STATUS_PERMISSION):
-        raise PermissionDenied
-
-
 def sync_status_view(request: HttpRequest) -> HttpResponse:
-    _check(request)
     context = {
         **admin.site.each_context(request),
         "title": "Sync status",
@@ -33,6 +26,17 @@ def sync_status_view(request: HttpRequest) -> HttpResponse:
 
 def sync_status_panel_view(request: HttpRequest) -> HttpResponse:
     """The page's body alone, for the self-refresh (no full reload)."""
-    _check(request)
     context = {"health": sync_health(), "refresh_seconds": REFRESH_SECONDS}
     return TemplateResponse(request, "admin/sync_status_panel.html", context)
+
+
+# The site checks the permission on both views and shows the entry only to those who have it.
+SYNC_STATUS_PAGE = AdminPage(
+    title="Sync status",
+    object_name="SyncStatus",
+    permission="opportunities.view_synccycle",
+    views=(
+        ("sync-status/", sync_status_view, "sync_status"),
+        ("sync-status/panel/", sync_status_panel_view, "sync_status_panel"),
+    ),
+)

@@ -1,10 +1,11 @@
-"""List filters and a paginator that stay fast at millions of rows.
+"""List filters that stay fast at millions of rows.
 
 Django's stock filters for a text column run `SELECT DISTINCT column` over the whole table, and the
 changelist counts every row on each page load. At a million opportunities and five million
-activities that is seconds per page. Picklist filters here read their choices from Salesforce's
-describe (FieldDefinition), date ranges are two inputs, and an unfiltered list is counted from the
-database's statistics on PostgreSQL (oppsync_site/pagination.py).
+activities that is seconds per page. Date ranges here are two inputs; picklist filters read their
+choices from Salesforce's describe and are the opportunities app's (opportunities/admin_filters.py);
+an unfiltered list is counted from the database's statistics on PostgreSQL
+(oppsync_site/pagination.py).
 """
 
 from __future__ import annotations
@@ -19,47 +20,6 @@ from django.db.models import DateTimeField, Model, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-
-from opportunities.models import FieldDefinition
-
-
-class PicklistFilter(admin.SimpleListFilter):
-    """Choices from a Salesforce picklist's values as describe lists them (active values only)."""
-
-    sobjects: tuple[str, ...] = ()
-    api_name = ""
-    # The model field filtered; defaults to `parameter_name`.
-    field_name = ""
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
-        values: list[str] = []
-        for picklist in FieldDefinition.objects.filter(
-            sobject__in=self.sobjects, api_name=self.api_name
-        ).values_list("picklist_values", flat=True):
-            values += [v for v in picklist or [] if v not in values]
-        return [(value, value) for value in values]
-
-    def has_output(self) -> bool:
-        # A value in the URL filters even when describe lists no values (yet).
-        return super().has_output() or self.value() is not None
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is None:
-            return queryset
-        return queryset.filter(**{str(self.field_name or self.parameter_name): value})
-
-
-def picklist_filter(
-    title: str, parameter: str, sobjects: tuple[str, ...], api_name: str
-) -> type[PicklistFilter]:
-    """A list filter over one Salesforce picklist, e.g. the Opportunity stage."""
-    return type(
-        f"{api_name}PicklistFilter",
-        (PicklistFilter,),
-        {"title": title, "parameter_name": parameter, "sobjects": sobjects, "api_name": api_name},
-    )
-
 
 # The dates Salesforce stores (1700-01-01 to 4000-12-31): a bound outside them matches nothing
 # new, and near year 1 or 9999 the day after or the conversion to UTC leaves Python's calendar.
@@ -131,10 +91,10 @@ class DateRangeFilter(admin.FieldListFilter):
         start, end = self.bounds.get(self.lookup_from), self.bounds.get(self.lookup_to)
         if isinstance(self.field, DateTimeField):
             if start is not None:
-                queryset = queryset.filter(**{f"{self.field_path}__gte": _midnight(start)})
+                queryset = queryset.filter(**{f"{self.field_path}__gte": start_of_day(start)})
             if end is not None:
                 queryset = queryset.filter(
-                    **{f"{self.field_path}__lt": _midnight(end + dt.timedelta(days=1))}
+                    **{f"{self.field_path}__lt": start_of_day(end + dt.timedelta(days=1))}
                 )
             return queryset
         if start is not None:
@@ -144,5 +104,6 @@ class DateRangeFilter(admin.FieldListFilter):
         return queryset
 
 
-def _midnight(day: dt.date) -> dt.datetime:
+def start_of_day(day: dt.date) -> dt.datetime:
+    """Midnight of `day` in the active time zone (the subscription's): "from 2026-11-01" means it."""
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))

@@ -1,10 +1,10 @@
-"""Pieces the custom admin pages share: the page context, read-only detail views, and parsing of
-the filters a page's URL carries."""
+"""Pieces the custom admin pages share: the page context, a page of a table's rows, values as
+the pages show them. What only the activity logs need is the opportunities app's
+(opportunities/admin_pages.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
@@ -13,11 +13,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 
-from opportunities.models import Activity, ActivityType
-
-ACTIVITY_PAGE_SIZE = 50
+# Rows per page of the custom pages' tables (an object page's activity log).
+PAGE_SIZE = 50
 
 
 def admin_page_context(
@@ -45,55 +43,7 @@ def admin_page_context(
     }
 
 
-@dataclass
-class ActivityFilters:
-    """The Activity Log's filters as the URL gives them, checked; `errors` says what was ignored."""
-
-    activity_type: str
-    date_from: str
-    date_to: str
-    occurred_from: dt.datetime | None
-    occurred_before: dt.datetime | None
-    errors: list[str]
-
-
-def _start_of_day(day: dt.date) -> dt.datetime:
-    # The subscription's time zone is active: "from 2026-11-01" means its midnight.
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
-def activity_filters_from(request: HttpRequest) -> ActivityFilters:
-    errors = []
-    activity_type = request.GET.get("type", "")
-    if activity_type and activity_type not in ActivityType.values:
-        errors.append(f"Unknown activity type {activity_type!r}; showing every type.")
-        activity_type = ""
-    bounds: dict[str, dt.datetime | None] = {"from": None, "to": None}
-    raw = {"from": request.GET.get("from", ""), "to": request.GET.get("to", "")}
-    for name, value in raw.items():
-        if not value:
-            continue
-        try:
-            day = parse_date(value)
-        except ValueError:
-            day = None
-        if day is None:
-            errors.append(f"{value!r} is not a date (YYYY-MM-DD); the {name!r} limit is ignored.")
-            raw[name] = ""
-            continue
-        # "to" includes its whole day.
-        bounds[name] = _start_of_day(day if name == "from" else day + dt.timedelta(days=1))
-    return ActivityFilters(
-        activity_type=activity_type,
-        date_from=raw["from"],
-        date_to=raw["to"],
-        occurred_from=bounds["from"],
-        occurred_before=bounds["to"],
-        errors=errors,
-    )
-
-
-def paginate(request: HttpRequest, rows: QuerySet[Activity], per_page: int = ACTIVITY_PAGE_SIZE) -> Page[Any]:
+def paginate(request: HttpRequest, rows: QuerySet[Any], per_page: int = PAGE_SIZE) -> Page[Any]:
     """A page of rows; a page number out of range or not a number shows the nearest page."""
     return Paginator(rows, per_page).get_page(request.GET.get("page"))
 
@@ -109,16 +59,3 @@ def display_value(value: Any) -> str:
     if isinstance(value, bool):
         return "Yes" if value else "No"
     return str(value)
-
-
-def activity_rows(page: Page[Any], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """Activities as the log shows them: an update as `label: previous → new`."""
-    rows = []
-    for activity in page.object_list:
-        rows.append(
-            {
-                "activity": activity,
-                "field_label": labels.get(activity.field, activity.field),
-            }
-        )
-    return rows

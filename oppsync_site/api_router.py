@@ -7,8 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from campaigns.api.views import CampaignViewSet, DeliveryViewSet
+from opportunities.api.people import PersonViewSet
 from opportunities.api.views import ActivityViewSet, ContactRoleViewSet, OpportunityViewSet, SyncStatusView
-from people.api.views import PersonViewSet
 from smartlists.api.views import FilterCatalogView, MembersCsvView, SmartListViewSet
 
 from .api.views import SettingsView

@@ -79,3 +79,11 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
             "new_value",
             "is_initial_load",
         ]
+
+
+class PersonOpportunitySerializer(serializers.Serializer[Any]):
+    """One row of the Opportunity Info tab: the person's role on an opportunity."""
+
+    role = serializers.CharField()
+    is_primary = serializers.BooleanField()
+    opportunity = OpportunitySerializer()

@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from oppsync_site.api.common import ERROR_RESPONSES, read_only_schema
-from oppsync_site.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.permissions import RolePermission
 from oppsync_site.models import WorkerHeartbeat
 
@@ -35,6 +34,7 @@ from ..selectors import (
 from ..sync.schedule import effective_interval
 from ..sync.set_aside import set_aside_listing
 from .filters import ActivityFilter, ContactRoleFilter, OpportunityFilter
+from .mixins import SyncedDataContextMixin
 from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunitySerializer
 
 

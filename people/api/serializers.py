@@ -7,8 +7,6 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from opportunities.api.serializers import OpportunitySerializer
-
 from ..models import Person
 
 
@@ -37,11 +35,3 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         sobject = "Contact" if person.contact_system_modstamp else "Lead"
         active = self.context["custom_field_names"][sobject]
         return {name: value for name, value in person.custom_fields.items() if name in active}
-
-
-class PersonOpportunitySerializer(serializers.Serializer[Any]):
-    """One row of the Opportunity Info tab: the person's role on an opportunity."""
-
-    role = serializers.CharField()
-    is_primary = serializers.BooleanField()
-    opportunity = OpportunitySerializer()

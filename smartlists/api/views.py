@@ -22,9 +22,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from opportunities.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
 from oppsync_site.api.filters import KnownQueryParameters
-from oppsync_site.api.mixins import SyncedDataContextMixin
 from oppsync_site.api.permissions import RolePermission
 from people.api.serializers import PersonSerializer
 from people.models import Person

@@ -1,4 +1,7 @@
-"""/api/v1/persons/ and a person's opportunities (the Opportunity Info tab)."""
+"""/api/v1/persons/ and a person's opportunities (the Opportunity Info tab).
+
+Here, not in `people/`: a person's JSON carries the custom fields describe shows now, and one of
+its routes lists the person's opportunities; the people app stays below this one."""
 
 from __future__ import annotations
 
@@ -9,13 +12,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from opportunities.selectors import person_opportunity_roles
 from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, read_only_schema
-from oppsync_site.api.mixins import SyncedDataContextMixin
+from people.api.filters import PersonFilter
+from people.api.serializers import PersonSerializer
+from people.models import Person
 
-from ..models import Person
-from .filters import PersonFilter
-from .serializers import PersonOpportunitySerializer, PersonSerializer
+from ..selectors import person_opportunity_roles
+from .mixins import SyncedDataContextMixin
+from .serializers import PersonOpportunitySerializer
 
 
 @read_only_schema("people", "person", PersonSerializer)

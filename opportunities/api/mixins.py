@@ -1,12 +1,13 @@
-"""Serializer context every read endpoint of synced data needs, computed once per request."""
+"""Serializer context every read endpoint of synced data needs, computed once per request: the
+subscription's currency (the kernel's) and the custom fields describe shows now (this app's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from opportunities.selectors import active_custom_field_names
+from oppsync_site.api.common import currency_context
 
-from .common import currency_context
+from ..selectors import active_custom_field_names
 
 
 def synced_data_context() -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Person admin: the searchable people list and the person page with its three tabs."""
+"""Person admin: the searchable people list and the person page with its three tabs.
+
+It lives here, not in `people/`, because every part of it reads this app: the lead-source filter
+and the custom fields come from describe (FieldDefinition), two of the tabs are the person's
+opportunities and activities. The people app stays below this one (pyproject's import contracts);
+`opportunities/admin.py` imports this module so that the admin's autodiscovery registers it."""
 
 from __future__ import annotations
 
@@ -9,8 +14,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
-from opportunities.models import ActivityType
-from opportunities.selectors import (
+from oppsync_site.admin_mixins import SyncedReadOnlyAdmin
+from oppsync_site.admin_pages import admin_page_context, paginate
+from people.models import Person
+
+from .admin_filters import picklist_filter
+from .admin_pages import activity_filters_from, activity_rows
+from .models import ActivityType
+from .selectors import (
     OPPORTUNITY_INFO_DEFAULT_SORT,
     OPPORTUNITY_INFO_SORTS,
     active_custom_fields,
@@ -19,11 +30,6 @@ from opportunities.selectors import (
     person_opportunity_roles,
     person_opportunity_totals,
 )
-from oppsync_site.admin_filters import picklist_filter
-from oppsync_site.admin_mixins import SyncedReadOnlyAdmin
-from oppsync_site.admin_pages import activity_filters_from, activity_rows, admin_page_context, paginate
-
-from .models import Person
 
 PERSON_TABS = {"info": "Info", "opportunities": "Opportunity Info", "activity": "Activity Log"}
 
