@@ -128,13 +128,7 @@ class _LeadPage(PageUpsert[Person]):
             # Another lead was converted into the same contact first: its person holds the
             # contact (and that lead's id). This lead's person is merged into it, keeping its
             # own lead id so that its re-reads find it; two people never claim one contact.
-            if person is None:
-                person = Person()
-                self.create(person)
-            else:
-                self.update(person, deleted=False)
-            _lead_values_set(person, row)
-            self.by_lead[sf_id] = person
+            self.by_lead[sf_id] = self._written(person, row, deleted=False)
             self.merged_leads.append((sf_id, contact_person))
             return
         if contact_person is not None and person is not None and contact_person.pk != person.pk:
@@ -146,17 +140,30 @@ class _LeadPage(PageUpsert[Person]):
             person = None
         if person is None and contact_person is not None:
             person = contact_person
-        if person is None:
-            person = Person()
-            self.create(person)
-        else:
-            self.update(person, deleted=row.is_deleted)
-        _lead_values_set(person, row)
+        person = self._written(person, row, deleted=row.is_deleted)
         if contact_id and not person.sf_contact_id:
             person.sf_contact_id = contact_id  # the contact, when it arrives, updates this person
             # Another lead of this page converted into the same contact finds this person.
             self.by_contact[contact_id] = person
         self.by_lead[sf_id] = person
+
+    def _written(self, person: Person | None, row: IncomingRow, *, deleted: bool) -> Person:
+        """The lead's person (a new one when None) queued, counted (`deleted`: as a deletion) and
+        given the lead's values."""
+        if person is None:
+            person = Person()
+            self.create(person)
+        else:
+            self.update(person, deleted=deleted)
+        person.sf_lead_id = row.sf_id
+        person.lead_system_modstamp = row.modstamp
+        if person.contact_system_modstamp is None:
+            # Until a contact exists, the lead's values are the person's; then the contact's win.
+            for column, value in row.column_values.items():
+                setattr(person, column, value)
+            person.custom_fields = row.custom
+            person.is_deleted_in_salesforce = row.is_deleted
+        return person
 
     def finish(self, parsed_by_id: dict[str, dict[str, Any]], coverage: TotalsCoverage) -> None:
         self.converted_people += _merge_leads_into_contact_people(self.merged_leads)
@@ -165,17 +172,6 @@ class _LeadPage(PageUpsert[Person]):
         activities_save(activities, coverage)
         # A converted lead's activities moved to the contact's person: their latest times too.
         refresh_person_totals(self.converted_people, coverage)
-
-
-def _lead_values_set(person: Person, row: IncomingRow) -> None:
-    person.sf_lead_id = row.sf_id
-    person.lead_system_modstamp = row.modstamp
-    if person.contact_system_modstamp is None:
-        # Until a contact exists, the lead's values are the person's; then the contact's win.
-        for column, value in row.column_values.items():
-            setattr(person, column, value)
-        person.custom_fields = row.custom
-        person.is_deleted_in_salesforce = row.is_deleted
 
 
 def _merge_leads_into_contact_people(merged: list[tuple[str, Person]]) -> list[int]:
