@@ -9,6 +9,7 @@ import pytest
 from opportunities.models import Activity, ActivityType, ContactRole, SyncCycle
 from opportunities.sync import apply
 from opportunities.sync.engine import SyncEngine
+from opportunities.sync.engine.deletes import rows_gone
 from tests.factories import ContactRoleFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ def test_no_giant_rewrites_a_reconcile_that_finds_300_000_rows_gone_applies_in_c
     cycle = SyncCycle.objects.create(started_at=gone_at)
     context = apply.ApplyContext(cycle=cycle, is_initial_load=False, counters=apply.Counters())
     try:
-        engine._mark_gone("OpportunityContactRole", deleted, context)
+        rows_gone(engine.lock, "OpportunityContactRole", deleted, context)
     finally:
         engine.lock.release()
     assert ContactRole.objects.filter(is_deleted=True).count() == 3

@@ -9,9 +9,11 @@ arrived (product.md §2):
   Added to Opportunity; one that stops being linked records Removed from Opportunity;
 - a changed opportunity field records one Opportunity is Updated per field and per linked person.
 
-One module per object (`opportunity`, `contact_role`, `people`), what they share in `common`,
-and the back-fill of fields that appear in `backfill`; the engine reaches them through
-`objects.SPECS`.
+One module per object (`opportunity`, `contact_role`, `people`), each a subclass of the one
+upsert skeleton (`upsert.PageUpsert`: parse, lock the totals coverage, read what is stored, skip
+what is not newer, insert and update, record); what they share in `common` (parsing, activities,
+the linker of roles that waited for their opportunity or person); the back-fill of fields that
+appear in `backfill`. The engine reaches them through `objects.SPECS`.
 """
 
 from .backfill import values_backfill

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.db import models
 
-from ...models import Activity, ContactRole, Opportunity, SyncCycle, TotalsCoverage
+from people.models import Person
+
+from ...models import Activity, ActivityType, ContactRole, Opportunity, SyncCycle, TotalsCoverage
 from ...salesforce.records import FieldInfo, json_value, parse_value
 from ...totals import ACTIVITY_TIMES, refresh_person_totals
 
@@ -171,28 +173,6 @@ def split_values(
     return column_values, custom
 
 
-def incoming_rows(
-    parsed_by_id: dict[str, dict[str, Any]],
-    stored_stamp: Callable[[str], dt.datetime | None],
-    columns: dict[str, str],
-    model: type[models.Model],
-    ctx: ApplyContext,
-) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """The rows to apply: (id, parsed, column values, custom fields). Rows whose stored
-    SystemModstamp is not older are skipped (idempotence); rows whose values do not fit are
-    set aside (`Counters.fail`), without stopping the page."""
-    for sf_id, parsed in parsed_by_id.items():
-        if ctx.is_stale(stored_stamp(sf_id), parsed["SystemModstamp"]):
-            ctx.counters.skipped += 1
-            continue
-        try:
-            column_values, custom = split_values(parsed, columns, model)
-        except ValueError as error:
-            ctx.counters.fail(sf_id, error)
-            continue
-        yield sf_id, parsed, column_values, custom
-
-
 def new_activity(
     ctx: ApplyContext,
     *,
@@ -223,8 +203,9 @@ def activities_save(activities: list[Activity], coverage: TotalsCoverage | None 
 
 
 def role_activity(
-    ctx: ApplyContext, role: ContactRole, activity_type: str, occurred_at: dt.datetime
+    ctx: ApplyContext, role: ContactRole, activity_type: str, occurred_at: dt.datetime, **extra: Any
 ) -> Activity:
+    """An activity of the role's person on the role's opportunity (`extra`: a field change's)."""
     assert role.person_id is not None
     return new_activity(
         ctx,
@@ -235,7 +216,68 @@ def role_activity(
         sf_contact_role_id=role.sf_id,
         role=role.role,
         is_primary=role.is_primary,
+        **extra,
     )
+
+
+# The two ends a contact role may wait for: the column it waits in (its Salesforce id is there, its
+# link is null), and the rows that end may be: a merged person is no longer one.
+_WAITING_ENDS: dict[str, tuple[str, Callable[[list[str]], Iterable[tuple[str | None, int]]]]] = {
+    "opportunity": (
+        "sf_opportunity_id",
+        lambda ids: Opportunity.objects.filter(sf_id__in=ids).values_list("sf_id", "pk"),
+    ),
+    "person": (
+        "sf_contact_id",
+        lambda ids: Person.objects.filter(sf_contact_id__in=ids, merged_into__isnull=True).values_list(
+            "sf_contact_id", "pk"
+        ),
+    ),
+}
+
+
+def waiting_roles_link(
+    end: Literal["opportunity", "person"],
+    sf_ids: Iterable[str],
+    ctx: ApplyContext,
+    coverage: TotalsCoverage | None = None,
+) -> list[Activity]:
+    """Contact roles that arrived before their opportunity, or pointed at a contact OppSync did
+    not know, link up when it appears (`sf_ids`: the Salesforce ids of the opportunities, or of
+    the contacts, that did; a person appears as the contact itself or as a lead converted into
+    it). A live role that is linked now (a person and a live opportunity) records Added to
+    Opportunity, dated by its SystemModstamp (else its opportunity's). Returns those activities;
+    the people's totals are refreshed (`coverage`: the page transaction's)."""
+    sf_column, rows = _WAITING_ENDS[end]
+    sf_ids = list(sf_ids)
+    if not sf_ids:
+        return []
+    waiting = list(ContactRole.objects.filter(**{f"{sf_column}__in": sf_ids, f"{end}__isnull": True}))
+    if not waiting:
+        return []
+    # bulk_create does not set primary keys on every database: look the new rows up by Salesforce id.
+    found = dict(rows(sorted({getattr(role, sf_column) for role in waiting})))
+    waiting = [role for role in waiting if getattr(role, sf_column) in found]
+    for role in waiting:
+        setattr(role, f"{end}_id", found[getattr(role, sf_column)])
+    live = dict(
+        Opportunity.objects.filter(
+            pk__in={role.opportunity_id for role in waiting}, is_deleted=False
+        ).values_list("pk", "system_modstamp")
+    )
+    activities = [
+        role_activity(
+            ctx,
+            role,
+            ActivityType.ADDED_TO_OPPORTUNITY,
+            role.system_modstamp or live[role.opportunity_id] or dt.datetime.now(dt.UTC),
+        )
+        for role in waiting
+        if role.person_id is not None and not role.is_deleted and role.opportunity_id in live
+    ]
+    ContactRole.objects.bulk_update(waiting, [end], batch_size=500)
+    refresh_person_totals((role.person_id for role in waiting), coverage)
+    return activities
 
 
 def is_linked(role: ContactRole, live_opportunity_ids: set[int]) -> bool:

@@ -3,6 +3,7 @@ opportunity) records Added to Opportunity; one that stops being linked records R
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -10,107 +11,90 @@ from django.db import connection, transaction
 
 from people.models import Person
 
-from ...models import Activity, ActivityType, ContactRole, Opportunity
+from ...models import Activity, ActivityType, ContactRole, Opportunity, TotalsCoverage
 from ...salesforce.records import FieldInfo
-from ...totals import locked_coverage, refresh_person_totals
-from .common import ROLE_COLUMNS, ApplyContext, incoming_rows, is_linked, parse_all, role_activity
+from ...totals import refresh_person_totals
+from .common import ROLE_COLUMNS, ApplyContext, is_linked, role_activity
+from .upsert import IncomingRow, PageUpsert, StampLookup
 
 
 def contact_roles_apply(
     records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext
 ) -> None:
-    parsed_by_id = parse_all(records, fields, ctx.counters)
-    if not parsed_by_id:
-        return
-    with transaction.atomic():
-        # Before any row is written, as every page does (totals.locked_coverage).
-        coverage = locked_coverage()
-        existing = {r.sf_id: r for r in ContactRole.objects.filter(sf_id__in=list(parsed_by_id))}
+    _RolePage(ctx).apply(records, fields)
+
+
+class _RolePage(PageUpsert[ContactRole]):
+    """A page of contact roles: a role that becomes linked records Added, one that stops being
+    linked (or moves to another person or opportunity) Removed."""
+
+    model = ContactRole
+    columns = ROLE_COLUMNS
+    also_updated = ("person", "opportunity", "synced_at")
+
+    def __init__(self, ctx: ApplyContext) -> None:
+        super().__init__(ctx)
+        self.existing: dict[str, ContactRole] = {}
+        self.people: dict[str | None, int] = {}
+        self.opportunities: dict[str, int] = {}
+        self.live_opportunity_ids: set[int] = set()
+        self.activities: list[Activity] = []
+        self.added: list[str] = []  # new linked roles: their Added activities are written in one statement
+        self.touched_people: set[int | None] = set()
+
+    def load(self, parsed_by_id: dict[str, dict[str, Any]]) -> StampLookup:
+        self.existing = {r.sf_id: r for r in ContactRole.objects.filter(sf_id__in=list(parsed_by_id))}
         contact_ids = {p.get("ContactId") for p in parsed_by_id.values() if p.get("ContactId")}
         opportunity_sf_ids = {p.get("OpportunityId") for p in parsed_by_id.values() if p.get("OpportunityId")}
-        opportunity_sf_ids |= {r.sf_opportunity_id for r in existing.values()}
-        people = dict(Person.objects.filter(sf_contact_id__in=contact_ids).values_list("sf_contact_id", "id"))
+        opportunity_sf_ids |= {r.sf_opportunity_id for r in self.existing.values()}
+        self.people = dict(
+            Person.objects.filter(sf_contact_id__in=contact_ids).values_list("sf_contact_id", "id")
+        )
         # Only ids and the deleted flag: loading whole opportunities (custom_fields) costs a lot.
         opportunity_rows = list(
             Opportunity.objects.filter(sf_id__in=opportunity_sf_ids).values_list("sf_id", "pk", "is_deleted")
         )
-        opportunities = {sf_id: pk for sf_id, pk, _ in opportunity_rows}
-        live_opportunity_ids = {pk for _, pk, deleted in opportunity_rows if not deleted}
-        to_create: list[ContactRole] = []
-        to_update: list[ContactRole] = []
-        activities: list[Activity] = []
-        added: list[str] = []  # new linked roles: their Added activities are written in one statement
-        touched_people: set[int | None] = set()
-        stamps = {sf_id: r.system_modstamp for sf_id, r in existing.items()}
-        for sf_id, parsed, column_values, custom in incoming_rows(
-            parsed_by_id, stamps.get, ROLE_COLUMNS, ContactRole, ctx
-        ):
-            modstamp = parsed["SystemModstamp"]
-            role = existing.get(sf_id)
-            contact_id = parsed.get("ContactId") or ""
-            opportunity_sf_id = parsed.get("OpportunityId") or (role.sf_opportunity_id if role else "")
-            opportunity_pk = opportunities.get(opportunity_sf_id)
-            values = {
-                **column_values,
-                "custom_fields": custom,
-                "sf_contact_id": contact_id,
-                "sf_opportunity_id": opportunity_sf_id,
-                "person_id": people.get(contact_id),
-                "opportunity_id": opportunity_pk,
-                "system_modstamp": modstamp,
-                "is_deleted": bool(parsed.get("IsDeleted")),
-            }
-            if role is None:
-                role = ContactRole(sf_id=sf_id, **values)
-                to_create.append(role)
-                touched_people.add(role.person_id)
-                ctx.counters.created += 1
-                if is_linked(role, live_opportunity_ids):
-                    added.append(sf_id)
-                continue
-            before = ContactRole(
-                person_id=role.person_id,
-                opportunity_id=role.opportunity_id,
-                is_deleted=role.is_deleted,
-                role=role.role,
-                is_primary=role.is_primary,
-                sf_id=role.sf_id,
+        self.opportunities = {sf_id: pk for sf_id, pk, _ in opportunity_rows}
+        self.live_opportunity_ids = {pk for _, pk, deleted in opportunity_rows if not deleted}
+        return {sf_id: r.system_modstamp for sf_id, r in self.existing.items()}.get
+
+    def upsert(self, row: IncomingRow) -> None:
+        role = self.existing.get(row.sf_id)
+        contact_id = row.parsed.get("ContactId") or ""
+        opportunity_sf_id = row.parsed.get("OpportunityId") or (role.sf_opportunity_id if role else "")
+        links = {
+            "sf_contact_id": contact_id,
+            "sf_opportunity_id": opportunity_sf_id,
+            "person_id": self.people.get(contact_id),
+            "opportunity_id": self.opportunities.get(opportunity_sf_id),
+        }
+        live = self.live_opportunity_ids
+        if role is None:
+            role = self.new(row, **links)
+            self.create(role)
+            self.touched_people.add(role.person_id)
+            if is_linked(role, live):
+                self.added.append(row.sf_id)
+            return
+        before = copy.copy(role)  # as stored: what it was linked to, for Removed
+        self.write_over(role, row, custom=row.custom, **links)
+        self.touched_people.update((before.person_id, role.person_id))
+        was_linked, now_linked = is_linked(before, live), is_linked(role, live)
+        moved = (before.person_id, before.opportunity_id) != (role.person_id, role.opportunity_id)
+        if was_linked and (not now_linked or moved):
+            self.activities.append(
+                role_activity(self.ctx, before, ActivityType.REMOVED_FROM_OPPORTUNITY, row.modstamp)
             )
-            for name, value in values.items():
-                setattr(role, name, value)
-            to_update.append(role)
-            touched_people.update((before.person_id, role.person_id))
-            was_linked = is_linked(before, live_opportunity_ids)
-            now_linked = is_linked(role, live_opportunity_ids)
-            moved = (before.person_id, before.opportunity_id) != (role.person_id, role.opportunity_id)
-            if was_linked and (not now_linked or moved):
-                activities.append(role_activity(ctx, before, ActivityType.REMOVED_FROM_OPPORTUNITY, modstamp))
-            if now_linked and (not was_linked or moved):
-                activities.append(role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, modstamp))
-            if role.is_deleted and not before.is_deleted:
-                ctx.counters.deleted += 1
-            else:
-                ctx.counters.updated += 1
-        ContactRole.objects.bulk_create(to_create, batch_size=1000)
-        _added_activities_insert(added, ctx)
-        ContactRole.objects.bulk_update(
-            to_update,
-            [
-                "role",
-                "is_primary",
-                "custom_fields",
-                "sf_contact_id",
-                "sf_opportunity_id",
-                "person",
-                "opportunity",
-                "system_modstamp",
-                "is_deleted",
-                "synced_at",
-            ],
-            batch_size=500,
-        )
-        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
-        refresh_person_totals(touched_people, coverage)
+        if now_linked and (not was_linked or moved):
+            self.activities.append(
+                role_activity(self.ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, row.modstamp)
+            )
+        self.update(role, deleted=role.is_deleted and not before.is_deleted)
+
+    def finish(self, parsed_by_id: dict[str, dict[str, Any]], coverage: TotalsCoverage) -> None:
+        _added_activities_insert(self.added, self.ctx)
+        Activity.objects.bulk_create(self.activities, batch_size=1000, ignore_conflicts=True)
+        refresh_person_totals(self.touched_people, coverage)
 
 
 def _added_activities_insert(role_sf_ids: list[str], ctx: ApplyContext) -> None:

@@ -4,6 +4,7 @@ person, deletions and undeletions as Removed/Added, waiting roles linked, formul
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
@@ -16,63 +17,10 @@ from .common import (
     OPPORTUNITY_COLUMNS,
     ApplyContext,
     activities_save,
-    incoming_rows,
-    new_activity,
-    parse_all,
     role_activity,
-    split_values,
+    waiting_roles_link,
 )
-
-
-def opportunities_apply(
-    records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext
-) -> None:
-    parsed_by_id = parse_all(records, fields, ctx.counters)
-    if not parsed_by_id:
-        return
-    with transaction.atomic():
-        # First, before any row is written: which picklist fields the totals rows hold, locked
-        # until the page commits, so a rebuild never runs between our reading and our writing.
-        coverage = locked_coverage()
-        existing = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id))}
-        to_create: list[Opportunity] = []
-        changed: list[OpportunityChange] = []
-        stamps = {sf_id: o.system_modstamp for sf_id, o in existing.items()}
-        for sf_id, parsed, column_values, custom in incoming_rows(
-            parsed_by_id, stamps.get, OPPORTUNITY_COLUMNS, Opportunity, ctx
-        ):
-            modstamp = parsed["SystemModstamp"]
-            opportunity = existing.get(sf_id)
-            is_deleted = bool(parsed.get("IsDeleted"))
-            if opportunity is None:
-                to_create.append(
-                    Opportunity(
-                        sf_id=sf_id,
-                        system_modstamp=modstamp,
-                        is_deleted=is_deleted,
-                        custom_fields=custom,
-                        **column_values,
-                    )
-                )
-                ctx.counters.created += 1
-                continue
-            field_changes = _opportunity_changes(opportunity, column_values, custom, parsed)
-            was_deleted = opportunity.is_deleted
-            for column, value in column_values.items():
-                setattr(opportunity, column, value)
-            opportunity.custom_fields = {**opportunity.custom_fields, **custom}
-            opportunity.system_modstamp = modstamp
-            opportunity.is_deleted = is_deleted
-            changed.append((opportunity, field_changes, was_deleted, is_deleted, modstamp))
-            if is_deleted and not was_deleted:
-                ctx.counters.deleted += 1
-            else:
-                ctx.counters.updated += 1
-        Opportunity.objects.bulk_create(to_create, batch_size=1000)
-        activities = _opportunity_changes_save(changed, ctx, coverage)
-        activities += _link_roles_to_new_opportunities(to_create, ctx, coverage)
-        activities_save(activities, coverage)
-
+from .upsert import IncomingRow, PageUpsert, StampLookup, incoming_rows
 
 # What a person's opportunity totals are made of, besides the covered picklist fields' values: a
 # change to anything else leaves them alone.
@@ -80,22 +28,54 @@ TOTALS_FIELDS = frozenset({"Amount", "ExpectedRevenue", "IsClosed", "IsWon"})
 OpportunityChange = tuple[Opportunity, dict[str, tuple[Any, Any]], bool, bool, dt.datetime]
 
 
-def _opportunity_changes_save(
+def opportunities_apply(
+    records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext
+) -> None:
+    _OpportunityPage(ctx).apply(records, fields)
+
+
+class _OpportunityPage(PageUpsert[Opportunity]):
+    """A page of opportunities: a changed one records its field changes (`_changes_recorded`), a
+    new one links the roles that were waiting for it."""
+
+    model = Opportunity
+    columns = OPPORTUNITY_COLUMNS
+    also_updated = ("synced_at",)
+
+    def __init__(self, ctx: ApplyContext) -> None:
+        super().__init__(ctx)
+        self.existing: dict[str, Opportunity] = {}
+        self.changed: list[OpportunityChange] = []
+
+    def load(self, parsed_by_id: dict[str, dict[str, Any]]) -> StampLookup:
+        self.existing = {o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id))}
+        return {sf_id: o.system_modstamp for sf_id, o in self.existing.items()}.get
+
+    def upsert(self, row: IncomingRow) -> None:
+        opportunity = self.existing.get(row.sf_id)
+        if opportunity is None:
+            self.create(self.new(row))
+            return
+        field_changes = _opportunity_changes(opportunity, row.column_values, row.custom, row.parsed)
+        was_deleted = opportunity.is_deleted
+        self.write_over(opportunity, row, custom={**opportunity.custom_fields, **row.custom})
+        self.changed.append((opportunity, field_changes, was_deleted, row.is_deleted, row.modstamp))
+        self.update(opportunity, deleted=row.is_deleted and not was_deleted)
+
+    def finish(self, parsed_by_id: dict[str, dict[str, Any]], coverage: TotalsCoverage) -> None:
+        activities = _changes_recorded(self.changed, self.ctx, coverage)
+        activities += waiting_roles_link("opportunity", (o.sf_id for o in self.to_create), self.ctx, coverage)
+        activities_save(activities, coverage)
+
+
+def _changes_recorded(
     changed: list[OpportunityChange], ctx: ApplyContext, coverage: TotalsCoverage
 ) -> list[Activity]:
-    """Write changed opportunities (values already set on them), refresh the totals of the people
-    whose totals they move (`coverage`: the transaction's `locked_coverage()`), and return the
-    activities the changes record."""
+    """For changed opportunities (already written): refresh the totals of the people whose totals
+    they move (`coverage`: the transaction's `locked_coverage()`), and return the activities the
+    changes record."""
     if not changed:
         return []
-    update_fields = [
-        *set(OPPORTUNITY_COLUMNS.values()),
-        "custom_fields",
-        "system_modstamp",
-        "is_deleted",
-        "synced_at",
-    ]
-    Opportunity.objects.bulk_update([c[0] for c in changed], update_fields, batch_size=500)
     in_totals = TOTALS_FIELDS | set(coverage.picklist_fields)
     # Deleted or undeleted: its activities start or stop counting too. Otherwise only its roles'
     # people can see a difference.
@@ -156,52 +136,18 @@ def _opportunity_activities(changed: list[OpportunityChange], ctx: ApplyContext)
             if role.person_id in seen_people:  # one activity per person, even with two roles
                 continue
             seen_people.add(role.person_id)
-            for api_name, (previous, new) in field_changes.items():
-                activities.append(
-                    new_activity(
-                        ctx,
-                        person_id=role.person_id,
-                        opportunity_id=opportunity.pk,
-                        activity_type=ActivityType.OPPORTUNITY_UPDATED,
-                        occurred_at=modstamp,
-                        field=api_name,
-                        previous_value=previous,
-                        new_value=new,
-                        sf_contact_role_id=role.sf_id,
-                        role=role.role,
-                        is_primary=role.is_primary,
-                    )
+            activities += [
+                role_activity(
+                    ctx,
+                    role,
+                    ActivityType.OPPORTUNITY_UPDATED,
+                    modstamp,
+                    field=api_name,
+                    previous_value=previous,
+                    new_value=new,
                 )
-    return activities
-
-
-def _link_roles_to_new_opportunities(
-    created: list[Opportunity], ctx: ApplyContext, coverage: TotalsCoverage
-) -> list[Activity]:
-    """Roles that arrived before their opportunity link up now; live ones with a person are added."""
-    if not created:
-        return []
-    waiting = list(
-        ContactRole.objects.filter(sf_opportunity_id__in=[o.sf_id for o in created], opportunity__isnull=True)
-    )
-    if not waiting:
-        return []
-    # bulk_create does not set primary keys on every database: look the new rows up by Salesforce id.
-    by_sf_id = {
-        o.sf_id: o
-        for o in Opportunity.objects.filter(sf_id__in={r.sf_opportunity_id for r in waiting}).only(
-            "pk", "sf_id", "is_deleted", "system_modstamp"
-        )
-    }
-    activities = []
-    for role in waiting:
-        opportunity = by_sf_id[role.sf_opportunity_id]
-        role.opportunity_id = opportunity.pk
-        if not role.is_deleted and not opportunity.is_deleted and role.person_id is not None:
-            occurred_at = role.system_modstamp or opportunity.system_modstamp or dt.datetime.now(dt.UTC)
-            activities.append(role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
-    ContactRole.objects.bulk_update(waiting, ["opportunity"], batch_size=500)
-    refresh_person_totals((role.person_id for role in waiting), coverage)
+                for api_name, (previous, new) in field_changes.items()
+            ]
     return activities
 
 
@@ -236,32 +182,33 @@ def opportunity_formulas_refresh(
     """Fresh values of calculated fields (which change without a SystemModstamp bump): stored, and
     recorded as Opportunity is Updated for the linked people, dated when the change was seen.
     The stored SystemModstamp stays: the record itself did not change. Returns rows changed."""
-    parsed_by_id = parse_all(records, fields, ctx.counters)
-    if not parsed_by_id:
-        return 0
-    with transaction.atomic():
-        coverage = locked_coverage()
-        existing = {
+    page = _FormulaValues(ctx, detected_at)
+    page.apply(records, fields)
+    return len(page.changed)
+
+
+class _FormulaValues(_OpportunityPage):
+    """A page of formula values: only live opportunities OppSync holds, none of them stale (their
+    stamp did not move), and only a value that changed is written."""
+
+    def __init__(self, ctx: ApplyContext, detected_at: dt.datetime) -> None:
+        super().__init__(ctx)
+        self.detected_at = detected_at
+
+    def incoming(self, parsed_by_id: dict[str, dict[str, Any]]) -> Iterator[IncomingRow]:
+        self.existing = {
             o.sf_id: o for o in Opportunity.objects.filter(sf_id__in=list(parsed_by_id), is_deleted=False)
         }
-        changed: list[OpportunityChange] = []
-        for sf_id, parsed in parsed_by_id.items():
-            opportunity = existing.get(sf_id)
-            if opportunity is None:
-                continue
-            try:
-                column_values, custom = split_values(parsed, OPPORTUNITY_COLUMNS, Opportunity)
-            except ValueError as error:
-                ctx.counters.fail(sf_id, error)
-                continue
-            field_changes = _opportunity_changes(opportunity, column_values, custom, parsed)
-            if not field_changes:
-                continue
-            for column, value in column_values.items():
-                setattr(opportunity, column, value)
-            opportunity.custom_fields = {**opportunity.custom_fields, **custom}
-            changed.append((opportunity, field_changes, False, False, detected_at))
-        activities = _opportunity_changes_save(changed, ctx, coverage)
-        Activity.objects.bulk_create(activities, batch_size=1000, ignore_conflicts=True)
-        ctx.counters.updated += len(changed)
-        return len(changed)
+        held = {sf_id: parsed for sf_id, parsed in parsed_by_id.items() if sf_id in self.existing}
+        return incoming_rows(held, None, self.columns, self.model, self.ctx)
+
+    def upsert(self, row: IncomingRow) -> None:
+        opportunity = self.existing[row.sf_id]
+        field_changes = _opportunity_changes(opportunity, row.column_values, row.custom, row.parsed)
+        if not field_changes:
+            return
+        for column, value in row.column_values.items():
+            setattr(opportunity, column, value)
+        opportunity.custom_fields = {**opportunity.custom_fields, **row.custom}
+        self.changed.append((opportunity, field_changes, False, False, self.detected_at))
+        self.update(opportunity, deleted=False)

@@ -3,121 +3,64 @@ the contact roles that were waiting for them linked."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 
 from people.models import Person
 
-from ...models import Activity, ActivityType, ContactRole, TotalsCoverage
+from ...models import Activity, ContactRole, TotalsCoverage
 from ...salesforce.records import FieldInfo
-from ...totals import locked_coverage, refresh_person_totals
-from .common import (
-    CONTACT_COLUMNS,
-    LEAD_COLUMNS,
-    ApplyContext,
-    activities_save,
-    incoming_rows,
-    parse_all,
-    role_activity,
-)
+from ...totals import refresh_person_totals
+from .common import CONTACT_COLUMNS, LEAD_COLUMNS, ApplyContext, activities_save, waiting_roles_link
+from .upsert import IncomingRow, PageUpsert, StampLookup
 
 
 def contacts_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
-    parsed_by_id = parse_all(records, fields, ctx.counters)
-    if not parsed_by_id:
-        return
-    with transaction.atomic():
-        coverage = locked_coverage()  # once for the page's refreshes (totals.locked_coverage)
-        existing = {p.sf_contact_id: p for p in Person.objects.filter(sf_contact_id__in=list(parsed_by_id))}
-        to_create: list[Person] = []
-        to_update: list[Person] = []
-        merges: list[tuple[str, str]] = []
-        stamps = {sf_id: p.contact_system_modstamp for sf_id, p in existing.items()}
-        for sf_id, parsed, column_values, custom in incoming_rows(
-            parsed_by_id, stamps.get, CONTACT_COLUMNS, Person, ctx
-        ):
-            modstamp = parsed["SystemModstamp"]
-            person = existing.get(sf_id)
-            is_deleted = bool(parsed.get("IsDeleted"))
-            if parsed.get("MasterRecordId") and is_deleted:
-                merges.append((sf_id, parsed["MasterRecordId"]))
-            if person is None:
-                to_create.append(
-                    Person(
-                        sf_contact_id=sf_id,
-                        contact_system_modstamp=modstamp,
-                        is_deleted_in_salesforce=is_deleted,
-                        custom_fields=custom,
-                        **column_values,
-                    )
-                )
-                ctx.counters.created += 1
-                continue
-            if is_deleted and not person.is_deleted_in_salesforce:
-                ctx.counters.deleted += 1
-            else:
-                ctx.counters.updated += 1
-            for column, value in column_values.items():
-                setattr(person, column, value)
-            person.custom_fields = custom
-            person.contact_system_modstamp = modstamp
-            person.is_deleted_in_salesforce = is_deleted
-            to_update.append(person)
-        Person.objects.bulk_create(to_create, batch_size=1000)
-        Person.objects.bulk_update(
-            to_update,
-            [
-                *set(CONTACT_COLUMNS.values()),
-                "custom_fields",
-                "contact_system_modstamp",
-                "is_deleted_in_salesforce",
-                "updated_at",
-            ],
-            batch_size=500,
-        )
+    _ContactPage(ctx).apply(records, fields)
+
+
+class _ContactPage(PageUpsert[Person]):
+    """A page of contacts: a contact deleted as a merge's loser merges into its master, and the
+    roles that were waiting for a contact link up."""
+
+    model = Person
+    columns = CONTACT_COLUMNS
+    also_updated = ("updated_at",)
+    id_field = "sf_contact_id"
+    stamp_field = "contact_system_modstamp"
+    deleted_field = "is_deleted_in_salesforce"
+
+    def __init__(self, ctx: ApplyContext) -> None:
+        super().__init__(ctx)
+        self.existing: dict[str | None, Person] = {}
+        self.merges: list[tuple[str, str]] = []
+
+    def load(self, parsed_by_id: dict[str, dict[str, Any]]) -> StampLookup:
+        self.existing = {
+            p.sf_contact_id: p for p in Person.objects.filter(sf_contact_id__in=list(parsed_by_id))
+        }
+        return {sf_id: p.contact_system_modstamp for sf_id, p in self.existing.items()}.get
+
+    def upsert(self, row: IncomingRow) -> None:
+        if row.parsed.get("MasterRecordId") and row.is_deleted:
+            self.merges.append((row.sf_id, row.parsed["MasterRecordId"]))
+        person = self.existing.get(row.sf_id)
+        if person is None:
+            self.create(self.new(row))
+            return
+        deleted_now = row.is_deleted and not person.is_deleted_in_salesforce
+        self.write_over(person, row, custom=row.custom)
+        self.update(person, deleted=deleted_now)
+
+    def finish(self, parsed_by_id: dict[str, dict[str, Any]], coverage: TotalsCoverage) -> None:
         # Every contact of the page, not only new people: a person may have been waiting under
         # this contact id already (a lead converted into a contact OppSync could not see).
-        activities = _link_roles_to_new_people(list(parsed_by_id), ctx, coverage)
+        activities = waiting_roles_link("person", parsed_by_id, self.ctx, coverage)
         activities_save(activities, coverage)
-        for loser_id, master_id in merges:
+        for loser_id, master_id in self.merges:
             people_merge(loser_contact_id=loser_id, master_contact_id=master_id, coverage=coverage)
-
-
-def _link_roles_to_new_people(
-    contact_ids: list[str], ctx: ApplyContext, coverage: TotalsCoverage | None = None
-) -> list[Activity]:
-    """Roles that pointed at a contact OppSync did not know link up when a person with that
-    contact id appears (the contact itself, or a lead converted into it)."""
-    if not contact_ids:
-        return []
-    people = dict(
-        Person.objects.filter(sf_contact_id__in=contact_ids, merged_into__isnull=True).values_list(
-            "sf_contact_id", "id"
-        )
-    )
-    waiting = list(
-        ContactRole.objects.filter(sf_contact_id__in=list(people), person__isnull=True).select_related(
-            "opportunity"
-        )
-    )
-    activities = []
-    for role in waiting:
-        role.person_id = people.get(role.sf_contact_id)
-        if (
-            role.person_id
-            and not role.is_deleted
-            and role.opportunity is not None
-            and not role.opportunity.is_deleted
-        ):
-            occurred_at = role.system_modstamp or role.opportunity.system_modstamp or dt.datetime.now(dt.UTC)
-            activities.append(role_activity(ctx, role, ActivityType.ADDED_TO_OPPORTUNITY, occurred_at))
-    ContactRole.objects.bulk_update(waiting, ["person"], batch_size=500)
-    refresh_person_totals((role.person_id for role in waiting), coverage)
-    return activities
 
 
 def people_merge(
@@ -137,117 +80,98 @@ def people_merge(
 
 
 def leads_apply(records: list[dict[str, Any]], fields: dict[str, FieldInfo], ctx: ApplyContext) -> None:
-    parsed_by_id = parse_all(records, fields, ctx.counters)
-    if not parsed_by_id:
-        return
-    with transaction.atomic():
-        coverage = locked_coverage()  # once for the page's refreshes (totals.locked_coverage)
-        converted_to = {
-            p.get("ConvertedContactId") for p in parsed_by_id.values() if p.get("ConvertedContactId")
+    _LeadPage(ctx).apply(records, fields)
+
+
+class _LeadPage(PageUpsert[Person]):
+    """A page of leads. A lead's values are its person's until a contact exists; a converted lead
+    becomes its contact's person (its history moves along), and of two leads converted into one
+    contact, the second one's person merges into the first one's."""
+
+    model = Person
+    columns = LEAD_COLUMNS
+    id_field = "sf_lead_id"
+    stamp_field = "lead_system_modstamp"
+    deleted_field = "is_deleted_in_salesforce"
+    # A person found by its contact takes the lead's id; a lead's person, its contact's id.
+    also_updated = ("sf_lead_id", "sf_contact_id", "updated_at")
+
+    def __init__(self, ctx: ApplyContext) -> None:
+        super().__init__(ctx)
+        self.by_lead: dict[str, Person] = {}
+        self.by_contact: dict[str, Person] = {}
+        self.converted_to: set[str] = set()
+        self.converted_people: list[int] = []
+        self.merged_leads: list[tuple[str, Person]] = []  # (lead id, the person of its contact)
+
+    def load(self, parsed_by_id: dict[str, dict[str, Any]]) -> StampLookup:
+        self.converted_to = {
+            p["ConvertedContactId"] for p in parsed_by_id.values() if p.get("ConvertedContactId")
         }
         people = Person.objects.filter(
-            Q(sf_lead_id__in=list(parsed_by_id)) | Q(sf_contact_id__in=converted_to)
+            Q(sf_lead_id__in=list(parsed_by_id)) | Q(sf_contact_id__in=self.converted_to)
         )
-        by_lead = {p.sf_lead_id: p for p in people if p.sf_lead_id}
-        by_contact = {p.sf_contact_id: p for p in people if p.sf_contact_id}
-        to_create: list[Person] = []
-        to_update: dict[int, Person] = {}
-        converted_people: list[int] = []
-        merged_leads: list[tuple[str, Person]] = []  # (lead id, the person of its contact)
-        stamps = {sf_id: p.lead_system_modstamp for sf_id, p in by_lead.items()}
-        for sf_id, parsed, column_values, custom in incoming_rows(
-            parsed_by_id, stamps.get, LEAD_COLUMNS, Person, ctx
+        self.by_lead = {p.sf_lead_id: p for p in people if p.sf_lead_id}
+        self.by_contact = {p.sf_contact_id: p for p in people if p.sf_contact_id}
+        return {sf_id: p.lead_system_modstamp for sf_id, p in self.by_lead.items()}.get
+
+    def upsert(self, row: IncomingRow) -> None:
+        sf_id = row.sf_id
+        person = self.by_lead.get(sf_id)
+        contact_id = row.parsed.get("ConvertedContactId")
+        contact_person = self.by_contact.get(contact_id) if contact_id else None
+        if (
+            contact_person is not None
+            and contact_person is not person
+            and contact_person.sf_lead_id not in (None, sf_id)
         ):
-            modstamp = parsed["SystemModstamp"]
-            person = by_lead.get(sf_id)
-            is_deleted = bool(parsed.get("IsDeleted"))
-            contact_id = parsed.get("ConvertedContactId")
-            contact_person = by_contact.get(contact_id) if contact_id else None
-            if (
-                contact_person is not None
-                and contact_person is not person
-                and contact_person.sf_lead_id not in (None, sf_id)
-            ):
-                # Another lead was converted into the same contact first: its person holds the
-                # contact (and that lead's id). This lead's person is merged into it, keeping its
-                # own lead id so that its re-reads find it; two people never claim one contact.
-                if person is None:
-                    person = Person()
-                    to_create.append(person)
-                    ctx.counters.created += 1
-                else:
-                    if person.pk is not None:
-                        to_update[person.pk] = person
-                    ctx.counters.updated += 1
-                _lead_values_set(person, sf_id, modstamp, column_values, custom, is_deleted)
-                by_lead[sf_id] = person
-                merged_leads.append((sf_id, contact_person))
-                continue
-            if contact_person is not None and person is not None and contact_person.pk != person.pk:
-                # Lead conversion: one person, the contact's; the lead's history moves along.
-                Activity.objects.filter(person=person).update(person=contact_person)
-                converted_people.append(contact_person.pk)
-                to_update.pop(person.pk, None)
-                person.delete()
-                person = None
-            if person is None and contact_person is not None:
-                person = contact_person
-            created = person is None
-            if person is None:
-                person = Person()
-                to_create.append(person)
-            elif person.pk is not None:
-                to_update[person.pk] = person
-            _lead_values_set(person, sf_id, modstamp, column_values, custom, is_deleted)
-            if contact_id and not person.sf_contact_id:
-                person.sf_contact_id = contact_id  # the contact, when it arrives, updates this person
-                # Another lead of this page converted into the same contact finds this person.
-                by_contact[contact_id] = person
-            by_lead[sf_id] = person
-            if created:
-                ctx.counters.created += 1
-            elif is_deleted:
-                ctx.counters.deleted += 1
-            else:
-                ctx.counters.updated += 1
-        Person.objects.bulk_create(to_create, batch_size=1000)
-        Person.objects.bulk_update(
-            list(to_update.values()),
-            [
-                *set(LEAD_COLUMNS.values()),
-                "sf_lead_id",
-                "sf_contact_id",
-                "custom_fields",
-                "lead_system_modstamp",
-                "is_deleted_in_salesforce",
-                "updated_at",
-            ],
-            batch_size=500,
-        )
-        converted_people += _merge_leads_into_contact_people(merged_leads)
+            # Another lead was converted into the same contact first: its person holds the
+            # contact (and that lead's id). This lead's person is merged into it, keeping its
+            # own lead id so that its re-reads find it; two people never claim one contact.
+            self.by_lead[sf_id] = self._written(person, row, deleted=False)
+            self.merged_leads.append((sf_id, contact_person))
+            return
+        if contact_person is not None and person is not None and contact_person.pk != person.pk:
+            # Lead conversion: one person, the contact's; the lead's history moves along.
+            Activity.objects.filter(person=person).update(person=contact_person)
+            self.converted_people.append(contact_person.pk)
+            self.to_update.pop(person.pk, None)
+            person.delete()
+            person = None
+        if person is None and contact_person is not None:
+            person = contact_person
+        person = self._written(person, row, deleted=row.is_deleted)
+        if contact_id and not person.sf_contact_id:
+            person.sf_contact_id = contact_id  # the contact, when it arrives, updates this person
+            # Another lead of this page converted into the same contact finds this person.
+            self.by_contact[contact_id] = person
+        self.by_lead[sf_id] = person
+
+    def _written(self, person: Person | None, row: IncomingRow, *, deleted: bool) -> Person:
+        """The lead's person (a new one when None) queued, counted (`deleted`: as a deletion) and
+        given the lead's values."""
+        if person is None:
+            person = Person()
+            self.create(person)
+        else:
+            self.update(person, deleted=deleted)
+        person.sf_lead_id = row.sf_id
+        person.lead_system_modstamp = row.modstamp
+        if person.contact_system_modstamp is None:
+            # Until a contact exists, the lead's values are the person's; then the contact's win.
+            for column, value in row.column_values.items():
+                setattr(person, column, value)
+            person.custom_fields = row.custom
+            person.is_deleted_in_salesforce = row.is_deleted
+        return person
+
+    def finish(self, parsed_by_id: dict[str, dict[str, Any]], coverage: TotalsCoverage) -> None:
+        self.converted_people += _merge_leads_into_contact_people(self.merged_leads)
         # A lead converted into a contact: roles waiting for that contact are the person's now.
-        activities = _link_roles_to_new_people([c for c in converted_to if c], ctx, coverage)
+        activities = waiting_roles_link("person", self.converted_to, self.ctx, coverage)
         activities_save(activities, coverage)
         # A converted lead's activities moved to the contact's person: their latest times too.
-        refresh_person_totals(converted_people, coverage)
-
-
-def _lead_values_set(
-    person: Person,
-    sf_id: str,
-    modstamp: dt.datetime,
-    column_values: dict[str, Any],
-    custom: dict[str, Any],
-    is_deleted: bool,
-) -> None:
-    person.sf_lead_id = sf_id
-    person.lead_system_modstamp = modstamp
-    if person.contact_system_modstamp is None:
-        # Until a contact exists, the lead's values are the person's; then the contact's win.
-        for column, value in column_values.items():
-            setattr(person, column, value)
-        person.custom_fields = custom
-        person.is_deleted_in_salesforce = is_deleted
+        refresh_person_totals(self.converted_people, coverage)
 
 
 def _merge_leads_into_contact_people(merged: list[tuple[str, Person]]) -> list[int]:

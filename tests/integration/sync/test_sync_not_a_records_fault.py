@@ -71,7 +71,7 @@ def test_the_soft_time_limit_ends_the_cycle_failed_with_the_lease_released(org, 
 def test_the_soft_time_limit_outside_a_page_ends_the_cycle_too(org, synced_settings, monkeypatch):
     """Outside any page (here the reconcile), `_isolated` used to record it as the
     object's internal error and go on with the next object."""
-    from opportunities.sync.engine import SyncEngine
+    from opportunities.sync.engine import deletes
 
     org.create("Opportunity", _deal("One"))
     ok_cycle()
@@ -79,7 +79,7 @@ def test_the_soft_time_limit_outside_a_page_ends_the_cycle_too(org, synced_setti
     def stop(*args, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(SyncEngine, "_reconcile", stop)
+    monkeypatch.setattr(deletes, "reconcile", stop)
     cycle = run_cycle(reconcile=True)
     assert cycle.status == SyncStatus.FAILED and "soft time limit" in cycle.error_message
     assert not SyncObjectRun.objects.filter(status=SyncStatus.RUNNING).exists()
