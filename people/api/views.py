@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from opportunities.selectors import person_opportunity_roles
-from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, read_only_schema
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, EstimatedPagination, read_only_schema
 from oppsync_site.api.mixins import SyncedDataContextMixin
 
 from ..models import Person
@@ -22,6 +22,7 @@ from .serializers import PersonOpportunitySerializer, PersonSerializer
 class PersonViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Person]):
     """People synced from Salesforce Contacts and Leads. Read-only: Salesforce owns them."""
 
+    pagination_class = EstimatedPagination
     queryset = Person.objects.all().order_by("id")
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
