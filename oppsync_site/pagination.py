@@ -59,7 +59,7 @@ class EstimatedCountPaginator(ExactCountPaginator):
         queryset = self.object_list
         if not isinstance(queryset, QuerySet) or connections[queryset.db].vendor != "postgresql":
             return None
-        return _plan_estimate(queryset) if queryset.query.where else _table_estimate(queryset)
+        return plan_estimate(queryset) if queryset.query.where else _table_estimate(queryset)
 
 
 def about(count: int) -> int:
@@ -79,7 +79,7 @@ def _table_estimate(queryset: QuerySet[Any]) -> int | None:
     return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
 
 
-def _plan_estimate(queryset: QuerySet[Any]) -> int | None:
+def plan_estimate(queryset: QuerySet[Any]) -> int | None:
     """The planner's row estimate for the query, without running it."""
     try:
         sql, params = queryset.order_by().values("pk").query.sql_with_params()
