@@ -97,7 +97,7 @@ def _urls() -> list[str]:
     ]
 
 
-def measure(runs: int) -> list[tuple[str, int, float]]:
+def measure(runs: int, urls: list[str] | None = None) -> list[tuple[str, int, float]]:
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -105,7 +105,7 @@ def measure(runs: int) -> list[tuple[str, int, float]]:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     results = []
-    for url in _urls():
+    for url in urls or _urls():
         status = client.get(url).status_code  # warm: caches, the planner, the settings row
         timings = []
         for _ in range(runs):
