@@ -12,10 +12,7 @@ searches beside the API's (whose pages are ordered by id, over which the matches
 
 from __future__ import annotations
 
-import argparse
-import time
-
-from bench.pages import TARGET_SECONDS, _setup, measure
+from bench.pages import arguments, build_and_measure
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/oppsync_bench_search"
 COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Tyrell"]
@@ -35,6 +32,7 @@ def build(people: int) -> None:
 
     from bench.bigorg import BigOrgSize, generate
 
+    print(f"Building {people:,} people, their companies named after no surname ...")
     generate(BigOrgSize(people=people, opportunities=0, contact_roles=0, activities=0))
     names = " ".join(f"WHEN {i} THEN '{name} Corp'" for i, name in enumerate(COMPANIES))
     with connection.cursor() as cursor:
@@ -45,24 +43,7 @@ def build(people: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--people", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE)
-    parser.add_argument("--reuse", action="store_true", help="measure the people the last run built")
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    _setup(args.database_url, args.reuse)
-    if not args.reuse:
-        print(f"Building {args.people:,} people ...")
-        started = time.perf_counter()
-        build(args.people)
-        print(f"built in {time.perf_counter() - started:.0f} s")
-    print(f"\np50 of {args.runs} loads per page (target under {TARGET_SECONDS:.0f} s):")
-    for url, status, p50 in measure(args.runs, URLS):
-        flag = "" if p50 < TARGET_SECONDS and status == 200 else "  <-- over target or failing"
-        print(f"  {p50 * 1000:8.0f} ms  {status}  {url}{flag}")
+    build_and_measure(arguments(__doc__ or "", DEFAULT_DATABASE), build, URLS)
 
 
 if __name__ == "__main__":
