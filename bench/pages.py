@@ -17,6 +17,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/oppsync_bench"
@@ -97,7 +98,7 @@ def _urls() -> list[str]:
     ]
 
 
-def measure(runs: int) -> list[tuple[str, int, float]]:
+def measure(runs: int, urls: list[str] | None = None) -> list[tuple[str, int, float]]:
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -105,7 +106,7 @@ def measure(runs: int) -> list[tuple[str, int, float]]:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     results = []
-    for url in _urls():
+    for url in urls or _urls():
         status = client.get(url).status_code  # warm: caches, the planner, the settings row
         timings = []
         for _ in range(runs):
@@ -116,27 +117,29 @@ def measure(runs: int) -> list[tuple[str, int, float]]:
     return results
 
 
-def main() -> None:
+def arguments(description: str, database: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--people", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE)
-    parser.add_argument("--reuse", action="store_true", help="measure the org the last run built")
+    parser.add_argument("--database-url", default=database)
+    parser.add_argument("--reuse", action="store_true", help="measure what the last run built")
     parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    _setup(args.database_url, args.reuse)
-    from bench.bigorg import BigOrgSize, generate
+    return parser.parse_args()
 
-    size = BigOrgSize.scaled(args.people)
+
+def build_and_measure(
+    args: argparse.Namespace, build: Callable[[int], None], urls: list[str] | None = None
+) -> None:
+    """Build (unless --reuse) with `build(people)`, then print the p50 of each page."""
+    _setup(args.database_url, args.reuse)
     if not args.reuse:
-        print(f"Building {size} ...")
         started = time.perf_counter()
-        generate(size)
+        build(args.people)
         print(f"built in {time.perf_counter() - started:.0f} s")
     print(f"\np50 of {args.runs} loads per page (target under {TARGET_SECONDS:.0f} s):")
     slow = 0
-    for url, status, p50 in measure(args.runs):
+    for url, status, p50 in measure(args.runs, urls):
         flag = (
             ""
             if p50 < TARGET_SECONDS and status == 200
@@ -147,6 +150,18 @@ def main() -> None:
         slow += bool(flag)
         print(f"  {p50 * 1000:8.0f} ms  {status}  {url}{flag}")
     print(f"\n{slow} page(s) over target or failing")
+
+
+def _build_org(people: int) -> None:
+    from bench.bigorg import BigOrgSize, generate
+
+    size = BigOrgSize.scaled(people)
+    print(f"Building {size} ...")
+    generate(size)
+
+
+def main() -> None:
+    build_and_measure(arguments(__doc__ or "", DEFAULT_DATABASE), _build_org)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, read_only_schema
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, EstimatedPagination, read_only_schema
 from people.api.filters import PersonFilter
 from people.api.serializers import PersonSerializer
 from people.models import Person
@@ -26,6 +26,7 @@ from .serializers import PersonOpportunitySerializer
 class PersonViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Person]):
     """People synced from Salesforce Contacts and Leads. Read-only: Salesforce owns them."""
 
+    pagination_class = EstimatedPagination
     queryset = Person.objects.all().order_by("id")
     serializer_class = PersonSerializer
     filterset_class = PersonFilter

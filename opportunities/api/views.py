@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from oppsync_site.api.common import ERROR_RESPONSES, read_only_schema
+from oppsync_site.api.common import ERROR_RESPONSES, EstimatedPagination, read_only_schema
 from oppsync_site.api.permissions import RolePermission
 from oppsync_site.models import WorkerHeartbeat
 
@@ -42,6 +42,7 @@ from .serializers import ActivitySerializer, ContactRoleSerializer, OpportunityS
 class OpportunityViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[Opportunity]):
     """Opportunities not deleted in Salesforce. Amounts are in the subscription's default currency."""
 
+    pagination_class = EstimatedPagination
     queryset = opportunity_list()
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
@@ -51,6 +52,7 @@ class OpportunityViewSet(SyncedDataContextMixin, viewsets.ReadOnlyModelViewSet[O
 class ContactRoleViewSet(viewsets.ReadOnlyModelViewSet[ContactRole]):
     """Live contact roles: the links between people and opportunities."""
 
+    pagination_class = EstimatedPagination
     queryset = contact_role_list()
     serializer_class = ContactRoleSerializer
     filterset_class = ContactRoleFilter
@@ -60,6 +62,7 @@ class ContactRoleViewSet(viewsets.ReadOnlyModelViewSet[ContactRole]):
 class ActivityViewSet(viewsets.ReadOnlyModelViewSet[Activity]):
     """What the sync recorded: added to, removed from, and updates of people's opportunities."""
 
+    pagination_class = EstimatedPagination
     queryset = activity_list()
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilter

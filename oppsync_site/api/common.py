@@ -22,18 +22,18 @@ from rest_framework.views import exception_handler
 from oppsync_site.currencies import currency_symbol
 from oppsync_site.middleware import current_presentation
 from oppsync_site.models import SubscriptionSettings
-from oppsync_site.pagination import EstimatedCountPaginator
+from oppsync_site.pagination import EstimatedCountPaginator, ExactCountPaginator
 
 
 class Pagination(PageNumberPagination):
-    """`{"count", "next", "previous", "results"}`; `page_size` may be given, at most 1000.
+    """`{"count", "count_is_estimate", "next", "previous", "results"}`; `page_size` may be given,
+    at most 1000.
 
-    `count` is exact, except for an unfiltered list of a table with more than 100,000 rows on
-    PostgreSQL, where it is the planner's estimate (counting five million activities exactly
-    would cost seconds on every page).
+    `count` is exact and `count_is_estimate` false, except on the lists that use
+    EstimatedPagination.
     """
 
-    django_paginator_class = EstimatedCountPaginator
+    django_paginator_class = ExactCountPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
@@ -48,6 +48,44 @@ class Pagination(PageNumberPagination):
                 {"page_size": [f"page_size must be a whole number from 1 to {self.max_page_size}."]}
             )
         return int(raw) if raw else self.page_size
+
+    def counted(self) -> tuple[int, bool]:
+        """The page's `count`, and whether it is PostgreSQL's estimate rather than a count."""
+        assert self.page is not None, "paginate_queryset comes first"
+        paginator = self.page.paginator
+        return paginator.count, isinstance(paginator, ExactCountPaginator) and paginator.count_is_estimate
+
+    def get_paginated_response(self, data: Any) -> Response:
+        count, is_estimate = self.counted()
+        return Response(
+            {
+                "count": count,
+                "count_is_estimate": is_estimate,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        described: dict[str, Any] = super().get_paginated_response_schema(schema)
+        described["required"] = [*described["required"], "count_is_estimate"]
+        described["properties"]["count_is_estimate"] = {
+            "type": "boolean",
+            "description": "true when `count` is PostgreSQL's estimate of a big list of synced data "
+            "rather than a count; false when it is exact",
+            "example": False,
+        }
+        return described
+
+
+class EstimatedPagination(Pagination):
+    """For plain lists of synced tables (people, opportunities, contact roles, activities):
+    `count` is PostgreSQL's estimate where the planner expects more than 100,000 rows (counting
+    five million activities exactly would cost seconds on every page), and then
+    `count_is_estimate` is true."""
+
+    django_paginator_class = EstimatedCountPaginator
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

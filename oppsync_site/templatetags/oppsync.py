@@ -15,6 +15,7 @@ from django.http import QueryDict
 from django.utils.html import format_html
 
 from oppsync_site.middleware import DEFAULT_LOCALE, current_presentation, money_text
+from oppsync_site.pagination import about
 
 register = template.Library()
 
@@ -35,6 +36,21 @@ def number(value: Decimal | float | int | None) -> str:
     if value is None or value == "":
         return ""
     return format_decimal(value, locale=_locale())
+
+
+@register.simple_tag
+def result_count(changelist: Any) -> str:
+    """A change list's count: "1,234", or "about 2,450,000" where it is PostgreSQL's estimate
+    (oppsync_site/pagination.py), so an estimate never reads as a count."""
+    count = changelist.result_count
+    if getattr(changelist.paginator, "count_is_estimate", False):
+        return format_html(
+            '<span class="os-estimate" data-estimate="{}" title="{}">about {}</span>',
+            count,
+            "PostgreSQL's estimate: a list this big is not counted on every page",
+            number(about(count)),
+        )
+    return number(count)
 
 
 @register.simple_tag

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from opportunities.api.mixins import SyncedDataContextMixin
-from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND
+from oppsync_site.api.common import ERROR_RESPONSES, NOT_FOUND, Pagination
 from oppsync_site.api.filters import KnownQueryParameters
 from oppsync_site.api.permissions import RolePermission
 from people.api.serializers import PersonSerializer
@@ -73,7 +73,12 @@ CATALOG_SCHEMA = {
     },
 }
 PREVIEW = inline_serializer(
-    "Preview", {"count": serializers.IntegerField(), "results": PersonSerializer(many=True)}
+    "Preview",
+    {
+        "count": serializers.IntegerField(),
+        "count_is_estimate": serializers.BooleanField(help_text="always false: the count is exact"),
+        "results": PersonSerializer(many=True),
+    },
 )
 WHY = {"type": "object", "additionalProperties": True}
 IGNORE_INACTIVE = OpenApiParameter(
@@ -147,6 +152,8 @@ class FilterCatalogView(APIView):
 class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList]):
     """Smart lists: Marketers and Administrators write, Viewers read."""
 
+    # Exact counts: a list's count is the answer a marketer acts on, never an estimate.
+    pagination_class = Pagination
     queryset = SmartList.objects.all().order_by("id")
     serializer_class = SmartListSerializer
     read_permission = "smartlists.view_smartlist"
@@ -212,10 +219,12 @@ class SmartListViewSet(SyncedDataContextMixin, viewsets.ModelViewSet[SmartList])
         evaluation = _evaluate(request, dict(serializer.validated_data), saved=False)
         people = members(evaluation)
         page = self.paginate_queryset(people)  # type: ignore[arg-type]  # members are persons, not lists
-        assert self.paginator is not None and page is not None
+        assert isinstance(self.paginator, Pagination) and page is not None
+        count, is_estimate = self.paginator.counted()
         return Response(
             {
-                "count": self.paginator.page.paginator.count,  # type: ignore[attr-defined]  # PageNumberPagination keeps the page
+                "count": count,
+                "count_is_estimate": is_estimate,
                 "results": PersonSerializer(page, many=True, context=self.get_serializer_context()).data,
             }
         )

@@ -219,12 +219,18 @@
 
   async function preview() {
     const count = document.getElementById("live-count");
-    if (!state.filters.length) { count.textContent = campaignMode ? "Everyone who triggers" : "—"; fillPreview([]); return; }
     if (previewAbort) previewAbort.abort();  // a newer edit wins: drop the stale request
-    previewAbort = new AbortController();
-    count.textContent = "Counting…"; count.dataset.state = "loading";
+    if (!state.filters.length) {
+      count.textContent = campaignMode ? "Everyone who triggers" : "—"; delete count.dataset.state; delete count.dataset.count;
+      document.getElementById("preview-table").removeAttribute("aria-busy"); fillPreview([]); return;
+    }
+    const controller = previewAbort = new AbortController();
+    // The count is exact (never the planner's estimate), so a big list may take a moment: say so
+    // until it comes, and keep no number of the previous definition on the page meanwhile.
+    count.textContent = "Counting…"; count.dataset.state = "loading"; delete count.dataset.count;
+    document.getElementById("preview-table").setAttribute("aria-busy", "true");
     try {
-      const response = await api("/api/v1/smart-lists/preview/?page_size=10", { method: "POST", body: JSON.stringify(definition()), signal: previewAbort.signal });
+      const response = await api("/api/v1/smart-lists/preview/?page_size=10", { method: "POST", body: JSON.stringify(definition()), signal: controller.signal });
       const body = await response.json();
       if (response.ok) {
         showErrors({}); message("", false);
@@ -236,8 +242,9 @@
         showErrors(response.status === 400 ? body : { detail: [body.detail || "The preview failed."] });
       }
     } catch (error) {
-      if (error.name !== "AbortError") { count.textContent = "Preview failed"; message(String(error), true); }
+      if (error.name !== "AbortError") { count.textContent = "Preview failed"; count.dataset.state = "error"; message(String(error), true); }
     }
+    if (!controller.signal.aborted) document.getElementById("preview-table").removeAttribute("aria-busy");
   }
 
   function fillPreview(people) {
