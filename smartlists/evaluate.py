@@ -30,6 +30,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
+    Case,
     Count,
     DateField,
     DateTimeField,
@@ -44,6 +45,7 @@ from django.db.models import (
     Subquery,
     TextField,
     Value,
+    When,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -73,6 +75,7 @@ from opportunities.selectors import person_opportunity_total
 from opportunities.totals import ACTIVITY_TIMES, picklist_key, totals_column
 from oppsync_site.middleware import current_presentation
 from oppsync_site.models import SubscriptionSettings
+from oppsync_site.pagination import plan_estimate
 from oppsync_site.timezones import zone
 from people.models import Person
 
@@ -761,7 +764,7 @@ def count_q(
     if spec.kind == "aggregate":
         if facts is not None and stored_total_q(item, clock) is not None:
             return condition_q
-        return aggregate_set_q(item, clock)
+        return aggregate_set_q(item, clock, facts)
     nested = [resolve_list(list_id) for list_id in item.value]
     found = [n for n in nested if n is not None]
     if item.operator == "is":
@@ -771,27 +774,36 @@ def count_q(
     )
 
 
-def aggregate_set_q(item: CheckedFilter, clock: Clock) -> Q:
+# Above this share of the live opportunities, an aggregate's constraints are answered by their
+# complement (`aggregate_set_q`): the planner's estimate only chooses the way, never the count.
+COMPLEMENT_ABOVE = 0.5
+# Each total over `_distinct_pairs` (aliased `pairs`), as the totals rows compute it.
+PAIR_TOTALS = {
+    "number_of_optys": "COUNT(*)",
+    "total_opty_amount": "COALESCE(SUM(pairs.amount), 0)",
+    "total_opty_expected_revenue": "COALESCE(SUM(pairs.expected_revenue), 0)",
+}
+
+
+def aggregate_set_q(item: CheckedFilter, clock: Clock, facts: StoredFacts | None) -> Q:
     """An aggregate filter with constraints no totals column holds, as one grouped pass over
-    the live (person, opportunity) pairs the constraints select: each opportunity once per
-    person, a missing amount adding nothing (`selectors.person_opportunity_total`). People
+    the person's distinct live opportunities that meet the constraints: each opportunity once
+    per person, a missing amount adding nothing (`selectors.person_opportunity_total`). People
     without such an opportunity have a total of zero: when zero satisfies the operator they are
-    members, so the set is then the people whose total does NOT satisfy it, excluded."""
-    pairs = ContactRole.objects.filter(is_deleted=False, person__isnull=False, opportunity__is_deleted=False)
-    for constraint in item.constraints:
-        pairs = pairs.filter(_constraint_q(constraint, opportunity_prefix="opportunity__", clock=clock))
-    distinct_pairs = (
-        pairs.order_by()
-        .values_list("person_id", "opportunity_id", "opportunity__amount", "opportunity__expected_revenue")
-        .distinct()
+    members, so the set is then the people whose total does NOT satisfy it, excluded.
+
+    Grouping millions of pairs by person is the cost (seconds at a million people). Where the
+    constraints keep most opportunities ("Lead Source is not empty"), the total over them is
+    the person's whole total (the sync-maintained totals row, exact) less the total over the few
+    they leave out: one pass over the totals rows instead."""
+    live_pairs = ContactRole.objects.filter(
+        is_deleted=False, person__isnull=False, opportunity__is_deleted=False
     )
-    inner, params = distinct_pairs.query.sql_with_params()
-    total = {
-        "number_of_optys": "COUNT(*)",
-        "total_opty_amount": "COALESCE(SUM(pairs.amount), 0)",
-        "total_opty_expected_revenue": "COALESCE(SUM(pairs.expected_revenue), 0)",
-    }[item.spec.aggregate]
-    holds, having_params = _total_holds(total, item.operator, item.value)
+    kept = _kept(item, "opportunity__", clock)
+    if facts is not None and _share(item, clock) > COMPLEMENT_ABOVE:
+        return _aggregate_by_complement(item, live_pairs, kept)
+    inner, params = _distinct_pairs(live_pairs.filter(kept))
+    holds, having_params = _total_holds(PAIR_TOTALS[item.spec.aggregate], item.operator, item.value)
     zero = _zero_matches(item.operator, item.value)
     having = f"NOT ({holds})" if zero else holds
     # The text is the ORM's own SQL and fixed fragments; every value is a parameter.
@@ -800,6 +812,54 @@ def aggregate_set_q(item: CheckedFilter, clock: Clock) -> Q:
         f"GROUP BY pairs.person_id HAVING {having}"
     )
     people = Q(pk__in=RawSQL(sql, (*params, *having_params)))  # noqa: S611
+    return ~people if zero else people
+
+
+def _distinct_pairs(roles: QuerySet[ContactRole]) -> tuple[str, tuple[Any, ...]]:
+    """SQL of the distinct (person, opportunity, amount, expected revenue) of these roles."""
+    return (
+        roles.order_by()
+        .values_list("person_id", "opportunity_id", "opportunity__amount", "opportunity__expected_revenue")
+        .distinct()
+        .query.sql_with_params()
+    )
+
+
+def _kept(item: CheckedFilter, prefix: str, clock: Clock) -> Q:
+    """The opportunities an aggregate's constraints keep, through `prefix`."""
+    kept = Q()
+    for constraint in item.constraints:
+        kept &= _constraint_q(constraint, opportunity_prefix=prefix, clock=clock)
+    return kept
+
+
+def _share(item: CheckedFilter, clock: Clock) -> float:
+    """The planner's estimate of the share of live opportunities the constraints keep (0 when
+    it cannot tell: the direct way is always right)."""
+    live = Opportunity.objects.filter(is_deleted=False)
+    everything = plan_estimate(live) or 0
+    kept = plan_estimate(live.filter(_kept(item, "", clock))) or 0
+    return kept / everything if everything else 0.0
+
+
+def _aggregate_by_complement(item: CheckedFilter, live_pairs: QuerySet[ContactRole], kept: Q) -> Q:
+    """`aggregate_set_q` through the opportunities the constraints leave out. "Left out" is
+    "not kept" with an unknown (NULL) taken as not kept, so every live opportunity falls on
+    exactly one side and the whole total is the sum of the two."""
+    is_kept = Case(When(kept, then=Value(True)), default=Value(False), output_field=BooleanField())
+    inner, params = _distinct_pairs(live_pairs.alias(is_kept=is_kept).filter(is_kept=False))
+    rest = PAIR_TOTALS[item.spec.aggregate]
+    total = f"t.{item.spec.aggregate} - COALESCE(rest.total, 0)"
+    holds, holds_params = _total_holds(total, item.operator, item.value)
+    zero = _zero_matches(item.operator, item.value)
+    # People without a totals row have no live opportunity: a total of zero, as in the direct way.
+    sql = (
+        f"SELECT t.person_id FROM {PersonOpportunityTotals._meta.db_table} t LEFT JOIN ("  # noqa: S608
+        f"SELECT pairs.person_id, {rest} AS total FROM ({inner}) pairs "
+        "(person_id, opportunity_id, amount, expected_revenue) GROUP BY pairs.person_id"
+        f") rest ON rest.person_id = t.person_id WHERE {f'NOT ({holds})' if zero else holds}"
+    )
+    people = Q(pk__in=RawSQL(sql, (*params, *holds_params)))  # noqa: S611
     return ~people if zero else people
 
 
