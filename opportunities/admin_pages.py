@@ -11,7 +11,7 @@ from django.core.paginator import Page
 from django.http import HttpRequest
 from django.utils.dateparse import parse_date
 
-from oppsync_site.admin_filters import start_of_day
+from oppsync_site.admin_filters import EARLIEST_DAY, LATEST_DAY, start_of_day
 
 from .models import ActivityType
 
@@ -45,6 +45,13 @@ def activity_filters_from(request: HttpRequest) -> ActivityFilters:
             day = None
         if day is None:
             errors.append(f"{value!r} is not a date (YYYY-MM-DD); the {name!r} limit is ignored.")
+            raw[name] = ""
+            continue
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            # 9999-12-31 has no next day, and 0001-01-01 east of UTC no midnight in UTC.
+            errors.append(
+                f"{value!r} is outside {EARLIEST_DAY} to {LATEST_DAY}; the {name!r} limit is ignored."
+            )
             raw[name] = ""
             continue
         # "to" includes its whole day.

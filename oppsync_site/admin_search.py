@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 from django.db.models import CharField, F, Model, OrderBy, QuerySet, TextField, Value
 from django.db.models.functions import Concat
@@ -44,7 +45,10 @@ def _outside_any_index(model: type[Model], part: Any) -> Any:
     if not isinstance(part, str) or part.lstrip("-") == "pk" or "__" in part:
         return part
     name = part.lstrip("-")
-    field = model._meta.get_field(name)
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:  # an annotation's alias or "?": not a column an index walks
+        return part
     if not isinstance(field, CharField | TextField):
         return part  # the id that breaks ties: no index walk starts from it after a text column
     expression = Concat(F(name), Value(""), output_field=TextField())

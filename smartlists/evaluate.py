@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -768,9 +768,9 @@ def count_q(
     nested = [resolve_list(list_id) for list_id in item.value]
     found = [n for n in nested if n is not None]
     if item.operator == "is":
-        return _either([n.counting_where for n in found] or [Q(pk__in=[])])
+        return _either([n.counting_where() for n in found] or [Q(pk__in=[])])
     return ~_either(
-        [Q(pk__in=universe().filter(n.counting_where).values("pk")) for n in found] or [Q(pk__in=[])]
+        [Q(pk__in=universe().filter(n.counting_where()).values("pk")) for n in found] or [Q(pk__in=[])]
     )
 
 
@@ -904,8 +904,9 @@ class Evaluation:
     people: QuerySet[Person]
     conditions: list[Q]
     where: Q  # the conditions combined by the list's logic (people = universe filtered by it)
-    # The same members as sets of people (`count_q`) where PostgreSQL counts; `where` elsewhere.
-    counting_where: Q
+    # The same members as sets of people (`count_q`) where PostgreSQL counts, `where` elsewhere;
+    # built only when something counts (it asks the planner about aggregates' constraints).
+    counting_where: Callable[[], Q]
 
 
 class MemberQuerySet(QuerySet[Person]):
@@ -917,33 +918,45 @@ class MemberQuerySet(QuerySet[Person]):
     query, so a count never answers for a different question.
     """
 
-    counting: QuerySet[Person] | None = None
+    counting_where: Callable[[], Q] | None = None
 
     def _clone(self) -> MemberQuerySet:
         clone = super()._clone()  # type: ignore[misc]  # Django's own hook, absent from the stubs
-        clone.counting = self.counting
+        clone.counting_where = self.counting_where
         return clone
 
     def _filter_or_exclude(self, negate: bool, args: Any, kwargs: Any) -> MemberQuerySet:
         clone = super()._filter_or_exclude(negate, args, kwargs)  # type: ignore[misc]  # as above
-        clone.counting = None
+        clone.counting_where = None
         return clone
 
     def count(self) -> int:
         query = self.query
-        if self.counting is None or query.is_sliced or query.combinator or query.is_empty() or query.extra:
+        if (
+            self.counting_where is None
+            or query.is_sliced
+            or query.combinator
+            or query.is_empty()
+            or query.extra
+        ):
             return super().count()
-        return count_with_memory(self.counting)
+        return count_with_memory(universe().filter(self.counting_where()))
 
 
 def count_with_memory(queryset: QuerySet[Any]) -> int:
     """`queryset.count()` with `COUNTING_WORK_MEM` for that statement alone: set in a
     transaction (a savepoint inside one) and set back after, so the rest of a request keeps the
     server's default; an error rolls the savepoint back, and the setting with it."""
-    with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('work_mem')")
-        (previous,) = cursor.fetchone()
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [COUNTING_WORK_MEM])
+    with transaction.atomic(using=queryset.db), connections[queryset.db].cursor() as cursor:
+        # Never less than the server gives already (a server tuned above it keeps its figure).
+        cursor.execute(
+            "SELECT current_setting('work_mem'), "
+            "pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(%s)",
+            [COUNTING_WORK_MEM],
+        )
+        previous, raise_it = cursor.fetchone()
+        if raise_it:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [COUNTING_WORK_MEM])
         count = queryset.count()
         cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
         return count
@@ -1005,17 +1018,20 @@ def evaluate(
     rule = logic_rule(checked.logic, len(conditions))
     where = combine(rule, conditions)
     people = universe().filter(where)
-    counting_where = where
-    if precomputed and connection.vendor == "postgresql":
-        counting_where = combine(
+
+    def counting_where() -> Q:
+        return combine(
             rule,
             [
                 count_q(item, condition_q, clock, facts, resolve_list)
                 for item, condition_q in zip(checked.filters, conditions, strict=True)
             ],
         )
-        people.counting = universe().filter(counting_where)
-    return Evaluation(checked, clock, people, conditions, where, counting_where)
+
+    counting: Callable[[], Q] = lambda: where  # noqa: E731
+    if precomputed and connection.vendor == "postgresql":
+        counting = people.counting_where = functools.cache(counting_where)
+    return Evaluation(checked, clock, people, conditions, where, counting)
 
 
 def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:

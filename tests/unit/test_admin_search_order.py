@@ -79,3 +79,11 @@ def test_a_broad_search_keeps_the_walk_that_fills_its_page_at_once(superuser, pe
     monkeypatch.setattr(EstimatedCountPaginator, "ESTIMATE_ABOVE", 0)  # every search is "broad"
     plan = _plan(_changelist_queryset(superuser, "example"))
     assert any(index in plan for index in NAME_INDEXES), plan
+
+
+def test_an_ordering_that_names_no_column_is_left_as_it_is():
+    """An annotation's alias or a random order is no column an index walks: kept, not a 500."""
+    from oppsync_site.admin_search import _outside_any_index
+
+    assert _outside_any_index(Person, "?") == "?"
+    assert _outside_any_index(Person, "-latest_activity") == "-latest_activity"
