@@ -58,7 +58,7 @@ from opportunities.totals import ACTIVITY_TIMES, picklist_key, totals_column
 from people.models import Person
 
 from .clock import Clock, day_bounds, shift, time_frame
-from .logic import Rule, parse_logic
+from .logic import Rule
 from .operators import NUMBER, Operand
 from .operators import either as _either
 from .registry import OPERATORS, Catalog, ConstraintField, FieldType
@@ -592,15 +592,6 @@ def combine(rule: Rule, conditions: list[Q]) -> Q:
     return combined
 
 
-def logic_rule(logic: str, count: int) -> Rule:
-    words = logic.strip().lower()
-    if words in ("all", "any"):
-        return Rule(
-            op="and" if words == "all" else "or", items=tuple(Rule(number=n) for n in range(1, count + 1))
-        )
-    return parse_logic(logic, count)
-
-
 @dataclass
 class Evaluation:
     checked: CheckedDefinition
@@ -706,7 +697,7 @@ def evaluate(
 
     facts = StoredFacts.load() if precomputed else None
     conditions = [filter_q(item, clock, resolve_list, facts) for item in checked.filters]
-    rule = logic_rule(checked.logic, len(conditions))
+    rule = checked.rule
     where = combine(rule, conditions)
     people = universe().filter(where)
     counting_where = where
