@@ -257,13 +257,34 @@ def _zero_matches(op: str, value: Any) -> bool:
     return compare[op](zero, limit)
 
 
+# The one constraint that selects exactly the opportunities of a totals variant
+# (`opportunities.totals.VARIANTS`): Closed is false the open ones, Won is true the won ones.
+VARIANT_CONSTRAINTS: dict[tuple[str, str], str] = {
+    ("IsClosed", "is_false"): "open",
+    ("IsWon", "is_true"): "won",
+}
+
+
+def stored_column(total: str, constraints: list[Constraint]) -> str | None:
+    """The totals column holding `total` over the opportunities the constraints select: all of
+    them without a constraint, a variant's for its constraint; None for any other subset."""
+    if not constraints:
+        return totals_column(total)
+    if len(constraints) == 1:
+        only = constraints[0]
+        variant = VARIANT_CONSTRAINTS.get((only.field.field, only.operator))
+        if variant is not None:
+            return totals_column(total, variant)
+    return None
+
+
 def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
     """An aggregate filter as a comparison of the sync-maintained totals column that holds it
     (`PersonOpportunityTotals`, joined one-to-one): an indexed column instead of aggregating
     every person's roles. None when its constraints select a subset no column holds, or for an
     operator the comparisons below do not know; then the total is computed. Values keep the
     column's type so its index stays usable."""
-    column = totals_column(item.spec.aggregate, [(c.field.field, c.operator) for c in item.constraints])
+    column = stored_column(item.spec.aggregate, item.constraints)
     if column is None:
         return None
     path = f"opportunity_totals__{column}"
@@ -308,7 +329,7 @@ def stored_presence_q(item: CheckedFilter) -> Q | None:
     opportunities), so one indexed column answers instead of collecting every live role's person:
     at a million people, "has an opportunity" counts in a fraction of the time (README, "Smart
     lists at a big org"). None for any other constraint."""
-    column = totals_column("number_of_optys", [(c.field.field, c.operator) for c in item.constraints])
+    column = stored_column("number_of_optys", item.constraints)
     return None if column is None else Q(**{f"opportunity_totals__{column}__gt": 0})
 
 
