@@ -32,26 +32,19 @@ from .models import (
     TotalsCoverage,
 )
 
-# Subsets of a person's opportunities with their own columns: the constraint that selects them in
-# a smart-list aggregate filter, and the SQL condition that computes them.
-VARIANTS: dict[str, tuple[tuple[str, str], str]] = {
-    "open": (("IsClosed", "is_false"), "NOT o.is_closed"),
-    "won": (("IsWon", "is_true"), "o.is_won"),
+# Subsets of a person's opportunities whose totals have their own columns, by name, and the SQL
+# condition on an opportunity `o` that selects them: the open ones (not closed), the won ones.
+VARIANTS: dict[str, str] = {
+    "open": "NOT o.is_closed",
+    "won": "o.is_won",
 }
 TOTALS = ("number_of_optys", "total_opty_amount", "total_opty_expected_revenue")
 _CHUNK = 500  # people per statement: the statements stay small
 
 
-def totals_column(total: str, constraints: list[tuple[str, str]]) -> str | None:
-    """The column holding `total` over the opportunities `constraints` select, as a list of
-    (field, operator) pairs without values; None when no column holds that subset."""
-    if not constraints:
-        return total
-    if len(constraints) == 1:
-        for variant, (selector, _sql) in VARIANTS.items():
-            if constraints[0] == selector:
-                return f"{variant}_{total}"
-    return None
+def totals_column(total: str, variant: str = "") -> str:
+    """The column holding `total` over all of a person's opportunities, or over a variant's."""
+    return f"{variant}_{total}" if variant else total
 
 
 # Describe types whose values the rows hold (`picklist_key`): one value per opportunity. Not
@@ -97,7 +90,7 @@ def _select_sql(person_ids: Sequence[int] | None, picklist_fields: list[str], ac
     role, opportunity = ContactRole._meta.db_table, Opportunity._meta.db_table
     activity = Activity._meta.db_table
     columns = ["COUNT(*)", "COALESCE(SUM(o.amount), 0)", "COALESCE(SUM(o.expected_revenue), 0)"]
-    for _selector, condition in VARIANTS.values():
+    for condition in VARIANTS.values():
         columns += [
             f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)",
             f"COALESCE(SUM(CASE WHEN {condition} THEN o.amount END), 0)",
@@ -165,7 +158,7 @@ def _columns() -> list[str]:
     return [
         "person_id",
         *TOTALS,
-        *[f"{variant}_{total}" for variant in VARIANTS for total in TOTALS],
+        *[totals_column(total, variant) for variant in VARIANTS for total in TOTALS],
         "picklist_values",
         *ACTIVITY_TIMES,
     ]

@@ -17,7 +17,6 @@ Relative dates and time frames are computed in the subscription's time zone.
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime as dt
 import functools
@@ -34,11 +33,9 @@ from django.db.models import (
     Count,
     DateField,
     DateTimeField,
-    DecimalField,
     Exists,
     F,
     Func,
-    JSONField,
     OuterRef,
     Q,
     QuerySet,
@@ -49,20 +46,8 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, Coalesce, Concat, StrIndex
-from django.db.models.lookups import (
-    Exact,
-    GreaterThan,
-    GreaterThanOrEqual,
-    IContains,
-    IExact,
-    In,
-    IsNull,
-    IStartsWith,
-    LessThan,
-    LessThanOrEqual,
-)
-from django.utils import timezone
+from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 
 from opportunities.models import (
     Activity,
@@ -73,17 +58,15 @@ from opportunities.models import (
 )
 from opportunities.selectors import person_opportunity_total
 from opportunities.totals import ACTIVITY_TIMES, picklist_key, totals_column
-from oppsync_site.middleware import current_presentation
-from oppsync_site.models import SubscriptionSettings
 from oppsync_site.pagination import plan_estimate
-from oppsync_site.timezones import zone
 from people.models import Person
 
-from .logic import Rule, parse_logic
-from .registry import Catalog, ConstraintField, FieldType
+from .clock import Clock, day_bounds, shift, time_frame
+from .logic import Rule
+from .operators import NUMBER, Operand
+from .operators import either as _either
+from .registry import OPERATORS, Catalog, ConstraintField, FieldType
 from .validation import CheckedDefinition, CheckedFilter, Constraint, check_definition
-
-NUMBER: DecimalField[Decimal, Decimal] = DecimalField(max_digits=30, decimal_places=10)
 
 
 class InactiveFieldsError(Exception):
@@ -107,109 +90,6 @@ class JSONScalarText(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         return self.as_sql(compiler, connection, template="(%(expressions)s #>> '{}')", **extra_context)
-
-
-# --- time -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Clock:
-    """Now, today and midnights in the subscription's time zone."""
-
-    now: dt.datetime
-    tz: dt.tzinfo
-
-    @classmethod
-    def current(cls, now: dt.datetime | None = None) -> Clock:
-        # In a request the middleware has read the settings already; elsewhere (tasks) read them.
-        presentation = current_presentation.get()
-        name = presentation.time_zone if presentation else SubscriptionSettings.load().time_zone
-        return cls(now or timezone.now(), zone(name))
-
-    @property
-    def today(self) -> dt.date:
-        return self.now.astimezone(self.tz).date()
-
-    def midnight(self, day: dt.date) -> dt.datetime:
-        """The first moment of `day` in the subscription's zone, in UTC (stopping at the ends of
-        the calendar: the midnight of 0001-01-01 east of UTC lies before it)."""
-        return _or_edge(
-            lambda: dt.datetime.combine(day, dt.time.min, tzinfo=self.tz).astimezone(dt.UTC),
-            EARLIEST if day.year == dt.MINYEAR else LATEST,
-        )
-
-
-# The ends of the calendar, where window arithmetic stops instead of raising. Validation keeps
-# every value between 1700 and 4000 (the dates Salesforce stores), so only a clock or a rule far
-# outside that range ever reaches them.
-EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
-LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-def _or_edge(compute: Callable[[], Any], edge: Any) -> Any:
-    """`compute()`, or `edge` where it leaves the calendar (OverflowError; ValueError for a
-    year out of range)."""
-    try:
-        return compute()
-    except (OverflowError, ValueError):
-        return edge
-
-
-def _next_day(day: dt.date) -> dt.date:
-    return _or_edge(lambda: day + dt.timedelta(days=1), dt.date.max)
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def _shift(moment: Any, amount: int, unit: str) -> Any:
-    if unit == "day":
-        return moment + dt.timedelta(days=amount)
-    if unit == "week":
-        return moment + dt.timedelta(weeks=amount)
-    months = amount * (12 if unit == "year" else 1)
-    if isinstance(moment, dt.datetime):
-        # timetz(): the zone stays, so the wall-clock time does (and its offset follows the date).
-        return dt.datetime.combine(add_months(moment.date(), months), moment.timetz())
-    return add_months(moment, months)
-
-
-def shift(moment: Any, amount: int, unit: str, tz: dt.tzinfo | None = None) -> Any:
-    """`moment` (a date or datetime) moved by `amount` days, weeks, months or years.
-
-    A datetime moves on the wall clock of `tz` (the subscription's zone), then comes back in UTC:
-    "in past 1 month" at 05:00 on 1 March in Tokyo starts at 05:00 on 1 February in Tokyo, not a
-    month before the UTC date (28 February). Past the ends of the calendar it stops at them."""
-    if isinstance(moment, dt.datetime):
-        local = moment.astimezone(tz) if tz is not None and timezone.is_aware(moment) else moment
-        return _or_edge(
-            lambda: _shift(local, amount, unit).astimezone(dt.UTC),
-            LATEST if amount > 0 else EARLIEST,
-        )
-    return _or_edge(lambda: _shift(moment, amount, unit), dt.date.max if amount > 0 else dt.date.min)
-
-
-def time_frame(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
-    """[first day, day after the last) of a named frame; weeks start on Monday (ISO 8601)."""
-    if name in ("today", "yesterday"):
-        day = today - dt.timedelta(days=0 if name == "today" else 1)
-        return day, day + dt.timedelta(days=1)
-    if name in ("this_week", "last_week"):
-        start = today - dt.timedelta(days=today.weekday() + (7 if name == "last_week" else 0))
-        return start, start + dt.timedelta(days=7)
-    if name in ("this_month", "last_month"):
-        start = add_months(today.replace(day=1), 0 if name == "this_month" else -1)
-        return start, add_months(start, 1)
-    if name in ("this_quarter", "last_quarter"):
-        start = add_months(
-            today.replace(day=1, month=(today.month - 1) // 3 * 3 + 1), 0 if name == "this_quarter" else -3
-        )
-        return start, add_months(start, 3)
-    start = today.replace(month=1, day=1)
-    if name == "last_year":
-        start = start.replace(year=start.year - 1)
-    return start, start.replace(year=start.year + 1)
 
 
 # --- values and conditions -------------------------------------------------------------------------
@@ -290,133 +170,15 @@ def value_expression(cf: ConstraintField, prefix: str = "") -> Any:
     return _cast(KeyTextTransform(cf.custom_key, f"{prefix}custom_fields"), cf.type)
 
 
-def _either(conditions: list[Q]) -> Q:
-    """OR of one or more conditions (validation guarantees at least one value)."""
-    return functools.reduce(operator.or_, conditions)
-
-
-def _number(value: Any) -> Any:
-    """A number as a typed SQL value. SQLite would otherwise receive a Decimal as text, and text
-    never equals a number computed by a subquery (an aggregate has no column affinity)."""
-    return Cast(Value(str(Decimal(str(value)))), NUMBER)
-
-
-def _bounds(day: Any, kind: FieldType, clock: Clock) -> tuple[Any, Any]:
-    """The first moment of `day` and the first after it, in the field's own terms."""
-    if isinstance(day, dt.datetime):
-        moment = day if timezone.is_aware(day) else day.replace(tzinfo=clock.tz)
-        # In UTC, as the database takes them; 9999-12-31T23:59:59.999999 has no next moment.
-        first = _or_edge(lambda: moment.astimezone(dt.UTC), EARLIEST if moment.year == dt.MINYEAR else LATEST)
-        return first, _or_edge(lambda: first + dt.timedelta(microseconds=1), LATEST)
-    if kind == "datetime":
-        return clock.midnight(day), clock.midnight(_next_day(day))
-    return day, _next_day(day)
-
-
-def _holds(expr: Any, value: str) -> Q:
-    """A multi-select picklist's "A;B" holds `value` as one of its items: `;A;B;` contains
-    `;value;` (INSTR on SQLite, STRPOS on PostgreSQL: exact and case-sensitive as `is` on a
-    picklist is, no LIKE wildcards to escape). Validation refuses values containing `;`."""
-    items = Concat(Value(";"), expr, Value(";"), output_field=TextField())
-    return Q(GreaterThan(StrIndex(items, Value(f";{value};")), 0))
-
-
 def condition(
     expr: Any, kind: FieldType, operator: str, value: Any, clock: Clock, *, multiple: bool = False
 ) -> Q:
-    """One operator over one value expression, NULL-safe: a negative operator matches an empty
-    value too (an opportunity without a region "is not EMEA"). `multiple`: a multi-select
-    picklist, whose `is` matches when its set holds any of the values (and `is not` when it
-    holds none), as Salesforce's INCLUDES and Marketo's multi-select filters do."""
-    empty = Q(IsNull(expr, True))
-    if kind in ("text", "picklist"):
-        empty |= Q(Exact(expr, ""))
-    if operator == "is_empty":
-        return empty
-    if operator == "is_not_empty":
-        return ~empty
-    if operator in ("is_true", "is_false"):
-        # A JSON key needs its own lookups (true as JSON, a missing key as empty).
-        if isinstance(expr, KeyTransform):
-            exact, is_null = expr.get_lookup("exact"), expr.get_lookup("isnull")
-            assert exact is not None and is_null is not None  # JSONField registers both
-            true = Q(exact(expr, Value(True, output_field=JSONField())))
-        else:
-            exact, is_null = Exact, IsNull
-            true = Q(exact(expr, True))
-        return true if operator == "is_true" else ~true | Q(is_null(expr, True))
-    negative = {"is_not": "is", "not_contains": "contains", "not_starts_with": "starts_with"}
-    if operator in negative:
-        matched = condition(expr, kind, negative[operator], value, clock, multiple=multiple)
-        return ~matched | Q(IsNull(expr, True))
-    if kind in ("text", "picklist"):
-        if operator == "is":
-            if kind == "picklist" and multiple:
-                return _either([_holds(expr, v) for v in value])
-            if kind == "picklist":
-                return Q(In(expr, list(value)))
-            return _either([Q(IExact(expr, v)) for v in value])
-        if operator == "contains":
-            return Q(IContains(expr, value))
-        if operator == "starts_with":
-            return Q(IStartsWith(expr, value))
-    if kind in ("number", "currency", "percent"):
-        simple = {
-            "greater_than": GreaterThan,
-            "less_than": LessThan,
-            "at_least": GreaterThanOrEqual,
-            "at_most": LessThanOrEqual,
-        }
-        if operator in simple:
-            return Q(simple[operator](expr, _number(value)))
-        if operator == "is":
-            return _either([Q(Exact(expr, _number(v))) for v in value])
-        if operator == "between":
-            return Q(GreaterThanOrEqual(expr, _number(value[0]))) & Q(
-                LessThanOrEqual(expr, _number(value[1]))
-            )
-    if kind in ("date", "datetime"):
-        return _date_condition(expr, kind, operator, value, clock)
-    raise ValueError(f"operator {operator} does not apply to {kind} fields")  # validation prevents it
-
-
-def _date_condition(expr: Any, kind: FieldType, operator: str, value: Any, clock: Clock) -> Q:
-    def within(low: Any, high: Any) -> Q:
-        return Q(GreaterThanOrEqual(expr, low)) & Q(LessThan(expr, high))
-
-    if operator == "is":
-        return _either([within(*_bounds(day, kind, clock)) for day in value])
-    if operator == "before":
-        return Q(LessThan(expr, _bounds(value, kind, clock)[0]))
-    if operator == "after":
-        return Q(GreaterThanOrEqual(expr, _bounds(value, kind, clock)[1]))
-    if operator == "on_or_before":
-        return Q(LessThan(expr, _bounds(value, kind, clock)[1]))
-    if operator == "on_or_after":
-        return Q(GreaterThanOrEqual(expr, _bounds(value, kind, clock)[0]))
-    if operator == "between":
-        return within(_bounds(value[0], kind, clock)[0], _bounds(value[1], kind, clock)[1])
-    if operator == "in_time_frame":
-        first, after_last = time_frame(value, clock.today)
-        return within(_bounds(first, kind, clock)[0], _bounds(after_last, kind, clock)[0])
-    amount, unit = value
-    if kind == "date":
-        today = clock.today
-        if operator == "in_past":  # the rolling window ending today, both ends included
-            return within(shift(today, -amount, unit), _next_day(today))
-        if operator == "in_past_before":
-            return Q(LessThan(expr, shift(today, -amount, unit)))
-        if operator == "in_future":
-            return within(today, _next_day(shift(today, amount, unit)))
-        return Q(GreaterThan(expr, shift(today, amount, unit)))
-    now, tz = clock.now, clock.tz
-    if operator == "in_past":  # the rolling window ending now
-        return Q(GreaterThanOrEqual(expr, shift(now, -amount, unit, tz))) & Q(LessThanOrEqual(expr, now))
-    if operator == "in_past_before":
-        return Q(LessThan(expr, shift(now, -amount, unit, tz)))
-    if operator == "in_future":
-        return Q(GreaterThanOrEqual(expr, now)) & Q(LessThanOrEqual(expr, shift(now, amount, unit, tz)))
-    return Q(GreaterThan(expr, shift(now, amount, unit, tz)))
+    """One operator over one value expression: the query its entry declares (`operators.py`).
+    `multiple`: a multi-select picklist ("A;B")."""
+    entry = OPERATORS.get(operator)
+    if entry is None or kind not in entry.types:
+        raise ValueError(f"operator {operator} does not apply to {kind} fields")  # validation prevents it
+    return entry.query(Operand(expr, kind, clock, multiple), value)
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -499,12 +261,34 @@ def _zero_matches(op: str, value: Any) -> bool:
     return compare[op](zero, limit)
 
 
+# The one constraint that selects exactly the opportunities of a totals variant
+# (`opportunities.totals.VARIANTS`): Closed is false the open ones, Won is true the won ones.
+VARIANT_CONSTRAINTS: dict[tuple[str, str], str] = {
+    ("IsClosed", "is_false"): "open",
+    ("IsWon", "is_true"): "won",
+}
+
+
+def stored_column(total: str, constraints: list[Constraint]) -> str | None:
+    """The totals column holding `total` over the opportunities the constraints select: all of
+    them without a constraint, a variant's for its constraint; None for any other subset."""
+    if not constraints:
+        return totals_column(total)
+    if len(constraints) == 1:
+        only = constraints[0]
+        variant = VARIANT_CONSTRAINTS.get((only.field.field, only.operator))
+        if variant is not None:
+            return totals_column(total, variant)
+    return None
+
+
 def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
     """An aggregate filter as a comparison of the sync-maintained totals column that holds it
     (`PersonOpportunityTotals`, joined one-to-one): an indexed column instead of aggregating
-    every person's roles. None when its constraints select a subset no column holds; then the
-    total is computed. Values keep the column's type so its index stays usable."""
-    column = totals_column(item.spec.aggregate, [(c.field.field, c.operator) for c in item.constraints])
+    every person's roles. None when its constraints select a subset no column holds, or for an
+    operator the comparisons below do not know; then the total is computed. Values keep the
+    column's type so its index stays usable."""
+    column = stored_column(item.spec.aggregate, item.constraints)
     if column is None:
         return None
     path = f"opportunity_totals__{column}"
@@ -517,10 +301,12 @@ def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
         matched = Q(**{f"{path}__{lookups[op]}": numbers[0]})
     elif op == "between":
         matched = Q(**{f"{path}__range": (numbers[0], numbers[1])})
-    else:  # is / is_not
+    elif op in ("is", "is_not"):
         matched = Q(**{f"{path}__in": numbers})
         if op == "is_not":
             matched = Q(**{"opportunity_totals__isnull": False}) & ~matched
+    else:
+        return None
     if _zero_matches(op, value):  # people without a row have all-zero totals
         matched |= Q(opportunity_totals__isnull=True)
     return matched
@@ -547,7 +333,7 @@ def stored_presence_q(item: CheckedFilter) -> Q | None:
     opportunities), so one indexed column answers instead of collecting every live role's person:
     at a million people, "has an opportunity" counts in a fraction of the time (README, "Smart
     lists at a big org"). None for any other constraint."""
-    column = totals_column("number_of_optys", [(c.field.field, c.operator) for c in item.constraints])
+    column = stored_column("number_of_optys", item.constraints)
     return None if column is None else Q(**{f"opportunity_totals__{column}__gt": 0})
 
 
@@ -612,14 +398,14 @@ def _activity_window(item: CheckedFilter, clock: Clock) -> tuple[Any, Any, bool]
         amount, unit = value
         return shift(clock.now, -amount, unit, clock.tz), clock.now, True
     if operator_name == "after":
-        return _bounds(value, "datetime", clock)[1], None, False
+        return day_bounds(value, "datetime", clock)[1], None, False
     if operator_name == "on_or_after":
-        return _bounds(value, "datetime", clock)[0], None, False
+        return day_bounds(value, "datetime", clock)[0], None, False
     if operator_name == "between":
-        return _bounds(value[0], "datetime", clock)[0], _bounds(value[1], "datetime", clock)[1], False
+        return day_bounds(value[0], "datetime", clock)[0], day_bounds(value[1], "datetime", clock)[1], False
     if operator_name == "in_time_frame":
         first, after_last = time_frame(value, clock.today)
-        return _bounds(first, "datetime", clock)[0], _bounds(after_last, "datetime", clock)[0], False
+        return day_bounds(first, "datetime", clock)[0], day_bounds(after_last, "datetime", clock)[0], False
     return None  # before / on_or_before / is: no start
 
 
@@ -762,8 +548,10 @@ def count_q(
         matched = Q(pk__in=people)
         return ~matched if spec.negated else matched
     if spec.kind == "aggregate":
-        if facts is not None and stored_total_q(item, clock) is not None:
-            return condition_q
+        if item.operator not in TOTAL_HOLDS or (
+            facts is not None and stored_total_q(item, clock) is not None
+        ):
+            return condition_q  # an operator registered later is answered by its own query
         return aggregate_set_q(item, clock, facts)
     nested = [resolve_list(list_id) for list_id in item.value]
     found = [n for n in nested if n is not None]
@@ -863,6 +651,22 @@ def _aggregate_by_complement(item: CheckedFilter, live_pairs: QuerySet[ContactRo
     return ~people if zero else people
 
 
+# The operators `_total_holds` and `_zero_matches` know; others keep the members' condition.
+TOTAL_HOLDS = frozenset(
+    (
+        "is",
+        "is_not",
+        "greater_than",
+        "less_than",
+        "at_least",
+        "at_most",
+        "between",
+        "is_empty",
+        "is_not_empty",
+    )
+)
+
+
 def _total_holds(total: str, op: str, value: Any) -> tuple[str, list[Decimal]]:
     """SQL that a person's total (never NULL) satisfies the operator, and its parameters."""
     if op in ("is_empty", "is_not_empty"):
@@ -886,15 +690,6 @@ def combine(rule: Rule, conditions: list[Q]) -> Q:
     for part in parts[1:]:
         combined = combined & part if rule.op == "and" else combined | part
     return combined
-
-
-def logic_rule(logic: str, count: int) -> Rule:
-    words = logic.strip().lower()
-    if words in ("all", "any"):
-        return Rule(
-            op="and" if words == "all" else "or", items=tuple(Rule(number=n) for n in range(1, count + 1))
-        )
-    return parse_logic(logic, count)
 
 
 @dataclass
@@ -1015,7 +810,7 @@ def evaluate(
 
     facts = StoredFacts.load() if precomputed else None
     conditions = [filter_q(item, clock, resolve_list, facts) for item in checked.filters]
-    rule = logic_rule(checked.logic, len(conditions))
+    rule = checked.rule
     where = combine(rule, conditions)
     people = universe().filter(where)
 

@@ -156,3 +156,13 @@ def parse_logic(rule: str, filter_count: int) -> Rule:
     if not tokens:
         raise LogicError("the rule is empty; use filter numbers with and, or and parentheses")
     return _Parser(tokens, filter_count).expression(None)
+
+
+def logic_rule(logic: str, filter_count: int) -> Rule:
+    """A definition's logic as a rule: "all" or "any" of its filters (any case), or a rule
+    such as `1 and (2 or 3)`. Raises LogicError."""
+    words = logic.strip().lower()
+    if words in ("all", "any"):
+        numbers = tuple(Rule(number=n) for n in range(1, filter_count + 1))
+        return Rule(op="and" if words == "all" else "or", items=numbers)
+    return parse_logic(logic, filter_count)

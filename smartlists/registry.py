@@ -1,10 +1,12 @@
-"""The smart-list filters and the operators of each field type, as plain data (contract §4).
+"""The smart-list filters and the operators of each field type, as tables (contract §4).
 
 The API catalog (`GET /api/v1/filters/`), the builder in the admin and the validation of a saved
 definition are all generated from these tables and from the synced FieldDefinition rows, so a
 field that appears in Salesforce is a constraint as soon as describe has seen it (about a minute),
 with no code change. Adding a filter is adding one entry to FILTERS (and its compiler in
-`evaluate.py`; a test fails when one is missing).
+`evaluate.py`; a test fails when one is missing). Adding an operator is adding one entry to
+`operators.DECLARED` (label, field types, value shape and query); OPERATORS and
+OPERATORS_BY_TYPE here index the entries.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from opportunities.models import ActivityType, FieldDefinition, Opportunity
+
+from .operators import DECLARED, Operator
 
 FieldType = Literal["text", "picklist", "number", "currency", "percent", "date", "datetime", "boolean"]
 FIELD_TYPES: tuple[FieldType, ...] = (
@@ -27,74 +31,37 @@ FIELD_TYPES: tuple[FieldType, ...] = (
     "boolean",
 )
 
-# What the value of each operator looks like: none, one value, several (OR-ed), [low, high],
-# a relative amount of time ("30 days"), or a named time frame ("this_quarter").
-ValueKind = Literal["none", "one", "many", "pair", "relative", "time_frame"]
+# The operators of each field type, indexed from their entries (`operators.DECLARED`): the
+# catalog lists a type's operators in the order they are declared.
+OPERATORS: dict[str, Operator] = {}
+OPERATORS_BY_TYPE: dict[FieldType, list[str]] = {}
 
 
-@dataclass(frozen=True)
-class OperatorSpec:
-    key: str
-    label: str
-    value: ValueKind
+def register_operator(entry: Operator) -> None:
+    """Declare an operator: from now on the catalog lists it under its types, validation accepts
+    it and evaluation runs its query."""
+    if entry.key in OPERATORS:
+        raise ValueError(f"operator {entry.key!r} is declared already")
+    OPERATORS[entry.key] = entry
+    _index_operators()
 
 
-OPERATORS: dict[str, OperatorSpec] = {
-    spec.key: spec
-    for spec in (
-        OperatorSpec("is", "is", "many"),
-        OperatorSpec("is_not", "is not", "many"),
-        OperatorSpec("contains", "contains", "one"),
-        OperatorSpec("not_contains", "not contains", "one"),
-        OperatorSpec("starts_with", "starts with", "one"),
-        OperatorSpec("not_starts_with", "not starts with", "one"),
-        OperatorSpec("is_empty", "is empty", "none"),
-        OperatorSpec("is_not_empty", "is not empty", "none"),
-        OperatorSpec("greater_than", "greater than", "one"),
-        OperatorSpec("less_than", "less than", "one"),
-        OperatorSpec("at_least", "at least", "one"),
-        OperatorSpec("at_most", "at most", "one"),
-        OperatorSpec("between", "between", "pair"),
-        OperatorSpec("before", "before", "one"),
-        OperatorSpec("after", "after", "one"),
-        OperatorSpec("on_or_before", "on or before", "one"),
-        OperatorSpec("on_or_after", "on or after", "one"),
-        OperatorSpec("in_past", "in past", "relative"),
-        OperatorSpec("in_past_before", "in past before", "relative"),
-        OperatorSpec("in_future", "in future", "relative"),
-        OperatorSpec("in_future_after", "in future after", "relative"),
-        OperatorSpec("in_time_frame", "in time frame", "time_frame"),
-        OperatorSpec("is_true", "is true", "none"),
-        OperatorSpec("is_false", "is false", "none"),
-    )
-}
+def unregister_operator(key: str) -> None:
+    """Take an operator back out (a test's own operator, once the test is done)."""
+    del OPERATORS[key]
+    _index_operators()
 
-_NUMBER_OPERATORS = [
-    "is", "is_not", "greater_than", "less_than", "at_least", "at_most", "between", "is_empty", "is_not_empty",
-]  # fmt: skip
-_DATE_OPERATORS = [
-    "is", "is_not", "before", "after", "on_or_before", "on_or_after", "between", "in_past", "in_past_before",
-    "in_future", "in_future_after", "in_time_frame", "is_empty", "is_not_empty",
-]  # fmt: skip
-OPERATORS_BY_TYPE: dict[FieldType, list[str]] = {
-    "text": [
-        "is",
-        "is_not",
-        "contains",
-        "not_contains",
-        "starts_with",
-        "not_starts_with",
-        "is_empty",
-        "is_not_empty",
-    ],
-    "picklist": ["is", "is_not", "is_empty", "is_not_empty"],
-    "number": _NUMBER_OPERATORS,
-    "currency": _NUMBER_OPERATORS,
-    "percent": _NUMBER_OPERATORS,
-    "date": _DATE_OPERATORS,
-    "datetime": _DATE_OPERATORS,
-    "boolean": ["is_true", "is_false"],
-}
+
+def _index_operators() -> None:
+    # In place: modules that imported the tables see every change.
+    OPERATORS_BY_TYPE.clear()
+    for kind in FIELD_TYPES:
+        OPERATORS_BY_TYPE[kind] = [key for key, entry in OPERATORS.items() if kind in entry.types]
+
+
+for _entry in DECLARED:
+    register_operator(_entry)
+
 TIME_FRAMES = [
     "today", "yesterday", "this_week", "last_week", "this_month", "last_month",
     "this_quarter", "last_quarter", "this_year", "last_year",

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
 
-from .logic import LogicError, parse_logic
+from .logic import LogicError, Rule, logic_rule
 from .registry import (
     FILTERS,
     OPERATORS,
@@ -82,6 +82,8 @@ class CheckedFilter:
 @dataclass
 class CheckedDefinition:
     logic: str
+    # The logic parsed: which filters combine how (evaluation combines their conditions by it).
+    rule: Rule
     filters: list[CheckedFilter]
     warnings: list[str]
     # Where each constraint on a no-longer-synced field is, e.g. "filters[0].constraints[2].field".
@@ -289,12 +291,12 @@ def check_definition(
     if not isinstance(raw_filters, list) or not 1 <= len(raw_filters) <= MAX_FILTERS:
         raise DefinitionError({"filters": [f"must be a list of 1 to {MAX_FILTERS} filters"]})
     logic = definition.get("logic", "all")
+    rule: Rule | None = None
     if not isinstance(logic, str):
         errors["logic"] = ['must be "all", "any" or a rule such as "1 and (2 or 3)"']
-        logic = "all"
-    elif logic.strip().lower() not in ("all", "any"):
+    else:
         try:
-            parse_logic(logic, len(raw_filters))
+            rule = logic_rule(logic, len(raw_filters))
         except LogicError as error:
             errors["logic"] = [str(error)]
     checked: list[CheckedFilter] = []
@@ -396,6 +398,7 @@ def check_definition(
         checked.append(item)
     if errors:
         raise DefinitionError(errors)
+    assert isinstance(logic, str) and rule is not None  # else errors["logic"] was raised above
     return CheckedDefinition(
-        logic=logic, filters=checked, warnings=warnings, inactive_locations=inactive_locations
+        logic=logic, rule=rule, filters=checked, warnings=warnings, inactive_locations=inactive_locations
     )
