@@ -14,10 +14,11 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils.html import format_html
 
-from smartlists.admin import builder_config
+from oppsync_site.admin_pages import custom_page_context, object_page_urls
+from smartlists.admin_builder import BuilderAdmin
 
 from .models import Campaign, Delivery, DeliveryStatus
 from .selectors import campaigns_with_delivery_counts, delivery_counts
@@ -41,7 +42,7 @@ def trigger_summary(campaign: Campaign) -> str:
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin[Campaign]):
+class CampaignAdmin(BuilderAdmin[Campaign]):
     list_display = [
         "name",
         "status_badge",
@@ -53,6 +54,8 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display_links = ["name"]
     search_fields = ["name", "description"]
     list_filter = ["is_active"]
+    builder_template = "admin/campaigns/campaign/editor.html"
+    builder_add_title = "New trigger campaign"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return campaigns_with_delivery_counts(super().get_queryset(request))
@@ -104,33 +107,20 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         return campaign.last_delivery_at or "—"  # type: ignore[attr-defined]
 
     def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view
         return [
-            path(
-                "<int:object_id>/deliveries/",
-                view(self.deliveries_view),
-                name="campaigns_campaign_deliveries",
-            ),
-            path(
-                "<int:object_id>/test-delivery/",
-                view(self.test_delivery_view),
-                name="campaigns_campaign_test_delivery",
-            ),
-            path(
-                "<int:object_id>/deliveries/<int:delivery_id>/resend/",
-                view(self.resend_view),
-                name="campaigns_campaign_resend",
+            *object_page_urls(
+                self,
+                ("deliveries/", self.deliveries_view, "deliveries"),
+                ("test-delivery/", self.test_delivery_view, "test_delivery"),
+                ("deliveries/<int:delivery_id>/resend/", self.resend_view, "resend"),
             ),
             *super().get_urls(),
         ]
 
-    # --- the editor -------------------------------------------------------------------------------
-    def _editor(self, request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
-        if not self.has_view_permission(request, campaign):
-            raise PermissionDenied
-        can_save = (
-            self.has_change_permission(request, campaign) if campaign else self.has_add_permission(request)
-        )
+    # --- the editor (the builder in campaign mode) -------------------------------------------------
+    def builder_page(
+        self, request: HttpRequest, campaign: Campaign | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         data: dict[str, Any] = {
             "name": campaign.name if campaign else "",
             "description": campaign.description if campaign else "",
@@ -146,38 +136,22 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         }
         qualification = data["qualification"]
         context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": campaign.name if campaign else "New trigger campaign",
             "campaign": campaign,
             "campaign_data": data,
             "qualification_rule": "once_every_days" if isinstance(qualification, dict) else qualification,
             "qualification_days": qualification["once_every_days"] if isinstance(qualification, dict) else 7,
             "headers_text": "\n".join(f"{k}: {v}" for k, v in data["webhook"]["headers"].items()),
-            "builder_config": builder_config(
-                can_save=can_save,
-                changelist_url=reverse("admin:campaigns_campaign_changelist"),
-                mode="campaign",
-                id=campaign.pk if campaign else None,
-                name=data["name"],
-                description=data["description"],
-                definition={"logic": "all", "filters": []},
-                campaign=data,
-                triggerLabels=TRIGGER_LABELS,
-            ),
-            "is_nav_sidebar_enabled": False,
         }
-        return TemplateResponse(request, "admin/campaigns/campaign/editor.html", context)
-
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        return self._editor(request, None)
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        return self._editor(request, get_object_or_404(Campaign, pk=object_id))
+        page = {
+            "mode": "campaign",
+            "id": campaign.pk if campaign else None,
+            "name": data["name"],
+            "description": data["description"],
+            "definition": {"logic": "all", "filters": []},
+            "campaign": data,
+            "triggerLabels": TRIGGER_LABELS,
+        }
+        return context, page
 
     # --- deliveries -------------------------------------------------------------------------------
     def deliveries_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -204,9 +178,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             .values_list("status", "n")
         )
         context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"{campaign.name}: deliveries",
+            **custom_page_context(self, request, f"{campaign.name}: deliveries"),
             "campaign": campaign,
             "page": page,
             "wanted": wanted,
@@ -214,7 +186,6 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             "total": sum(counts.values()),
             "triggers": trigger_summary(campaign),
             "can_change": self.has_change_permission(request, campaign),
-            "is_nav_sidebar_enabled": False,
         }
         return TemplateResponse(request, "admin/campaigns/campaign/deliveries.html", context)
 

@@ -1,7 +1,7 @@
 """The smart-list builder, member table and "why" view in the admin (product.md §4).
 
-The builder is one page of plain JavaScript (`static/oppsync/builder.js`) generated from the same
-registry as the API: it reads `GET /api/v1/filters/`, previews through
+The builder is one page of plain JavaScript (`static/oppsync/builder.js`, set up by admin_builder.py)
+generated from the same registry as the API: it reads `GET /api/v1/filters/`, previews through
 `POST /api/v1/smart-lists/preview/` and saves through the API, so the admin and API clients can
 never disagree about what a definition means.
 """
@@ -16,89 +16,53 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils.dateparse import parse_datetime
 
 from opportunities.models import ActivityType
+from oppsync_site.admin_pages import custom_page_context, object_page_urls
 from people.models import Person
 
+from .admin_builder import BuilderAdmin
 from .evaluate import InactiveFieldsError, SmartListCycleError, evaluate
 from .models import SmartList
-from .registry import OPERATORS, TIME_FRAMES
 from .services import MEMBER_FIELDS, MEMBER_ORDERINGS, members, smart_list_why
 from .validation import DefinitionError
 
 MEMBERS_PAGE_SIZE = 50
 
 
-def builder_config(*, can_save: bool, changelist_url: str, **page: Any) -> dict[str, Any]:
-    """What builder.js needs on every page that uses it (smart lists, trigger campaigns)."""
-    return {
-        "canSave": can_save,
-        "operators": {key: {"label": o.label, "value": o.value} for key, o in OPERATORS.items()},
-        "timeFrames": TIME_FRAMES,
-        "changelistUrl": changelist_url,
-        "personUrl": reverse("admin:people_person_change", args=[0]),
-        "membersUrl": "",
-        **page,
-    }
-
-
 @admin.register(SmartList)
-class SmartListAdmin(admin.ModelAdmin[SmartList]):
+class SmartListAdmin(BuilderAdmin[SmartList]):
     list_display = ["name", "description", "updated_at", "created_by"]
     search_fields = ["name", "description"]
     list_select_related = ["created_by"]
+    builder_template = "admin/smartlists/smartlist/builder.html"
+    builder_add_title = "New smart list"
 
     def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view
         return [
-            path("<int:object_id>/members/", view(self.members_view), name="smartlists_smartlist_members"),
-            path(
-                "<int:object_id>/members/<int:person_id>/why/",
-                view(self.why_view),
-                name="smartlists_smartlist_why",
+            *object_page_urls(
+                self,
+                ("members/", self.members_view, "members"),
+                ("members/<int:person_id>/why/", self.why_view, "why"),
             ),
             *super().get_urls(),
         ]
 
-    def _builder(self, request: HttpRequest, smart_list: SmartList | None) -> HttpResponse:
-        if not self.has_view_permission(request, smart_list):
-            raise PermissionDenied
-        can_save = (
-            self.has_change_permission(request, smart_list)
+    def builder_page(
+        self, request: HttpRequest, smart_list: SmartList | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        page = {
+            "id": smart_list.pk if smart_list else None,
+            "name": smart_list.name if smart_list else "",
+            "description": smart_list.description if smart_list else "",
+            "definition": smart_list.definition if smart_list else {"logic": "all", "filters": []},
+            "membersUrl": reverse("admin:smartlists_smartlist_members", args=[smart_list.pk])
             if smart_list
-            else self.has_add_permission(request)
-        )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": smart_list.name if smart_list else "New smart list",
-            "smart_list": smart_list,
-            "builder_config": builder_config(
-                can_save=can_save,
-                changelist_url=reverse("admin:smartlists_smartlist_changelist"),
-                id=smart_list.pk if smart_list else None,
-                name=smart_list.name if smart_list else "",
-                description=smart_list.description if smart_list else "",
-                definition=smart_list.definition if smart_list else {"logic": "all", "filters": []},
-                membersUrl=reverse("admin:smartlists_smartlist_members", args=[smart_list.pk])
-                if smart_list
-                else "",
-            ),
-            "is_nav_sidebar_enabled": False,
+            else "",
         }
-        return TemplateResponse(request, "admin/smartlists/smartlist/builder.html", context)
-
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        return self._builder(request, None)
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        return self._builder(request, get_object_or_404(SmartList, pk=object_id))
+        return {"smart_list": smart_list}, page
 
     def _list_page(
         self, request: HttpRequest, object_id: int, title: str
@@ -109,11 +73,8 @@ class SmartListAdmin(admin.ModelAdmin[SmartList]):
         if not self.has_view_permission(request, smart_list):
             raise PermissionDenied
         context: dict[str, Any] = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title.format(list=smart_list.name),
+            **custom_page_context(self, request, title.format(list=smart_list.name)),
             "smart_list": smart_list,
-            "is_nav_sidebar_enabled": False,
         }
         return smart_list, request.GET.get("ignore_inactive_fields") == "true", context
 

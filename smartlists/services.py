@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, QuerySet
 from django.utils import timezone
 
+from people.columns import EXPORT_PERSON_FIELDS, SORTABLE_PERSON_FIELDS
 from people.models import Person
 
 from .evaluate import (
@@ -27,21 +28,10 @@ from .models import SmartList, referenced_list_ids
 from .registry import Catalog
 from .validation import DefinitionError, check_definition
 
-# Columns a member table or CSV may show, in the order offered.
-MEMBER_FIELDS = [
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "title",
-    "lead_source",
-    "phone",
-    "sf_contact_id",
-    "sf_lead_id",
-    "is_deleted_in_salesforce",
-]
-MEMBER_ORDERINGS = {"id", "email", "first_name", "last_name", "company", "title", "lead_source"}
+# Columns a member table or CSV may show, in the order offered, and those it may sort by: the
+# person columns (people/columns.py), which the API's person JSON reads too.
+MEMBER_FIELDS = EXPORT_PERSON_FIELDS
+MEMBER_ORDERINGS = SORTABLE_PERSON_FIELDS
 
 
 def smart_list_definition_check(*, definition: Any, smart_list: SmartList | None = None) -> None:

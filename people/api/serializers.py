@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..columns import API_PERSON_FIELDS
 from ..models import Person
 
 
@@ -15,19 +16,8 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
 
     class Meta:
         model = Person
-        fields = [
-            "id",
-            "sf_contact_id",
-            "sf_lead_id",
-            "email",
-            "first_name",
-            "last_name",
-            "company",
-            "title",
-            "lead_source",
-            "is_deleted_in_salesforce",
-            "custom_fields",
-        ]
+        # The person columns the API shows (people/columns.py, which the member export reads too).
+        fields = API_PERSON_FIELDS
 
     @extend_schema_field({"type": "object", "additionalProperties": True, "example": {"Persona__c": "Buyer"}})
     def get_custom_fields(self, person: Person) -> dict[str, Any]:
