@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.db.models.lookups import IEndsWith
 from rest_framework.test import APIClient
 
-from smartlists.admin import builder_config
+from smartlists.admin_builder import builder_config
 from smartlists.evaluate import evaluate
 from smartlists.operators import Operator
 from smartlists.registry import OPERATORS, OPERATORS_BY_TYPE, register_operator, unregister_operator
