@@ -49,8 +49,9 @@ class BuilderAdmin(admin.ModelAdmin[_Model]):
     builder_add_title: str
 
     def builder_page(self, request: HttpRequest, obj: _Model | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The template's own context, and what builder.js reads beyond `builder_config`'s."""
-        raise NotImplementedError
+        """The template's own context, and what builder.js reads beyond `builder_config`'s.
+        Every builder answers it (ModelAdmin's metaclass rules out `abc.abstractmethod` here)."""
+        raise NotImplementedError(f"{type(self).__name__} must say what its builder page adds")
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         if not self.has_add_permission(request):

@@ -823,10 +823,13 @@ def evaluate(
             ],
         )
 
-    counting: Callable[[], Q] = lambda: where  # noqa: E731
+    def members_where() -> Q:  # where the members' own query counts (SQLite, the plain evaluation)
+        return where
+
     if precomputed and connection.vendor == "postgresql":
-        counting = people.counting_where = functools.cache(counting_where)
-    return Evaluation(checked, clock, people, conditions, where, counting)
+        people.counting_where = functools.cache(counting_where)
+        return Evaluation(checked, clock, people, conditions, where, people.counting_where)
+    return Evaluation(checked, clock, people, conditions, where, members_where)
 
 
 def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:

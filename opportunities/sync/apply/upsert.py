@@ -3,6 +3,7 @@ subclass says what is particular to its object (what it reads first, what a chan
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -60,7 +61,7 @@ def incoming_rows(
         yield IncomingRow(sf_id, parsed, column_values, custom)
 
 
-class PageUpsert(Generic[Row]):
+class PageUpsert(abc.ABC, Generic[Row]):
     """One page of one object, written the way every applier writes (the package docstring says
     the rules). One instance per page: it holds the page's rows until they are written.
 
@@ -110,12 +111,13 @@ class PageUpsert(Generic[Row]):
         """Steps 3 and 4: what is stored is read, and the records not newer are passed over."""
         return incoming_rows(parsed_by_id, self.load(parsed_by_id), self.columns, self.model, self.ctx)
 
+    @abc.abstractmethod
     def load(self, parsed_by_id: dict[str, dict[str, Any]]) -> StampLookup:
         """Read the stored rows of the page's records; returns the stored SystemModstamp by id."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def upsert(self, row: IncomingRow) -> None:
-        raise NotImplementedError
+        """Queue one incoming row: a new row (`new`) or the changes to the stored one."""
 
     def finish(self, parsed_by_id: dict[str, dict[str, Any]], coverage: TotalsCoverage) -> None:
         """After the rows are written, in the page's transaction (`coverage` is its own)."""
