@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({406, 420, 429, 500, 502, 503, 504})
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+# How far the org-time estimate moves with the whole-second Date header it is read from.
+ORG_CLOCK_JITTER = dt.timedelta(seconds=1)
 
 
 @dataclass
@@ -177,6 +179,7 @@ class SalesforceClient:
         self.api_usage: tuple[int, int] | None = None
         # Salesforce's clock minus ours, from the Date header of the latest response.
         self.clock_offset: dt.timedelta | None = None
+        self._latest_org_now: dt.datetime | None = None
         # Called before each further page of a query: the sync's quota guard stops long reads.
         self.before_next_page: Callable[[], None] | None = None
         self._token: Token | None = None
@@ -296,7 +299,16 @@ class SalesforceClient:
         (logging in first when no response has come yet)."""
         if self.clock_offset is None:
             _ = self.sf  # the token response carries a Date header too
-        return dt.datetime.now(dt.UTC) + (self.clock_offset or dt.timedelta(0))
+        estimate = dt.datetime.now(dt.UTC) + (self.clock_offset or dt.timedelta(0))
+        # The offset is re-read from each response's whole-second Date header, so the estimate
+        # jitters by up to a second and could set a window's end (and a watermark) a moment
+        # before the last one. Within that jitter the later of the two stands; a clock stepped
+        # back further (a corrected host clock) is followed, so no window ends in the org's future.
+        latest = self._latest_org_now
+        if latest is not None and dt.timedelta(0) < latest - estimate < ORG_CLOCK_JITTER:
+            return latest
+        self._latest_org_now = estimate
+        return estimate
 
     def query(self, soql: str, *, include_deleted: bool = True, batch_size: int | None = None) -> QueryPage:
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
