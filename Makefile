@@ -13,7 +13,7 @@ PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 # 5, no tests collected, fails the run like any other).
 timed = start=$$(date +%s); $(1); status=$$?; [ $$status -ne 5 ] || echo "no tests ran: pytest collected nothing (exit code 5)"; echo "$(2) pass: $$(( $$(date +%s) - start )) s wall time"; exit $$status
 
-.PHONY: run test lint typecheck pytest-sqlite pytest-postgres services venv
+.PHONY: run test lint typecheck pytest-sqlite pytest-postgres services venv pubsub-stubs
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+## Regenerate the checked-in Pub/Sub API stubs (eventbus/) from eventbus/pubsub_api.proto.
+pubsub-stubs: venv
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. eventbus/pubsub_api.proto
 
 typecheck: venv
 	$(BIN)/mypy .
