@@ -49,6 +49,8 @@ from .timeutil import ORG_CLOCK_OFFSET, format_datetime, org_now, parse_datetime
 logger = logging.getLogger("salesforce_emulator")
 
 JSON_TYPE = "application/json;charset=UTF-8"
+# Headers a Composite subrequest inherits from the Composite request and may not set itself.
+INHERITED_HEADERS = frozenset({"accept", "authorization", "content-type"})
 
 
 @dataclass
@@ -330,7 +332,7 @@ class Emulator:
         if method == "GET" and head in ("query", "queryAll"):
             return self._query(head == "queryAll", parts[1:], params, headers, version)
         if head == "sobjects":
-            return self._sobjects(method, version, parts[1:], params, body)
+            return self._sobjects(method, version, parts[1:], params, headers, body)
         if method == "GET" and head == "limits":
             used, maximum = self.store.api_usage()
             return (
@@ -425,7 +427,13 @@ class Emulator:
         return ""
 
     def _sobjects(
-        self, method: str, version: str, parts: list[str], params: dict[str, str], body: Any
+        self,
+        method: str,
+        version: str,
+        parts: list[str],
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
     ) -> RestResult:
         if not parts or not parts[0]:
             return (
@@ -447,6 +455,8 @@ class Emulator:
                 return 201, {"id": record_id, "success": True, "errors": []}, {}
             return 200, {"objectDescribe": describe_global_entry(sobject, version), "recentItems": []}, {}
         if rest == ["describe"]:
+            if self._metadata_unchanged(sobject, headers.get("if-modified-since", "")):
+                return 304, None, {}
             return 200, describe_object(sobject, version, self.store.visible_fields(sobject)), {}
         if rest[0] in ("updated", "deleted") and len(rest) == 1:
             return self._replication(sobject, rest[0], params)
@@ -533,6 +543,22 @@ class Emulator:
             {},
         )
 
+    def _metadata_unchanged(self, sobject: str, if_modified_since: str) -> bool:
+        """Describe's If-Modified-Since (REST API guide, "Get Object Metadata Changes"): True when
+        the object's metadata has not changed since that date (answer 304, no body). The stored
+        time has milliseconds and the date whole seconds: a change within the named second counts
+        as after it, so a client is never told "unchanged" about a change it did not see. A date
+        that does not parse is ignored (RFC 9110 §13.1.3): the describe is answered in full."""
+        if not if_modified_since:
+            return False
+        try:
+            since = email.utils.parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            return False
+        return self.store.metadata_changed_at(sobject) < since
+
     def _composite(self, version: str, body: Any) -> RestResult:
         requests = body.get("compositeRequest") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
@@ -614,6 +640,31 @@ class Emulator:
                     "then letters, digits or underscores",
                 )
             seen.add(reference)
+            Emulator._check_subrequest_headers(index, sub.get("httpHeaders"))
+
+    @staticmethod
+    def _check_subrequest_headers(index: int, headers: Any) -> None:
+        """A subrequest's `httpHeaders`: a map of strings, any header its resource supports
+        except Accept, Authorization and Content-Type, which every subrequest inherits from the
+        Composite request (REST API guide, "Composite Subrequest"). Salesforce's answer to one of
+        those is not documented; the emulator refuses the whole request with 400
+        INVALID_COMPOSITE_REQUEST before any subrequest runs, naming the header."""
+        if headers is None:
+            return
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"compositeRequest[{index}].httpHeaders must map names to strings"
+            )
+        inherited = sorted(name for name in headers if name.lower() in INHERITED_HEADERS)
+        if inherited:
+            raise SalesforceError(
+                400,
+                "INVALID_COMPOSITE_REQUEST",
+                f"compositeRequest[{index}].httpHeaders may not set {', '.join(inherited)}: "
+                "subrequests inherit Accept, Authorization and Content-Type from the composite request",
+            )
 
     def _composite_subrequest(
         self, sub: dict[str, Any], outcomes: dict[str, tuple[int, Any]]
@@ -633,8 +684,12 @@ class Emulator:
                 {"message": injected.message, "errorCode": injected.error_code or "UNKNOWN_EXCEPTION"}
             ]
         params = dict(urllib.parse.parse_qsl(url.query))
+        # The subrequest's own headers (If-Modified-Since, Sforce-Query-Options, ...); it runs in
+        # order whatever collateSubrequests says (collation only reorders record writes, and a
+        # subrequest with headers is never collated).
+        headers = {k.lower(): v for k, v in (sub.get("httpHeaders") or {}).items()}
         status, result, _ = self.rest(
-            str(sub.get("method", "GET")).upper(), match.group(1), match.group(2), params, {}, sub_body
+            str(sub.get("method", "GET")).upper(), match.group(1), match.group(2), params, headers, sub_body
         )
         return status, result
 
@@ -823,8 +878,8 @@ def build_app(emulator: Emulator, *, sales_team_rate: float = 0.0) -> Starlette:
             request.method, version, path, dict(request.query_params), headers, body
         )
         response_headers = {**limit_header(), **extra}
-        if status == 204:
-            return Response(status_code=204, headers=response_headers)
+        if status in (204, 304):  # no content; not modified (describe's If-Modified-Since)
+            return Response(status_code=status, headers=response_headers)
         if isinstance(payload, str):
             content_type = response_headers.pop("Content-Type", "text/csv")
             return Response(

@@ -205,6 +205,7 @@ class Store:
         customs[sobject] = [*existing, definition]
         self.meta_set("custom_fields", customs)
         self._field_cache.clear()
+        self.metadata_touch([sobject])
         return custom_field_spec(definition)
 
     def set_field_hidden(self, sobject: str, field_name: str, hidden: bool) -> None:
@@ -212,14 +213,18 @@ class Store:
         if field_name in ("Id", "SystemModstamp", "IsDeleted"):
             raise RecordError("INVALID_FIELD", f"{field_name} cannot be hidden")
         all_hidden = self.meta_get("hidden_fields", {})
-        names = set(all_hidden.get(sobject, []))
-        names = names | {field_name} if hidden else names - {field_name}
+        before = set(all_hidden.get(sobject, []))
+        names = before | {field_name} if hidden else before - {field_name}
         all_hidden[sobject] = sorted(names)
         self.meta_set("hidden_fields", all_hidden)
+        if names != before:
+            self.metadata_touch([sobject])
 
     def set_multi_currency(self, enabled: bool, default_code: str = "USD") -> None:
         """Turn multi-currency on (CurrencyIsoCode appears, existing records get the corporate
         currency without a SystemModstamp change, as when an org enables it) or off."""
+        if enabled != bool(self.meta_get("multi_currency", False)):
+            self.metadata_touch(sorted(MULTI_CURRENCY_OBJECTS))  # CurrencyIsoCode comes or goes
         self.meta_set("multi_currency", enabled)
         self._field_cache.clear()
         if enabled:
@@ -230,6 +235,19 @@ class Store:
                         "WHERE json_extract(fields, '$.CurrencyIsoCode') IS NULL",
                         (default_code,),
                     )
+
+    def metadata_touch(self, sobjects: Iterable[str]) -> None:
+        """The objects' metadata (what their describe shows: fields added, changed, hidden or
+        shown) changed now, on the org's clock: describe's If-Modified-Since compares with it."""
+        now = format_datetime(self.clock.now())
+        self.meta_set(
+            "metadata_changed", {**self.meta_get("metadata_changed", {}), **dict.fromkeys(sobjects, now)}
+        )
+
+    def metadata_changed_at(self, sobject: str) -> dt.datetime:
+        """When the object's metadata last changed; the org's creation when it never did."""
+        text = self.meta_get("metadata_changed", {}).get(sobject)
+        return parse_datetime(text or self.meta_get("created_at") or self._created_at())
 
     def set_values_silently(self, sobject: str, field_name: str, values: dict[str, Any]) -> int:
         """Change stored values without touching SystemModstamp: what a formula field, a field
