@@ -368,6 +368,8 @@ class SyncState(models.Model):
     deleted_checked_until = models.DateTimeField(null=True, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     initial_load_completed_at = models.DateTimeField(null=True, blank=True)
+    # On the org's clock, like the watermark, and taken before the describe was asked: the next
+    # describe's If-Modified-Since is compared with the org's metadata times.
     last_describe_at = models.DateTimeField(null=True, blank=True)
     # One object's failure is that object's: the others go on, and this one waits
     # `retry_after` (doubling with each failure in a row) instead of failing every cycle.

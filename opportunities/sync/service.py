@@ -30,13 +30,19 @@ def sync_configured() -> bool:
 
 
 def sync_cycle_run(
-    *, reconcile: bool = False, progress: Progress | None = None, only_when_due: bool = False
+    *,
+    reconcile: bool = False,
+    progress: Progress | None = None,
+    only_when_due: bool = False,
+    always_describe: bool = False,
 ) -> SyncCycle | None:
     """Run one cycle now. With `only_when_due`, a beat tick that comes before the (budget-stretched)
-    interval has passed does nothing."""
+    interval has passed does nothing; `always_describe` describes every object unconditionally."""
     if only_when_due and not sync_due():
         return None
-    return SyncEngine(salesforce_client(), progress=progress).run_cycle(reconcile=reconcile)
+    return SyncEngine(salesforce_client(), progress=progress).run_cycle(
+        reconcile=reconcile, always_describe=always_describe
+    )
 
 
 def sync_history_prune() -> int:

@@ -36,7 +36,9 @@ class Command(BaseCommand):
             )
             bar.update(count)
 
-        cycle = sync_cycle_run(reconcile=reconcile, progress=progress)
+        # An operator running a cycle by hand sees the org's fields as they are now, whatever an
+        # org's If-Modified-Since says.
+        cycle = sync_cycle_run(reconcile=reconcile, progress=progress, always_describe=True)
         for bar in bars.values():
             bar.close()
         if cycle is None:

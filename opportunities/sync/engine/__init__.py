@@ -9,13 +9,14 @@ dataclasses below) and returns what the next one reads:
    waits, doubling, for its retry).
 2. Describe (`describe`): an object's first cycle describes it in a call of its own
    (`first_describes` → `Described`); after that describe rides along in the Composite request
-   about once a minute, and runs at once when a query reports INVALID_FIELD. Fields that appeared
-   are back-filled for the rows OppSync holds.
+   in every cycle with If-Modified-Since (a 304 costs nothing), unconditionally once a
+   SALESFORCE_DESCRIBE_INTERVAL and in `salesforce_sync`, and at once when a query reports
+   INVALID_FIELD. Fields that appeared are back-filled for the rows OppSync holds.
 3. Window (`composite`, `window`): one Composite request (one API call) carries, per object in
    the order Contact, Lead, Opportunity, OpportunityContactRole, the window query
-   `SystemModstamp > watermark - lookback AND SystemModstamp <= now` on queryAll, plus the due
-   describes and getDeleted windows (`cycle_plan` → `CyclePlan` of `ObjectPlan`s → `Answers`). An
-   idle cycle costs exactly that one call. Pages beyond the first follow `nextRecordsUrl`; an
+   `SystemModstamp > watermark - lookback AND SystemModstamp <= now` on queryAll, plus the
+   describes and the due getDeleted windows (`cycle_plan` → `CyclePlan` of `ObjectPlan`s →
+   `Answers`). An idle cycle costs exactly that one call. Pages beyond the first follow `nextRecordsUrl`; an
    initial load above `SALESFORCE_BULK_THRESHOLD` rows goes through a Bulk API 2.0 queryAll job
    instead; a QUERY_TIMEOUT halves the window. The watermark moves to the window's upper bound
    only after the whole window committed.

@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Window = tuple[dt.datetime, dt.datetime]
+# How much older than the last describe the If-Modified-Since is. The org-time estimate is read
+# from whole-second Date headers (half a second either way, plus the network's delay), and a
+# date too early only costs a describe body in a call made anyway, while a date too late would
+# hide a change until the next unconditional describe.
+DESCRIBE_SINCE_MARGIN = dt.timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,8 @@ class ObjectPlan:
     """One object's part of the cycle: its window (`SystemModstamp > watermark - lookback AND
     SystemModstamp <= upper`), the SELECT list its query is built with (the records it returns
     carry those fields, so they are applied with it), whether its describe rides along, and its
-    getDeleted window (None: not due)."""
+    getDeleted window (None: not due). A describe that rides along carries If-Modified-Since
+    `describe_since` (None: unconditional), so an unchanged object answers 304."""
 
     sobject: str
     state: SyncState
@@ -37,6 +43,7 @@ class ObjectPlan:
     window: Window
     fields: dict[str, FieldInfo]
     describe: bool
+    describe_since: dt.datetime | None
     deleted_window: Window | None
 
 
@@ -73,12 +80,13 @@ class CyclePlan:
     OpportunityContactRole)."""
 
     objects: list[ObjectPlan]
+    org_now: dt.datetime  # the org's time as the plan was made, before the request was sent
 
     def describing(self) -> list[str]:
         return [o.sobject for o in self.objects if o.describe]
 
     def send(self, client: SalesforceClient) -> Answers:
-        """The due describes, then each object's window query on queryAll, then the due getDeleted
+        """The describes, then each object's window query on queryAll, then the due getDeleted
         windows, in one Composite request; no call at all when no object's turn has come."""
         if not self.objects:
             return Answers({})
@@ -97,18 +105,38 @@ class CyclePlan:
             for o in self.objects
             if o.deleted_window is not None
         ]
-        return Answers(client.composite(subrequests))
+        since = {
+            reference_id("describe", o.sobject): o.describe_since
+            for o in self.objects
+            if o.describe and o.describe_since is not None
+        }
+        return Answers(client.composite(subrequests, modified_since=since))
+
+
+def describe_since(state: SyncState, org_now: dt.datetime, *, always: bool) -> dt.datetime | None:
+    """The If-Modified-Since of an object's describe: a margin before its last describe that
+    answered with a body (both on the org's clock). None (describe unconditionally) when `always`
+    (the operator's command), when it was never described, or when that describe is
+    SALESFORCE_DESCRIBE_INTERVAL old: the backstop for a metadata change an org's
+    If-Modified-Since would not show. A last describe in the org's future (a time stored from
+    another clock) is no evidence either."""
+    last = state.last_describe_at
+    interval = dt.timedelta(seconds=settings.SALESFORCE_DESCRIBE_INTERVAL)
+    if always or last is None or last > org_now or org_now - last >= interval:
+        return None
+    return last - DESCRIBE_SINCE_MARGIN
 
 
 def cycle_plan(run: CycleRun, states: dict[str, SyncState], *, described: list[str]) -> CyclePlan:
-    """The plan of the objects whose turn it is (`states`). Describe rides along about once a
-    SALESFORCE_DESCRIBE_INTERVAL, unless the object was `described` by this cycle already.
+    """The plan of the objects whose turn it is (`states`). Every cycle's Composite describes each
+    object, unless it was `described` by this cycle already, with If-Modified-Since
+    (`describe_since`): an unchanged object answers 304 at no extra cost, so a new field is seen
+    in the next cycle.
 
     Windows follow the org's clock, not ours: a host clock running ahead would otherwise set
     watermarks in the org's future and skip what commits meanwhile. The upper bound leads the
     org's time a little (the Date header has whole seconds); late commits below it are caught by
     the next window's lookback."""
-    describe_interval = dt.timedelta(seconds=settings.SALESFORCE_DESCRIBE_INTERVAL)
     lookback = dt.timedelta(seconds=settings.SALESFORCE_LOOKBACK_SECONDS)
     org_now = run.client.org_now()
     _clock_skew_record(run.cycle, run.now, org_now)
@@ -122,12 +150,13 @@ def cycle_plan(run: CycleRun, states: dict[str, SyncState], *, described: list[s
                 # A lookback before the watermark catches rows that committed late with an older stamp.
                 window=(state.watermark - lookback if state.watermark is not None else EPOCH, upper),
                 fields=active_fields(sobject),
-                describe=sobject not in described
-                and (state.last_describe_at is None or run.now - state.last_describe_at >= describe_interval),
+                describe=sobject not in described,
+                describe_since=describe_since(state, org_now, always=run.always_describe),
                 deleted_window=deleted_window(state, org_now),
             )
             for sobject, state in states.items()
-        ]
+        ],
+        org_now=org_now,
     )
 
 

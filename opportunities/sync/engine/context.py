@@ -46,13 +46,15 @@ class CycleRun:
     """One cycle, as its phases see it: the Salesforce client, the lease every write is fenced by
     (`lock.fenced()`), the cycle's record and the moment its phases started, the caller's progress
     callback; and what a phase learns that later ones read: the objects that failed (with why,
-    `bookkeeping.object_isolated`) and the objects with records set aside."""
+    `bookkeeping.object_isolated`) and the objects with records set aside. `always_describe`:
+    describes carry no If-Modified-Since (the operator's command)."""
 
     client: SalesforceClient
     lock: SyncLock
     cycle: SyncCycle
     now: dt.datetime
     progress: Progress | None = None
+    always_describe: bool = False
     failures: dict[str, str] = field(default_factory=dict)
     # Only these objects' pages clear set-aside rows (one statement fewer per page for the others).
     set_aside_objects: set[str] = field(default_factory=set)

@@ -28,9 +28,10 @@ class SyncEngine:
         self.progress = progress
         self.lock = SyncLock()
 
-    def run_cycle(self, *, reconcile: bool = False) -> SyncCycle | None:
+    def run_cycle(self, *, reconcile: bool = False, always_describe: bool = False) -> SyncCycle | None:
         """Run one cycle; None when another cycle holds the lease. `reconcile`: every object's
-        ids are compared too (the operator's command asks for it)."""
+        ids are compared too; `always_describe`: every object is described whether or not its
+        metadata changed (the operator's command asks for both)."""
         if not self.lock.acquire():
             logger.info("Another sync cycle is running; this one stands down.")
             return None
@@ -43,7 +44,7 @@ class SyncEngine:
         self.client.before_next_page = lambda: within_quota(self.client)
         try:
             quota_guard(self.client)
-            failures = self._phases(cycle, reconcile=reconcile)
+            failures = self._phases(cycle, reconcile=reconcile, always_describe=always_describe)
             cycle.status, cycle.error_message = bookkeeping.cycle_outcome(failures)
         except SalesforceQuotaExceeded as error:
             cycle.status, cycle.error_message = SyncStatus.PAUSED, str(error)
@@ -83,7 +84,7 @@ class SyncEngine:
             activities_recorded.send(sender=type(self), cycle=cycle)
         return cycle
 
-    def _phases(self, cycle: SyncCycle, *, reconcile: bool) -> dict[str, str]:
+    def _phases(self, cycle: SyncCycle, *, reconcile: bool, always_describe: bool) -> dict[str, str]:
         """The cycle's phases, in order (the package docstring tells them); returns the objects
         that failed, with why."""
         run = CycleRun(
@@ -93,16 +94,18 @@ class SyncEngine:
             now=timezone.now(),
             progress=self.progress,
             set_aside_objects=set_aside.objects_with_set_aside(),
+            always_describe=always_describe,
         )
         # Bookkeeping: whose turn it is. Describe: who was never described (a call of its own).
         states = bookkeeping.objects_due(run.now)
         first = describe.first_describes(run, states)
         states = {s: state for s, state in states.items() if s not in run.failures}
         bookkeeping.first_load_mark(cycle, states)
-        # The one Composite request; the describes that rode along in it are stored first.
+        # The one Composite request; the describes that rode along in it (a 304 for each object
+        # whose metadata did not change) are stored first.
         plan = composite.cycle_plan(run, states, described=first.objects)
         answers = plan.send(run.client)
-        due = describe.answers_store(run, states, plan.describing(), answers.describe)
+        due = describe.answers_store(run, states, plan.describing(), answers.describe, plan.org_now)
         backfills = {**first.backfills, **due.backfills}
         # Window, apply and deletes, object by object. Only the object whose deletes Salesforce
         # could not list is reconciled for it: a refusal for Lead never re-reads two million roles.

@@ -1,8 +1,10 @@
 """Describe: what fields each object has. An object's first cycle describes it in a call of its
-own; after that its describe rides along in the cycle's Composite request about once a
-SALESFORCE_DESCRIBE_INTERVAL, and it is described at once when a query reports INVALID_FIELD.
-Every describe is stored one way (`description_store`); fields that appeared are back-filled for
-the rows OppSync already holds (`backfill`)."""
+own; after that its describe rides along in every cycle's Composite request with
+If-Modified-Since (a 304 says nothing changed and costs nothing: the Composite is one call either
+way), unconditionally once a SALESFORCE_DESCRIBE_INTERVAL and in the operator's command, and it
+is described at once when a query reports INVALID_FIELD. Every describe is stored one way
+(`description_store`); fields that appeared are back-filled for the rows OppSync already holds
+(`backfill`)."""
 
 from __future__ import annotations
 
@@ -34,30 +36,40 @@ class Described:
 
 
 def description_store(
-    lock: SyncLock, description: ObjectDescription, state: SyncState, now: dt.datetime
+    lock: SyncLock, description: ObjectDescription, state: SyncState, asked_at: dt.datetime
 ) -> list[str]:
-    """Store what describe shows (`field_definitions_sync`) and when, in one fenced transaction.
-    Returns the fields to back-fill: those that appeared, once the object has a watermark (until
-    then its first load reads every field anyway)."""
+    """Store what describe shows (`field_definitions_sync`) and when it was asked, in one fenced
+    transaction. `asked_at` is on the org's clock, taken before the request went out: the next
+    If-Modified-Since is compared with the org's metadata times, and a time from before the
+    describe can only make a change show twice, never not at all. Returns the fields to
+    back-fill: those that appeared, once the object has a watermark (until then its first load
+    reads every field anyway)."""
     with lock.fenced():
-        appeared = field_definitions_sync(description, now=now)
-        state.last_describe_at = now
+        appeared = field_definitions_sync(description, now=timezone.now())
+        state.last_describe_at = asked_at
         state.save(update_fields=["last_describe_at"])
     return appeared if state.watermark is not None else []
 
 
 def answers_store(
-    run: CycleRun, states: dict[str, SyncState], sobjects: list[str], answer: Callable[[str], CompositeResult]
+    run: CycleRun,
+    states: dict[str, SyncState],
+    sobjects: list[str],
+    answer: Callable[[str], CompositeResult],
+    asked_at: dt.datetime,
 ) -> Described:
-    """The Composite's describe answers of `sobjects` stored; an object whose describe failed
-    fails (`object_isolated`) and is left out of the rest of the cycle."""
+    """The Composite's describe answers of `sobjects` (asked at `asked_at`, the org's time)
+    stored; a 304 (unchanged since If-Modified-Since) leaves everything as it is. An object whose
+    describe failed fails (`object_isolated`) and is left out of the rest of the cycle."""
     described = Described(objects=list(sobjects))
     for sobject in sobjects:
         with object_isolated(run, sobject, states[sobject], None):
             result = answer(sobject)
+            if result.not_modified:
+                continue
             result.raise_for_error()
             description = description_from_body(sobject, result.body)
-            appeared = description_store(run.lock, description, states[sobject], run.now)
+            appeared = description_store(run.lock, description, states[sobject], asked_at)
             if appeared:
                 described.backfills[sobject] = appeared
     return described
@@ -70,15 +82,17 @@ def first_describes(run: CycleRun, states: dict[str, SyncState]) -> Described:
     unknown = [s for s in states if s not in known]
     if not unknown:
         return Described()
+    asked_at = run.client.org_now()
     answers = Answers(run.client.composite(describe_requests(run.client, unknown)))
-    return answers_store(run, states, unknown, answers.describe)
+    return answers_store(run, states, unknown, answers.describe, asked_at)
 
 
 def describe_again(run: CycleRun, work: ObjectWork) -> list[str]:
     """A query reported INVALID_FIELD (field-level security, a deleted custom field): describe now.
     Returns the fields to back-fill."""
+    asked_at = run.client.org_now()
     description = run.client.describe(work.sobject)
-    return description_store(run.lock, description, work.state, timezone.now())
+    return description_store(run.lock, description, work.state, asked_at)
 
 
 def backfill(run: CycleRun, work: ObjectWork, names: list[str]) -> None:

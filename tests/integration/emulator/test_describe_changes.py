@@ -181,6 +181,6 @@ def test_a_header_the_subrequest_inherits_is_refused_whole(emulator, rest, heade
 
 
 def test_headers_that_are_not_a_map_of_strings_are_refused(rest):
-    answer = rest.composite(describe_subrequest("describe_Lead", "Lead", {"If-Modified-Since": 5}))  # type: ignore[dict-item]
+    answer = rest.composite(describe_subrequest("describe_Lead", "Lead", {"If-Modified-Since": 5}))
     assert answer.status_code == 400
     assert "httpHeaders must map names to strings" in answer.json()[0]["message"]
