@@ -86,7 +86,6 @@ def test_every_readme_example_works_on_the_demo_org(tmp_path):
         DEMO_OPPORTUNITIES=str(DEMO_OPPORTUNITIES),
         DEMO_PEOPLE="400",
         SALESFORCE_SYNC_INTERVAL="1",
-        SALESFORCE_DESCRIBE_INTERVAL="2",
         REDIS_URL="",
         SALESFORCE_CLIENT_ID="",
         SALESFORCE_CLIENT_SECRET="",
@@ -133,7 +132,7 @@ def test_every_readme_example_works_on_the_demo_org(tmp_path):
                     f"/smart-lists/{README_SMART_LIST_ID}/", f"/smart-lists/{smart_list_id}/"
                 )
             if "| grep" in command:
-                # Waits for something the sync brings (a field by the next describe).
+                # Waits for something the sync brings (a field by the next cycle's describe).
                 wait_until(
                     lambda command=command: _run(command, token=token.group(0), cwd=tmp_path).returncode == 0,
                     timeout=90,
