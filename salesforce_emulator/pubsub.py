@@ -71,8 +71,16 @@ class RpcError(Exception):
 @dataclass
 class Topic:
     name: str
-    entities: set[str]
     sobject: str | None  # the one object of a per-object topic
+    channel: str | None = None  # a custom channel's name
+
+    def entities(self, bus: EventBus) -> set[str]:
+        """Whose events the topic carries, now (the selection and channels may change meanwhile)."""
+        if self.sobject is not None:
+            return {self.sobject}
+        if self.channel is not None:
+            return set(bus.channels().get(self.channel, []))
+        return set(bus.selected())
 
 
 class PubSubService(pb_grpc.PubSubServicer):
@@ -86,6 +94,9 @@ class PubSubService(pb_grpc.PubSubServicer):
         self.faults = PubSubFaults()
         self._wakeups: set[asyncio.Event] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Subscribe calls that got past their first request: a test waits for its stream to be
+        # in place before it writes (LATEST starts at the moment the server reads the request).
+        self.subscriptions_started = 0
         self.bus.listeners.append(self.wake)
 
     def wake(self) -> None:
@@ -142,6 +153,8 @@ class PubSubService(pb_grpc.PubSubServicer):
             "latest_replay": bus.latest(),
             "deliveries": {"used": used, "max": maximum},
             "keepalive_seconds": self.keepalive_seconds,
+            "subscriptions_started": self.subscriptions_started,
+            "open_streams": len(self._wakeups),
         }
 
     def clear_faults(self) -> None:
@@ -169,13 +182,13 @@ class PubSubService(pb_grpc.PubSubServicer):
 
     def _topic(self, name: str) -> Topic:
         if name == ALL_CHANGES:
-            return Topic(name, set(self.bus.selected()), None)
+            return Topic(name, None)
         channels = self.bus.channels()
         if name.startswith("/data/") and name[len("/data/") :] in channels:
-            return Topic(name, set(channels[name[len("/data/") :]]), None)
+            return Topic(name, None, name[len("/data/") :])
         for sobject in OBJECT_NAMES:
             if name == f"/data/{change_event_name(sobject)}":
-                return Topic(name, {sobject}, sobject)
+                return Topic(name, sobject)
         raise RpcError(grpc.StatusCode.NOT_FOUND, TOPIC_NOT_FOUND, f"Topic {name!r} does not exist")
 
     async def _fail(
@@ -238,6 +251,7 @@ class PubSubService(pb_grpc.PubSubServicer):
             if first is None:
                 return
             position, topic = self._start(first)
+            self.subscriptions_started += 1
             stream.add_requested(first.num_requested)
             reader = asyncio.create_task(stream.read_requests(request_iterator))
             async for response in stream.responses(token, topic, position):
@@ -329,7 +343,7 @@ class _Stream:
             if not faults.stall and self.pending > 0:
                 latest = bus.latest()
                 remaining = service._check_deliveries()
-                rows = bus.read(position, topic.entities, min(self.pending, remaining))
+                rows = bus.read(position, topic.entities(bus), min(self.pending, remaining))
                 if rows and faults.delay_ms > 0:
                     await asyncio.sleep(faults.delay_ms / 1000)
                 if rows:

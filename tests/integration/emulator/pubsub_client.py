@@ -54,7 +54,10 @@ def trailer(error: grpc.RpcError, key: str) -> str | None:
 class Client:
     """GetTopic, GetSchema (cached by id) and the Avro decoding of events."""
 
-    def __init__(self, process: EmulatorProcess, metadata: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, process: EmulatorProcess, metadata: list[tuple[str, str]], control: EmulatorControl
+    ) -> None:
+        self.control = control
         self.channel = channel(process)
         self.stub = pb_grpc.PubSubStub(self.channel)
         self.metadata = metadata
@@ -91,7 +94,20 @@ class Client:
         return names
 
     def subscribe(self, topic: str, num_requested: int, **replay: Any) -> Subscription:
-        return Subscription(self, pb.FetchRequest(topic_name=topic, num_requested=num_requested, **replay))
+        """A stream, once the emulator has read its first request (or failed it): LATEST means
+        "after what the server had when it read the request", so a test writes only then."""
+        started = int(self.control.pubsub()["subscriptions_started"])
+        subscription = Subscription(
+            self, pb.FetchRequest(topic_name=topic, num_requested=num_requested, **replay)
+        )
+        deadline = time.monotonic() + DEADLINE
+        while (
+            not subscription.finished.is_set()
+            and int(self.control.pubsub()["subscriptions_started"]) <= started
+        ):
+            assert time.monotonic() < deadline, "the emulator did not take the subscription"
+            subscription.finished.wait(0.05)
+        return subscription
 
 
 class Subscription:
@@ -103,6 +119,7 @@ class Subscription:
         self._requests: queue.Queue[pb.FetchRequest | None] = queue.Queue()
         self._requests.put(first)
         self.responses: queue.Queue[pb.FetchResponse | grpc.RpcError | None] = queue.Queue()
+        self.finished = threading.Event()  # the stream ended or failed
         self.call = client.stub.Subscribe(self._request_iterator(), metadata=client.metadata)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -118,6 +135,7 @@ class Subscription:
             self.responses.put(None)  # the stream ended
         except grpc.RpcError as error:
             self.responses.put(error)
+        self.finished.set()
 
     def request(self, count: int) -> None:
         self._requests.put(pb.FetchRequest(num_requested=count))
