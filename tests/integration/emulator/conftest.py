@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from salesforce_emulator.change_events import CDC_OBJECTS, DEFAULT_RETENTION_SECONDS
+from salesforce_emulator.change_events import CDC_OBJECTS, DEFAULT_DELIVERIES_MAX, DEFAULT_RETENTION_SECONDS
 from tests.integration.emulator.pubsub_client import Client, auth_metadata
 
 
@@ -20,5 +20,5 @@ def pubsub(emulator_process, emulator):
         keepalive_seconds=270,
         retention_seconds=DEFAULT_RETENTION_SECONDS,
         select={**dict.fromkeys(CDC_OBJECTS, True), "Account": False},
-        deliveries={"used": 0},
+        deliveries={"used": 0, "max": DEFAULT_DELIVERIES_MAX},
     )
