@@ -191,6 +191,8 @@ class EventBus:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._schemas: dict[str, Schema] = {}
+        # The schema id of each shape of fields seen: an event does not hash its schema again.
+        self._ids_by_shape: dict[tuple[Any, ...], str] = {}
         # Fault: the next N events are lost (never published).
         self.drop_next = 0
         # Called after every commit that published events (and when sessions expire): the Pub/Sub
@@ -248,6 +250,10 @@ class EventBus:
     def schema_for(self, sobject: str) -> Schema:
         """The object's current schema (it follows describe: a new or hidden field changes it)."""
         specs = event_fields(self.store.visible_fields(sobject))
+        key = (sobject, *((spec.name, spec.type) for spec in specs))
+        known = self._ids_by_shape.get(key)
+        if known is not None:
+            return self._schemas[known]
         shape = json.dumps(avro_schema(sobject, specs), separators=(",", ":"))
         digest = hashlib.sha256(shape.encode()).digest()[:16]
         schema_id = base64.urlsafe_b64encode(digest).decode().rstrip("=")
@@ -255,6 +261,7 @@ class EventBus:
             parsed = fastavro.parse_schema(json.loads(shape))
             names = ["ChangeEventHeader", *(spec.name for spec in specs)]
             self._schemas[schema_id] = Schema(schema_id, shape, names, specs, parsed)
+            self._ids_by_shape[key] = schema_id
             with self.store.lock:
                 self.store.db.execute(
                     "INSERT OR IGNORE INTO event_schemas (schema_id, entity, schema_json) VALUES (?, ?, ?)",

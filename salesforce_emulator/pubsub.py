@@ -390,9 +390,13 @@ async def start_pubsub_server(
     service: PubSubService, bind: str, port: int, cert_chain: bytes, key: bytes
 ) -> tuple[grpc.aio.Server, int]:
     """Serve the Pub/Sub API on this loop with the REST port's certificate; the port bound."""
-    server = grpc.aio.server()
+    # No SO_REUSEPORT (grpc sets it by default): a second emulator on a taken port must fail, not share it.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_PubSubServicer_to_server(service, server)
-    bound = server.add_secure_port(f"{bind}:{port}", grpc.ssl_server_credentials([(key, cert_chain)]))
+    try:
+        bound = server.add_secure_port(f"{bind}:{port}", grpc.ssl_server_credentials([(key, cert_chain)]))
+    except RuntimeError as error:  # grpc's words for a port in use or a bad address are a traceback
+        raise SystemExit(f"The Pub/Sub API cannot listen on {bind}:{port} (in use?): {error}") from None
     await server.start()
     service._loop = asyncio.get_running_loop()
     return server, bound

@@ -467,3 +467,16 @@ def test_limits_count_event_deliveries(pubsub, sf, emulator):
     after = sf.limits()["DailyDeliveredPlatformEvents"]
     assert after["Max"] == before["Max"]
     assert after["Remaining"] == before["Remaining"] - 2  # each delivery to each subscriber counts
+
+
+def test_a_purge_and_silent_changes_publish_nothing(pubsub, emulator):
+    deleted = new_opportunity(emulator, "Purged")
+    emulator.delete("Opportunity", deleted)
+    subscription = pubsub.subscribe(OPPORTUNITIES, 10)
+    try:
+        emulator.purge()  # the recycle bin's rows are hard-deleted: no event (§5.1)
+        emulator.set_values_silently("Opportunity", "Description", {deleted: "formula-like"})
+        marker = new_opportunity(emulator, "After the purge")
+        assert decoded_header(pubsub, subscription.events(1)[0])["recordIds"] == [marker]
+    finally:
+        subscription.close()
