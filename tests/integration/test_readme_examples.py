@@ -82,6 +82,7 @@ def test_every_readme_example_works_on_the_demo_org(tmp_path):
         OPPSYNC_VAR_DIR=str(var),
         OPPSYNC_PORT=str(port),
         EMULATOR_PORT=str(emulator_port),
+        EMULATOR_PUBSUB_PORT=str(free_port()),
         DEMO_WEBHOOK_PORT=str(free_port()),
         DEMO_OPPORTUNITIES=str(DEMO_OPPORTUNITIES),
         DEMO_PEOPLE="400",

@@ -57,6 +57,7 @@ def test_the_stack_serves_the_admin_while_worker_and_beat_run(tmp_path, broker):
         OPPSYNC_VAR_DIR=str(tmp_path / "var"),
         OPPSYNC_PORT=str(port),
         EMULATOR_PORT=str(free_port()),
+        EMULATOR_PUBSUB_PORT=str(free_port()),
         DEMO_WEBHOOK_PORT=str(free_port()),
         DEMO_OPPORTUNITIES="300",
         DEMO_PEOPLE="400",

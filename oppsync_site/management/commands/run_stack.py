@@ -35,9 +35,12 @@ class Command(BaseCommand):
         procfile = "Procfile"
         if not SalesforceConfig.from_settings().configured:
             port = env.setdefault("EMULATOR_PORT", "8443")
+            # Procfile.demo serves the emulator's Pub/Sub API (Change Data Capture) on this port.
+            pubsub_port = env.setdefault("EMULATOR_PUBSUB_PORT", "7443")
             env.update(
                 {
                     "SALESFORCE_LOGIN_URL": f"https://localhost:{port}",
+                    "SALESFORCE_PUBSUB_URL": f"localhost:{pubsub_port}",
                     "SALESFORCE_CLIENT_ID": DEMO_CLIENT_ID,
                     "SALESFORCE_CLIENT_SECRET": DEMO_CLIENT_SECRET,
                     "SALESFORCE_CA_BUNDLE": str(Path(env["OPPSYNC_VAR_DIR"]) / "emulator" / "ca.pem"),
