@@ -1,7 +1,7 @@
 """Start the application's processes with honcho (what `make run` ends with).
 
-With Salesforce credentials configured it runs the `Procfile` (web, worker, beat) against that
-org. Without them it runs `Procfile.demo`, which adds the bundled Salesforce emulator with a demo
+With Salesforce credentials configured it runs the `Procfile` (web, worker, beat, the change-event
+listener) against that org. Without them it runs `Procfile.demo`, which adds the bundled Salesforce emulator with a demo
 org and its sales team, and points the sync at it.
 """
 
@@ -41,6 +41,8 @@ class Command(BaseCommand):
                     "SALESFORCE_CLIENT_ID": DEMO_CLIENT_ID,
                     "SALESFORCE_CLIENT_SECRET": DEMO_CLIENT_SECRET,
                     "SALESFORCE_CA_BUNDLE": str(Path(env["OPPSYNC_VAR_DIR"]) / "emulator" / "ca.pem"),
+                    # The emulator's Pub/Sub API (change events), on its second TLS port.
+                    "SALESFORCE_PUBSUB_URL": f"localhost:{env.setdefault('EMULATOR_PUBSUB_PORT', '8444')}",
                 }
             )
             procfile = "Procfile.demo"
