@@ -1,8 +1,10 @@
-"""`python -m salesforce_emulator`: serve the emulated org over HTTPS."""
+"""`python -m salesforce_emulator`: serve the emulated org over HTTPS (and its Pub/Sub API over gRPC
+with TLS on a second port, when `--pubsub-port` is given)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import uvicorn
 
 from .app import Emulator, EmulatorConfig, build_app
 from .generator import generate_org
+from .pubsub import DEFAULT_KEEPALIVE_SECONDS, start_pubsub_server
 from .tls import ensure_tls_files
 
 
@@ -21,6 +24,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="localhost", help="host name in instance_url and the certificate")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument(
+        "--pubsub-port",
+        type=int,
+        default=None,
+        help="serve the Pub/Sub API (Change Data Capture) on this port, same certificate (absent: off; 0: any free port)",
+    )
+    parser.add_argument(
+        "--pubsub-keepalive-seconds",
+        type=float,
+        default=DEFAULT_KEEPALIVE_SECONDS,
+        help="how long a quiet Pub/Sub stream waits before an empty keepalive response",
+    )
     parser.add_argument(
         "--generate", type=int, default=0, metavar="N", help="generate N opportunities if the org is empty"
     )
@@ -67,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         jwt_public_key_file=tls.jwt_public_key_file,
         session_seconds=args.session_seconds,
         control_from_anywhere=args.control_from_anywhere,
+        pubsub_keepalive_seconds=args.pubsub_keepalive_seconds,
     )
     emulator = Emulator(config)
     if args.generate and emulator.store.count("Opportunity") == 0:
@@ -75,32 +91,55 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"Generated an org: {summary}", flush=True)
     app = build_app(emulator, sales_team_rate=args.sales_team_rate)
-    print(
-        f"Salesforce emulator at {config.instance_url}\n"
-        f"  SALESFORCE_LOGIN_URL={config.instance_url}\n"
-        f"  SALESFORCE_CLIENT_ID={config.client_id}\n"
-        f"  SALESFORCE_CLIENT_SECRET={config.client_secret}\n"
-        f"  SALESFORCE_CA_BUNDLE={tls.ca_file.resolve()}",
-        flush=True,
-    )
     # Idle keep-alive connections of a client (the sync's session) are not running requests: do
     # not report them as an ERROR when the emulator stops (Ctrl-C under `make run`).
     logging.getLogger("uvicorn.error").addFilter(
         lambda record: "Cancel 0 running task(s)" not in record.getMessage()
     )
-    uvicorn.run(
-        app,
-        host=args.bind,
-        port=args.port,
-        ssl_certfile=str(tls.cert_chain_file),
-        ssl_keyfile=str(tls.key_file),
-        log_level=args.log_level,
-        timeout_graceful_shutdown=2,
-        access_log=False,
-        timeout_keep_alive=30,
-        date_header=False,  # the app sets Date from the org's clock
-        server_header=False,  # Salesforce names no server software
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.bind,
+            port=args.port,
+            ssl_certfile=str(tls.cert_chain_file),
+            ssl_keyfile=str(tls.key_file),
+            log_level=args.log_level,
+            timeout_graceful_shutdown=2,
+            access_log=False,
+            timeout_keep_alive=30,
+            date_header=False,  # the app sets Date from the org's clock
+            server_header=False,  # Salesforce names no server software
+        )
     )
+
+    async def serve() -> None:
+        # Both servers on one event loop (pubsub.py says why).
+        pubsub = None
+        banner = ""
+        if args.pubsub_port is not None:
+            pubsub, bound = await start_pubsub_server(
+                emulator.pubsub,
+                args.bind,
+                args.pubsub_port,
+                tls.cert_chain_file.read_bytes(),
+                tls.key_file.read_bytes(),
+            )
+            banner = f"\n  SALESFORCE_PUBSUB_URL={args.host}:{bound}"
+        print(
+            f"Salesforce emulator at {config.instance_url}\n"
+            f"  SALESFORCE_LOGIN_URL={config.instance_url}\n"
+            f"  SALESFORCE_CLIENT_ID={config.client_id}\n"
+            f"  SALESFORCE_CLIENT_SECRET={config.client_secret}\n"
+            f"  SALESFORCE_CA_BUNDLE={tls.ca_file.resolve()}{banner}",
+            flush=True,
+        )
+        try:
+            await server.serve()
+        finally:
+            if pubsub is not None:
+                await pubsub.stop(grace=1)
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

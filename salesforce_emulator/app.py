@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from . import soql
 from .generator import generate_org
 from .ids import canonical_id
+from .pubsub import DEFAULT_KEEPALIVE_SECONDS, PubSubService
 from .query import MAX_BATCH, MIN_BATCH, PreparedQuery, QueryEngine
 from .sales_team import SalesTeam
 from .schema import OBJECT_NAMES, address_value, describe_global_entry, describe_object
@@ -66,6 +67,8 @@ class EmulatorConfig:
     session_seconds: float = 7200.0
     # The control API (`/__emulator__/`) answers other machines too: only for a trusted network.
     control_from_anywhere: bool = False
+    # The Pub/Sub API's keepalive period (salesforce-api.md §5.1: within 270 s).
+    pubsub_keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
 
     @property
     def instance_url(self) -> str:
@@ -221,6 +224,7 @@ class Emulator:
         self._sales_task: asyncio.Task[None] | None = None
         self.session_seconds = config.session_seconds
         self.jwt_public_key = config.jwt_public_key_file.read_bytes() if config.jwt_public_key_file else None
+        self.pubsub = PubSubService(self.store, config.instance_url, config.pubsub_keepalive_seconds)
 
     # --- OAuth ------------------------------------------------------------------------------------
     def token(self, form: dict[str, str], authorization: str) -> tuple[int, dict[str, Any]]:
@@ -306,8 +310,12 @@ class Emulator:
         self, method: str, version: str, path: str, params: dict[str, str], headers: dict[str, str], body: Any
     ) -> RestResult:
         """One REST request (the composite resource calls this for each subrequest)."""
+        # changeOrigin of the change events its writes publish (§5), with the client's name when sent.
+        client = re.search(r"client=([^,;]+)", headers.get("sforce-call-options", ""))
+        origin = f"com/salesforce/api/rest/{version}" + (f";client={client.group(1)}" if client else "")
         try:
-            return self._route(method, version, path.strip("/"), params, headers, body)
+            with self.store.acting(origin):
+                return self._route(method, version, path.strip("/"), params, headers, body)
         except soql.SoqlError as error:
             return 400, [{"message": error.message, "errorCode": error.error_code}], {}
         except RecordError as error:
@@ -333,6 +341,7 @@ class Emulator:
             return self._sobjects(method, version, parts[1:], params, body)
         if method == "GET" and head == "limits":
             used, maximum = self.store.api_usage()
+            delivered, delivery_max = self.store.events.deliveries()
             return (
                 200,
                 {
@@ -341,6 +350,10 @@ class Emulator:
                     "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - len(self.bulk_jobs)},
                     "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
                     "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+                    "DailyDeliveredPlatformEvents": {
+                        "Max": delivery_max,
+                        "Remaining": max(delivery_max - delivered, 0),
+                    },
                 },
                 {},
             )
@@ -900,24 +913,28 @@ def control_routes(emulator: Emulator) -> list[Route]:
 
     def create(body: dict[str, Any], request: Request) -> Any:
         sobject, next_stamp = request.path_params["sobject"], write_options(body)
-        return {"ids": [store.create(sobject, values, stamp=next_stamp()) for values in body["records"]]}
+        with store.transaction():  # one request, one transaction (its change events merge, §5)
+            return {"ids": [store.create(sobject, values, stamp=next_stamp()) for values in body["records"]]}
 
     def update(body: dict[str, Any], request: Request) -> Any:
         sobject, next_stamp = request.path_params["sobject"], write_options(body)
-        for values in body["records"]:
-            values = dict(values)
-            store.update(sobject, values.pop("Id"), values, stamp=next_stamp())
+        with store.transaction():
+            for values in body["records"]:
+                values = dict(values)
+                store.update(sobject, values.pop("Id"), values, stamp=next_stamp())
         return {"updated": len(body["records"])}
 
     def delete(body: dict[str, Any], request: Request) -> Any:
         sobject, next_stamp = request.path_params["sobject"], write_options(body)
-        for record_id in body["ids"]:
-            store.delete(sobject, record_id, stamp=next_stamp())
+        with store.transaction():
+            for record_id in body["ids"]:
+                store.delete(sobject, record_id, stamp=next_stamp())
         return {"deleted": len(body["ids"])}
 
     def undelete(body: dict[str, Any], request: Request) -> Any:
-        for record_id in body["ids"]:
-            store.undelete(request.path_params["sobject"], record_id)
+        with store.transaction():
+            for record_id in body["ids"]:
+                store.undelete(request.path_params["sobject"], record_id)
         return {"undeleted": len(body["ids"])}
 
     async def records(request: Request) -> Response:
@@ -934,6 +951,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         state = emulator.faults
         if body.get("clear"):
             emulator.faults = state = Faults()
+            emulator.pubsub.clear_faults()
             ORG_CLOCK_OFFSET[0] = dt.timedelta(0)
         if body.get("expire_sessions"):
             store.sessions_expire_all()
@@ -1057,6 +1075,9 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route(f"{prefix}/records/{{sobject}}/delete", handler(delete), methods=["POST"]),
         Route(f"{prefix}/records/{{sobject}}/undelete", handler(undelete), methods=["POST"]),
         Route(f"{prefix}/faults", handler(faults), methods=["POST"]),
+        Route(
+            f"{prefix}/pubsub", handler(lambda body, request: emulator.pubsub.control(body)), methods=["POST"]
+        ),
         Route(f"{prefix}/fields", handler(fields), methods=["POST"]),
         Route(f"{prefix}/fields/hide", handler(hide), methods=["POST"]),
         Route(f"{prefix}/fields/values", handler(values), methods=["POST"]),

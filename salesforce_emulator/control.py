@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,15 +121,85 @@ class EmulatorControl:
     def api_calls(self) -> int:
         return int(self.stats()["api_usage"]["used"])
 
+    # --- Change Data Capture and the Pub/Sub API (salesforce-api.md §5.1) --------------------------
+    def pubsub(self, **spec: Any) -> dict[str, Any]:
+        """`POST /__emulator__/pubsub`: the methods below; answers the selection, the channels,
+        the latest replay position and the delivery counter."""
+        return dict(self._call("POST", "pubsub", spec))
+
+    def cdc_select(self, sobject: str, enabled: bool = True) -> None:
+        """Select (or deselect) an object for Change Data Capture; default: the four of OppSync."""
+        self.pubsub(select={sobject: enabled})
+
+    def cdc_channel(self, name: str, *entities: str) -> None:
+        """Define the custom channel `/data/<name>` (name ends in __chn) with these members."""
+        self.pubsub(channel={"name": name, "entities": list(entities)})
+
+    def cdc_retention(self, seconds: float) -> None:
+        """How long events stay replayable (72 h by default); older ones are gone at once."""
+        self.pubsub(retention_seconds=seconds)
+
+    def pubsub_keepalive(self, seconds: float) -> None:
+        self.pubsub(keepalive_seconds=seconds)
+
+    def pubsub_drop_events(self, count: int) -> None:
+        """The next `count` change events are lost: never published."""
+        self.pubsub(drop_next=count)
+
+    def pubsub_gap(self, sobject: str, change_type: str = "GAP_UPDATE", ids: list[str] | None = None) -> None:
+        """Publish a GAP_* event for these ids (header only), or a GAP_OVERFLOW."""
+        self.pubsub(gap={"sobject": sobject, "change_type": change_type, "ids": ids or []})
+
+    def pubsub_stall(self, stalled: bool = True) -> None:
+        """Open streams go silent: no events, no keepalives (until un-stalled)."""
+        self.pubsub(stall=stalled)
+
+    def pubsub_delay(self, milliseconds: float) -> None:
+        """Events leave this much later than they are committed."""
+        self.pubsub(delay_ms=milliseconds)
+
+    def pubsub_reset(self, mode: str = "end") -> None:
+        """End every open stream: "end" completes the call, "unavailable" fails it with UNAVAILABLE."""
+        self.pubsub(reset=mode)
+
+    def pubsub_expire_tokens(self) -> None:
+        """Every access token expires: REST answers 401, open streams end with UNAUTHENTICATED."""
+        self.pubsub(expire_tokens=True)
+
+    def pubsub_deliveries(self, used: int | None = None, maximum: int | None = None) -> dict[str, int]:
+        """Set the daily delivery counter (used >= max: subscriptions fail RESOURCE_EXHAUSTED)."""
+        deliveries = {k: v for k, v in (("used", used), ("max", maximum)) if v is not None}
+        return dict(self.pubsub(deliveries=deliveries)["deliveries"])
+
+    def pubsub_exhaust_deliveries(self) -> None:
+        used = self.pubsub_deliveries()
+        self.pubsub_deliveries(used=used["max"])
+
+    def pubsub_clear(self) -> None:
+        """Clear the Pub/Sub faults (clear_faults does too)."""
+        self.pubsub(clear=True)
+
+    def latest_replay(self) -> int:
+        """The newest event's position in the log (the emulator's, not a replay id)."""
+        return int(self.pubsub()["latest_replay"])
+
 
 class EmulatorProcess:
     """`python -m salesforce_emulator` in a process of its own, on a port of its own."""
 
     def __init__(
-        self, data_dir: Path, port: int, *, log: Path | None = None, extra_args: list[str] | None = None
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        log: Path | None = None,
+        extra_args: list[str] | None = None,
+        pubsub_port: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
+        # The Pub/Sub API's port (always on when started from here): given, or a free one.
+        self.pubsub_port = pubsub_port or _free_port()
         self.log = log or self.data_dir / "emulator.log"
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
@@ -141,6 +212,11 @@ class EmulatorProcess:
     def ca_file(self) -> Path:
         return self.data_dir / "ca.pem"
 
+    @property
+    def pubsub_url(self) -> str:
+        """`host:port` of the Pub/Sub API, as SALESFORCE_PUBSUB_URL takes it."""
+        return f"localhost:{self.pubsub_port}"
+
     def start(self, timeout: float = 120) -> EmulatorControl:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
@@ -151,6 +227,8 @@ class EmulatorProcess:
             str(self.data_dir),
             "--port",
             str(self.port),
+            "--pubsub-port",
+            str(self.pubsub_port),
             *self.extra_args,
         ]
         with self.log.open("ab") as out:
@@ -184,3 +262,9 @@ class EmulatorProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -15,14 +15,16 @@ bin and moves `earliestDateAvailable` forward; lead conversion and merges behave
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+from .change_events import NOT_IN_EVENTS, Change, EventBus
 from .ids import KEY_PREFIXES, IdAllocator, make_id
 from .schema import (
     MULTI_CURRENCY_OBJECTS,
@@ -49,6 +51,23 @@ class RecordError(Exception):
         self.error_code = error_code
         self.message = message
         self.status = status
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_transaction(method: Callable[P, R]) -> Callable[P, R]:
+    """A write method of the Store runs as one org transaction (or a savepoint of the open one)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, Store)
+        with store.transaction():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def table(sobject: str) -> str:
@@ -79,6 +98,12 @@ class Store:
         self.ids = IdAllocator(start=int(self.meta_get("next_id_number", 100)))
         self._field_cache: dict[str, list[FieldSpec]] = {}
         self._ensure_integration_user()
+        # Change Data Capture: the records written in the open transaction, published on commit.
+        self.events = EventBus(self)
+        self._changes: list[Change] = []
+        # Who writes (the header's changeOrigin): the REST API sets it for its requests; "" is a
+        # user in the UI (the control API, the sales team).
+        self.change_origin = ""
 
     # --- schema and meta --------------------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -122,28 +147,70 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One org transaction: every write method runs in one (nested ones are savepoints), and
+        its change events are appended to the event log just before COMMIT, so a rollback
+        publishes nothing and events follow commit order."""
         with self.lock:
             if self.db.in_transaction:
                 # Inside another transaction (a composite request with allOrNone): a savepoint,
                 # so the outer one can still roll everything back.
                 self._savepoints += 1
                 name = f"write_{self._savepoints}"
+                mark = len(self._changes)
                 self.db.execute(f"SAVEPOINT {name}")
                 try:
                     yield
                 except BaseException:
                     self.db.execute(f"ROLLBACK TO {name}")
                     self.db.execute(f"RELEASE {name}")
+                    del self._changes[mark:]
                     raise
                 self.db.execute(f"RELEASE {name}")
                 return
+            self._changes = []
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                published = self.events.publish(self._changes, self.change_origin, INTEGRATION_USER_ID)
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._changes = []
                 raise
             self.db.execute("COMMIT")
+            self._changes = []
+            if published:
+                self.events.notify()
+
+    @contextmanager
+    def acting(self, origin: str) -> Iterator[None]:
+        """Writes made inside are by this client (changeOrigin, §5)."""
+        previous, self.change_origin = self.change_origin, origin
+        try:
+            yield
+        finally:
+            self.change_origin = previous
+
+    def _changed(
+        self,
+        sobject: str,
+        change_type: str,
+        record: dict[str, Any],
+        before: dict[str, Any] | None = None,
+    ) -> None:
+        """Note a written record for its change event: an update carries the fields whose value
+        changed, a create or undelete every field with a value, a delete none."""
+        if change_type == "DELETE":
+            values: dict[str, Any] = {}
+        elif before is None:
+            values = {k: v for k, v in record.items() if v is not None and k not in NOT_IN_EVENTS}
+        else:
+            values = {
+                k: record.get(k)
+                for k in dict.fromkeys([*before, *record])
+                if k not in NOT_IN_EVENTS and before.get(k) != record.get(k)
+            }
+        nulled = [k for k, v in values.items() if v is None]
+        self._changes.append(Change(sobject, change_type, record["Id"], values, nulled))
 
     def new_ids(self, sobject: str, count: int = 1) -> list[str]:
         ids = self.ids.reserve(KEY_PREFIXES[sobject], count)
@@ -305,6 +372,7 @@ class Store:
         now = self.clock.now()
         return format_datetime(now - dt.timedelta(seconds=backdate_seconds))
 
+    @in_transaction
     def create(self, sobject: str, values: dict[str, Any], *, stamp: str | None = None) -> str:
         self._check_object(sobject)
         stamp = stamp or self.stamp()
@@ -332,10 +400,12 @@ class Store:
                 f"INSERT INTO {table(sobject)} (id, system_modstamp, is_deleted, visible, fields) VALUES (?, ?, 0, 1, ?)",
                 (record_id, stamp, json.dumps(_compact(record))),
             )
+            self._changed(sobject, "CREATE", record)
             if sobject == "OpportunityContactRole" and record.get("IsPrimary"):
                 self._unset_other_primaries(record, stamp)
         return str(record_id)
 
+    @in_transaction
     def update(
         self, sobject: str, record_id: str, values: dict[str, Any], *, stamp: str | None = None
     ) -> None:
@@ -354,12 +424,14 @@ class Store:
                 "INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields: OpportunityId."
             )
         stamp = stamp or self.stamp()
+        before = dict(record)
         record.update(checked)
         self.derive_fields(sobject, record, set(values), stamp)
         record.update(
             {"LastModifiedDate": stamp, "LastModifiedById": INTEGRATION_USER_ID, "SystemModstamp": stamp}
         )
         self._write(sobject, record)
+        self._changed(sobject, "UPDATE", record, before)
         if sobject == "OpportunityContactRole" and checked.get("IsPrimary"):
             self._unset_other_primaries(record, stamp)
 
@@ -378,8 +450,10 @@ class Store:
     def _unset_other_primaries(self, record: dict[str, Any], stamp: str) -> None:
         for other in self.roles_of_opportunity(record["OpportunityId"]):
             if other["Id"] != record["Id"] and other.get("IsPrimary"):
+                before = dict(other)
                 other.update({"IsPrimary": False, "LastModifiedDate": stamp, "SystemModstamp": stamp})
                 self._write("OpportunityContactRole", other)
+                self._changed("OpportunityContactRole", "UPDATE", other, before)
 
     def _checked_values(self, sobject: str, values: dict[str, Any]) -> dict[str, Any]:
         known = {spec.name.lower(): spec for spec in self.all_fields(sobject)}
@@ -422,6 +496,7 @@ class Store:
                 {"FiscalYear": close.year, "FiscalQuarter": quarter, "Fiscal": f"{close.year} {quarter}"}
             )
 
+    @in_transaction
     def delete(self, sobject: str, record_id: str, *, stamp: str | None = None) -> None:
         """Delete as the org does: to the recycle bin (soft), except a contact role deleted
         directly, which is gone at once (hard). Either way the delete log records it."""
@@ -436,16 +511,19 @@ class Store:
                 record.update({"IsDeleted": True, "SystemModstamp": stamp, "LastModifiedDate": stamp})
                 self._write(sobject, record)
             self._log_delete(sobject, record_id, stamp)
+            self._changed(sobject, "DELETE", record)
             for role in self._cascaded_roles(sobject, record_id, deleted=False):
                 role.update({"IsDeleted": True, "SystemModstamp": stamp})
                 self._write("OpportunityContactRole", role)
                 self._log_delete("OpportunityContactRole", role["Id"], stamp)
+                self._changed("OpportunityContactRole", "DELETE", role)
 
     def _log_delete(self, sobject: str, record_id: str, stamp: str) -> None:
         self.db.execute(
             "INSERT INTO delete_log (sobject, id, deleted_date) VALUES (?, ?, ?)", (sobject, record_id, stamp)
         )
 
+    @in_transaction
     def undelete(self, sobject: str, record_id: str) -> None:
         record = self.get(sobject, record_id, include_deleted=True)
         if record is None or not record.get("IsDeleted"):
@@ -455,6 +533,7 @@ class Store:
             record.update({"IsDeleted": False, "SystemModstamp": stamp, "LastModifiedDate": stamp})
             self._write(sobject, record)
             self.db.execute("DELETE FROM delete_log WHERE sobject = ? AND id = ?", (sobject, record_id))
+            self._changed(sobject, "UNDELETE", record)
             for role in self._cascaded_roles(sobject, record_id, deleted=True):
                 # A role whose other parent is still in the recycle bin stays there with it.
                 other = (
@@ -466,6 +545,7 @@ class Store:
                     continue
                 role.update({"IsDeleted": False, "SystemModstamp": stamp})
                 self._write("OpportunityContactRole", role)
+                self._changed("OpportunityContactRole", "UNDELETE", role)
                 self.db.execute(
                     "DELETE FROM delete_log WHERE sobject = 'OpportunityContactRole' AND id = ?",
                     (role["Id"],),
@@ -481,6 +561,7 @@ class Store:
             self.db.execute("DELETE FROM delete_log WHERE deleted_date <= ?", (now,))
             self.meta_set("earliest_date_available", now)
 
+    @in_transaction
     def merge(self, sobject: str, master_id: str, loser_ids: list[str]) -> None:
         """Merge losers into the master: losers are soft-deleted with MasterRecordId; a merged
         contact's roles move to the master."""
@@ -507,8 +588,10 @@ class Store:
             with self.lock:
                 self._write(sobject, record)
                 self._log_delete(sobject, loser_id, stamp)
+                self._changed(sobject, "DELETE", record)
         self.update(sobject, master_id, {})
 
+    @in_transaction
     def convert_lead(
         self,
         lead_id: str,
@@ -608,9 +691,14 @@ class Store:
         row = self.db.execute("SELECT expires_at FROM sessions WHERE token = ?", (token,)).fetchone()
         return row is not None and row[0] > now
 
+    def session_expires_at(self, token: str) -> float | None:
+        row = self.db.execute("SELECT expires_at FROM sessions WHERE token = ?", (token,)).fetchone()
+        return float(row[0]) if row else None
+
     def sessions_expire_all(self) -> None:
         with self.lock:
             self.db.execute("DELETE FROM sessions")
+        self.events.notify()  # open Pub/Sub streams end with UNAUTHENTICATED
 
     # --- API usage (a rolling daily counter, like DailyApiRequests) -------------------------------
     def api_usage(self) -> tuple[int, int]:
