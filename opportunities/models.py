@@ -549,6 +549,8 @@ class ChangeListener(models.Model):
     # Why the stream is down, in words ("" while it is up, or before the first try).
     down_reason = models.TextField(blank=True)
     down_since = models.DateTimeField(null=True, blank=True)
+    # Set when the listener stopped cleanly (its row stays for today's counts).
+    stopped_at = models.DateTimeField(null=True, blank=True)
     # Events delivered to this listener and the wake-ups it sent, on `counted_on` (UTC day).
     counted_on = models.DateField(null=True, blank=True)
     events_today = models.PositiveIntegerField(default=0)

@@ -39,10 +39,10 @@ from .models import (
     SyncState,
 )
 from .sync.schedule import (
-    LISTENER_STALE_SECONDS,
     cadence_choice,
     effective_interval,
     listener_healthy,
+    listener_running,
     stream_silence_limit,
 )
 
@@ -299,7 +299,7 @@ def change_stream_status(now: dt.datetime | None = None) -> ChangeStreamStatus:
     the cadence beat follows."""
     now = now or timezone.now()
     rows = list(ChangeListener.objects.order_by("-seen_at")[:50])
-    fresh = [r for r in rows if (now - r.seen_at).total_seconds() <= LISTENER_STALE_SECONDS]
+    fresh = [r for r in rows if listener_running(r, now)]
     silence = stream_silence_limit()
     cadence = cadence_choice(
         cdc=settings.SALESFORCE_CDC,
@@ -310,7 +310,7 @@ def change_stream_status(now: dt.datetime | None = None) -> ChangeStreamStatus:
         silence_limit=silence,
     )
     healthy = [r for r in fresh if listener_healthy(r, now, silence_limit=silence)]
-    shown = (healthy or fresh or [None])[0]
+    shown = (healthy or fresh)[0] if (healthy or fresh) else None
     if settings.SALESFORCE_CDC == "off":
         state, headline = "off", "Off: SALESFORCE_CDC=off, the sync polls only"
     elif healthy:

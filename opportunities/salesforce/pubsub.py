@@ -108,7 +108,13 @@ def stream_error(
             "the listener logs in again.",
             **kwargs,
         )
-    if status == "PERMISSION_DENIED":
+    if status == "PERMISSION_DENIED" or "not.selected" in error_code:
+        if "not.selected" in error_code:
+            return ChangeStreamUnavailable(
+                f"Change Data Capture is not enabled for the object of {topic or 'the topic'}{about}: select it "
+                "in Salesforce (Setup > Change Data Capture).",
+                **kwargs,
+            )
         return ChangeStreamUnavailable(
             f"The integration user may not subscribe to {subject}{about}: it needs read access and "
             "View All on the object (or View All Data for /data/ChangeEvents).",
@@ -222,8 +228,8 @@ class PubSubClient:
             raise _mapped(error, topic=name, url=self.url) from None
         if not info.can_subscribe:
             raise ChangeStreamUnavailable(
-                f"The integration user may not subscribe to {name}: it needs read access and View All "
-                "on the object.",
+                f"{name} cannot be subscribed to: Change Data Capture is not enabled for its object "
+                "(Setup > Change Data Capture), or the integration user lacks read access and View All on it.",
                 status="PERMISSION_DENIED",
             )
         return info
@@ -252,7 +258,7 @@ class PubSubClient:
             record = fastavro.schemaless_reader(
                 io.BytesIO(consumed.event.payload), self.schema(consumed.event.schema_id), None
             )
-            header = record.get("ChangeEventHeader") or {} if isinstance(record, dict) else {}
+            header = (record.get("ChangeEventHeader") or {}) if isinstance(record, dict) else {}
             return ChangeEvent(
                 topic=topic,
                 replay_id=consumed.replay_id,

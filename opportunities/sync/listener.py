@@ -100,6 +100,7 @@ class ListenerHealth:
     counted_on: dt.date | None = None
     events_today: int = 0
     wakeups_today: int = 0
+    stopped_at: dt.datetime | None = None
     _dirty: bool = field(default=True, repr=False)
 
     def _count_day(self, now: dt.datetime) -> None:
@@ -140,6 +141,7 @@ class ListenerHealth:
                 "counted_on": self.counted_on,
                 "events_today": self.events_today,
                 "wakeups_today": self.wakeups_today,
+                "stopped_at": self.stopped_at,
             },
         )
         self._dirty = False
@@ -248,6 +250,7 @@ class Listener:
                     self._idle(self.backoff.next())
         finally:
             self.health.down("The listener stopped.", timezone.now())
+            self.health.stopped_at = timezone.now()
             self._write_health(force=True)
 
     def _topics_of(self, error: ChangeStreamError) -> list[str]:
@@ -268,29 +271,49 @@ class Listener:
 
     # --- one stream's life -------------------------------------------------------------------------
     def _stream(self) -> None:
+        """Subscribe to every topic the org offers; a topic it does not offer (CDC not enabled for
+        that object) is named as the reason the stream is down, the others still wake the sync,
+        and the whole stream is rebuilt after the slow timer to try it again."""
         self.client.login()
+        available, missing = [], []
         for topic in self.topics:
-            self.client.topic(topic)
+            try:
+                self.client.topic(topic)
+                available.append(topic)
+            except ChangeStreamUnavailable as error:
+                missing.append(error)
+        if not available:
+            raise missing[0]
         positions = replay_positions()
         self.inbox = queue.Queue()
         subscriptions: list[Subscription] = []
         try:
-            for topic in self.topics:
+            for topic in available:
                 subscriptions.append(self.client.subscribe(topic, positions.get(topic), self.inbox.put))
-            self.health.subscribed(timezone.now())
+            rebuild_at = None
+            if missing:
+                reason = " ".join(str(error) for error in missing)
+                self.health.down(f"{reason} The other topics still wake the sync.", timezone.now())
+                self.say(f"Change events are partly available: {reason}")
+                rebuild_at = time.monotonic() + settings.SALESFORCE_CDC_RETRY_SECONDS
+            else:
+                self.health.subscribed(timezone.now())
             self._write_health(force=True)
-            self.say(f"Subscribed to {len(subscriptions)} topic(s).")
-            self._consume()
+            self.say(f"Subscribed to {', '.join(available)}.")
+            self._consume(rebuild_at)
         finally:
             for subscription in subscriptions:
                 subscription.cancel()
 
-    def _consume(self) -> None:
+    def _consume(self, rebuild_at: float | None = None) -> None:
+        """Until the stream fails (an exception) or `rebuild_at` comes (a plain return)."""
         silence_limit = stream_silence_limit()
         heard = time.monotonic()
         while not self.stop.is_set():
             now = time.monotonic()
-            deadlines = [self._next_tick, heard + silence_limit]
+            if rebuild_at is not None and now >= rebuild_at:
+                return
+            deadlines = [self._next_tick, heard + silence_limit, *([rebuild_at] if rebuild_at else [])]
             if (debounce := self.debounce.deadline()) is not None:
                 deadlines.append(debounce)
             try:

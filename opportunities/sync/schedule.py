@@ -106,12 +106,15 @@ def stream_silence_limit() -> float:
     return float(settings.SALESFORCE_CDC_KEEPALIVE_SECONDS + settings.SALESFORCE_CDC_KEEPALIVE_MARGIN_SECONDS)
 
 
+def listener_running(listener: ChangeListener, now: dt.datetime) -> bool:
+    """Seen lately and not stopped."""
+    return listener.stopped_at is None and (now - listener.seen_at).total_seconds() <= LISTENER_STALE_SECONDS
+
+
 def listener_healthy(listener: ChangeListener, now: dt.datetime, *, silence_limit: float) -> bool:
     """Subscribed, not down, seen lately, and heard from (an event or a keepalive, or the
     subscription itself) within the keepalive period plus its margin."""
-    if listener.subscribed_since is None or listener.down_reason:
-        return False
-    if (now - listener.seen_at).total_seconds() > LISTENER_STALE_SECONDS:
+    if listener.subscribed_since is None or listener.down_reason or not listener_running(listener, now):
         return False
     heard = max(
         t for t in (listener.subscribed_since, listener.last_event_at, listener.last_keepalive_at) if t
@@ -143,7 +146,7 @@ def cadence_choice(
             f"The change stream is healthy: change events wake the sync, and a safety poll runs every "
             f"{safety_interval:g} s.",
         )
-    fresh = [lst for lst in listeners if (now - lst.seen_at).total_seconds() <= LISTENER_STALE_SECONDS]
+    fresh = [lst for lst in listeners if listener_running(lst, now)]
     if not fresh:
         why = "no change listener is running (python manage.py salesforce_listen)"
     elif fresh[0].down_reason:
@@ -158,7 +161,11 @@ def cadence_choice(
 def poll_cadence(now: dt.datetime | None = None) -> Cadence:
     now = now or timezone.now()
     listeners = (
-        list(ChangeListener.objects.filter(seen_at__gte=now - dt.timedelta(seconds=LISTENER_STALE_SECONDS)))
+        list(
+            ChangeListener.objects.filter(
+                seen_at__gte=now - dt.timedelta(seconds=LISTENER_STALE_SECONDS), stopped_at=None
+            )
+        )
         if settings.SALESFORCE_CDC != "off"
         else []
     )

@@ -42,7 +42,7 @@ class Command(BaseCommand):
                     "SALESFORCE_CLIENT_SECRET": DEMO_CLIENT_SECRET,
                     "SALESFORCE_CA_BUNDLE": str(Path(env["OPPSYNC_VAR_DIR"]) / "emulator" / "ca.pem"),
                     # The emulator's Pub/Sub API (change events), on its second TLS port.
-                    "SALESFORCE_PUBSUB_URL": f"localhost:{env.setdefault('EMULATOR_PUBSUB_PORT', '8444')}",
+                    "SALESFORCE_PUBSUB_URL": f"localhost:{env.setdefault('EMULATOR_PUBSUB_PORT', '7443')}",
                 }
             )
             procfile = "Procfile.demo"
