@@ -16,7 +16,9 @@ thread, `salesforce/pubsub.py`) hand over:
    UNAUTHENTICATED logs in again at once; an expired replay id starts that topic at LATEST with
    a cycle; UNAVAILABLE, INTERNAL or an ended stream back off exponentially with jitter up to a
    cap; a stream that is not available (CDC off for an object, no permission, deliveries used up)
-   is tried again on a slow timer. Meanwhile beat polls at SALESFORCE_SYNC_INTERVAL.
+   is tried again on a slow timer. Meanwhile beat polls at SALESFORCE_SYNC_INTERVAL. A rebuilt
+   stream resumes from the newest replay id this process saw and asks for one cycle, whose window
+   covers whatever the gap between the two streams held.
 """
 
 from __future__ import annotations
@@ -210,6 +212,9 @@ class Listener:
             listener_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             started_at=timezone.now(),
         )
+        # The newest replay id seen per topic (events and keepalives), where a rebuilt stream resumes.
+        self.seen: dict[str, bytes] = {}
+        self.rebuilding = False
         self._next_tick = 0.0
         self._next_write = 0.0
         self._last_dispatch = 0.0
@@ -231,6 +236,7 @@ class Listener:
                     for topic in self._topics_of(error):
                         replay_forget(topic)
                         self.ledger.forget(topic)
+                        self.seen.pop(topic, None)
                     self._wake()  # the watermark bounds what the lost position could have missed
                 except ChangeStreamAuthExpired as error:
                     self._down(error)
@@ -284,7 +290,9 @@ class Listener:
                 missing.append(error)
         if not available:
             raise missing[0]
-        positions = replay_positions()
+        # Within this process the newest ids seen (their wake-ups are asked for already); the stored
+        # ones after a restart.
+        positions = {**replay_positions(), **self.seen}
         self.inbox = queue.Queue()
         subscriptions: list[Subscription] = []
         try:
@@ -300,6 +308,9 @@ class Listener:
                 self.health.subscribed(timezone.now())
             self._write_health(force=True)
             self.say(f"Subscribed to {', '.join(available)}.")
+            if self.rebuilding:
+                self._wake()  # the gap between two streams: the window finds what it held
+            self.rebuilding = True
             self._consume(rebuild_at)
         finally:
             for subscription in subscriptions:
@@ -344,12 +355,14 @@ class Listener:
                 raise item.error
             if isinstance(item, ChangeEvent):
                 self.ledger.note(item.topic, item.replay_id, newest)
+                self.seen[item.topic] = item.replay_id
                 self.health.event(at)
                 self.debounce.event(now)
                 logger.debug("%s %s %s", item.entity, item.change_type, ",".join(item.record_ids))
             elif isinstance(item, Keepalive):
                 if item.latest_replay_id:
                     self.ledger.note(item.topic, item.latest_replay_id, newest)
+                    self.seen[item.topic] = item.latest_replay_id
                 self.health.keepalive(at)
         self.backoff.reset()  # the stream works: the next trouble starts the backoff afresh
 

@@ -200,7 +200,12 @@ def test_backoff_doubles_up_to_its_cap_with_jitter():
 @pytest.mark.parametrize(
     ("status", "error_code", "kind", "words"),
     [
-        ("UNAUTHENTICATED", "sfdc.platform.eventbus.grpc.service.auth.error", ChangeStreamAuthExpired, "logs in again"),
+        (
+            "UNAUTHENTICATED",
+            "sfdc.platform.eventbus.grpc.service.auth.error",
+            ChangeStreamAuthExpired,
+            "logs in again",
+        ),
         ("INVALID_ARGUMENT", REPLAY_CORRUPTED, ChangeStreamReplayInvalid, "no longer available"),
         (
             "INVALID_ARGUMENT",
@@ -208,7 +213,12 @@ def test_backoff_doubles_up_to_its_cap_with_jitter():
             ChangeStreamUnavailable,
             "Setup > Change Data Capture",
         ),
-        ("NOT_FOUND", "sfdc.platform.eventbus.grpc.topic.not.found", ChangeStreamUnavailable, "not available"),
+        (
+            "NOT_FOUND",
+            "sfdc.platform.eventbus.grpc.topic.not.found",
+            ChangeStreamUnavailable,
+            "not available",
+        ),
         ("PERMISSION_DENIED", "", ChangeStreamUnavailable, "View All"),
         (
             "RESOURCE_EXHAUSTED",
