@@ -6,6 +6,7 @@ recovers from the emulator's faults."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sys
 import threading
@@ -89,7 +90,7 @@ def assert_one_cycle_at_a_time() -> None:
     """No cycle started before the one before it ended (a cycle killed with its process never
     ended: the next one started after its lease expired and marked it abandoned)."""
     cycles = list(SyncCycle.objects.order_by("started_at"))
-    for before, after in zip(cycles, cycles[1:], strict=False):
+    for before, after in itertools.pairwise(cycles):
         if before.ended_at is None:
             assert before.status == SyncStatus.FAILED and "Abandoned" in before.error_message, before
             continue
