@@ -292,6 +292,15 @@ class ChangeStreamStatus:
     interval_seconds: float
     cadence_reason: str
 
+    @property
+    def state_label(self) -> str:
+        """The headline's first word(s), big on the page ("Healthy", "Down")."""
+        return self.headline.split(":", 1)[0]
+
+    @property
+    def state_detail(self) -> str:
+        return self.headline.split(":", 1)[1].strip() if ":" in self.headline else ""
+
 
 def change_stream_status(now: dt.datetime | None = None) -> ChangeStreamStatus:
     """The listeners seen lately (the healthy one first, else the freshest), today's counts over
