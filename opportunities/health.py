@@ -18,8 +18,9 @@ from oppsync_site.charts import Series, line_chart
 from oppsync_site.models import WorkerHeartbeat
 
 from .models import Activity, SetAsideRecord, SyncCycle, SyncObjectRun, SyncState, SyncStatus
+from .selectors import ChangeStreamStatus, change_stream_status
 from .sync.objects import SYNCED_OBJECTS
-from .sync.schedule import CLOCK_SKEW_WARNING_SECONDS, effective_interval
+from .sync.schedule import CLOCK_SKEW_WARNING_SECONDS
 from .sync.set_aside import set_aside_listing
 
 CHART_HOURS = 24
@@ -81,6 +82,8 @@ class SyncHealth:
     set_aside: list[SetAsideRecord] = field(default_factory=list)
     set_aside_count: int = 0
     charts: dict[str, SafeString] = field(default_factory=dict)
+    # The change-event wake-up (P15) and the poll cadence it sets.
+    stream: ChangeStreamStatus | None = None
 
     @property
     def org_api_percent(self) -> float | None:
@@ -275,7 +278,8 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
     heartbeat = WorkerHeartbeat.objects.order_by("-last_beat_at").first()
     heartbeat_age = (now - heartbeat.last_beat_at).total_seconds() if heartbeat else None
     configured = bool(settings.SALESFORCE_CLIENT_ID)
-    interval = effective_interval()
+    stream = change_stream_status(now)
+    interval = stream.interval_seconds
 
     warnings = []
     if heartbeat_age is None:
@@ -323,6 +327,7 @@ def sync_health(*, with_charts: bool = True) -> SyncHealth:
         set_aside=set_aside,
         set_aside_count=set_aside_count,
         charts=_charts(now) if with_charts else {},
+        stream=stream,
     )
 
 

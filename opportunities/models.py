@@ -414,10 +414,18 @@ class SetAsideRecord(models.Model):
         return f"{self.sobject} {self.sf_id} set aside: {self.reason[:80]}"
 
 
+class CycleTrigger(models.TextChoices):
+    POLL = "poll", "Poll"
+    WAKE = "wake", "Change event"
+    OPERATOR = "operator", "Operator"
+
+
 class SyncCycle(models.Model):
     """One sync cycle over all objects: when it ran, how it ended, what it cost."""
 
     started_at = models.DateTimeField()
+    # What started it: beat's poll, a change event's wake-up (the listener), or the operator's command.
+    trigger = models.CharField(max_length=20, choices=CycleTrigger.choices, default=CycleTrigger.POLL)
     ended_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
     error_message = models.TextField(blank=True)
@@ -498,3 +506,60 @@ class SyncObjectRun(models.Model):
         if not self.expected_count:
             return 0
         return max(0, self.expected_count - self.processed_count)
+
+
+class ChangeStream(models.Model):
+    """What every listener, worker and beat shares about the change-event wake-up (issue P15).
+
+    Events only wake the sync; the window poll stays the only writer. A listener that wants a
+    cycle adds one to `wake_seq`; the cycle that gets the lease copies `wake_seq` into
+    `served_seq` before it reads Salesforce, so every wake-up that came before its start is served
+    by it, and one that came during it leaves `wake_seq > served_seq`: exactly one more cycle
+    follows, however many events and listeners (on however many machines) asked for it.
+
+    `replay_ids` (topic → hex of the opaque replay id) is where a listener resumes; an id is stored
+    only once a cycle that started after its event (a higher cycle id) has succeeded.
+    `wake_tokens` / `wake_tokens_at` are the token bucket that caps cycles caused by events within
+    SALESFORCE_API_BUDGET (None: full).
+    """
+
+    name = models.CharField(max_length=40, unique=True)
+    wake_seq = models.BigIntegerField(default=0)
+    served_seq = models.BigIntegerField(default=0)
+    wake_requested_at = models.DateTimeField(null=True, blank=True)
+    replay_ids = models.JSONField(default=dict, blank=True)
+    replay_stored_at = models.DateTimeField(null=True, blank=True)
+    wake_tokens = models.FloatField(null=True, blank=True)
+    wake_tokens_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Change stream {self.name}: wake-up {self.wake_seq}, served {self.served_seq}"
+
+
+class ChangeListener(models.Model):
+    """One `salesforce_listen` process's view of the change stream, written every few seconds so
+    the beat (on any machine) knows whether the stream is healthy and the status page can say why
+    it is not. Several listeners may run; the stream is healthy while one of them is."""
+
+    listener_id = models.CharField(max_length=200, unique=True)
+    hostname = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    subscribed_since = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_keepalive_at = models.DateTimeField(null=True, blank=True)
+    # Why the stream is down, in words ("" while it is up, or before the first try).
+    down_reason = models.TextField(blank=True)
+    down_since = models.DateTimeField(null=True, blank=True)
+    # Set when the listener stopped cleanly (its row stays for today's counts).
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # Events delivered to this listener and the wake-ups it sent, on `counted_on` (UTC day).
+    counted_on = models.DateField(null=True, blank=True)
+    events_today = models.PositiveIntegerField(default=0)
+    wakeups_today = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return f"Listener {self.listener_id}"

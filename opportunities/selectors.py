@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import (
     Aggregate,
     Count,
@@ -22,10 +23,28 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from people.models import Person
 
-from .models import Activity, ContactRole, FieldDefinition, Opportunity, SyncCycle, SyncObjectRun, SyncState
+from .models import (
+    Activity,
+    ChangeListener,
+    ContactRole,
+    CycleTrigger,
+    FieldDefinition,
+    Opportunity,
+    SyncCycle,
+    SyncObjectRun,
+    SyncState,
+)
+from .sync.schedule import (
+    cadence_choice,
+    effective_interval,
+    listener_healthy,
+    listener_running,
+    stream_silence_limit,
+)
 
 
 def active_custom_field_names(sobject: str) -> frozenset[str]:
@@ -244,3 +263,96 @@ def sync_status() -> list[ObjectSyncStatus]:
 
 def last_cycles(limit: int = 10) -> QuerySet[SyncCycle]:
     return SyncCycle.objects.order_by("-started_at", "-id")[:limit]
+
+
+# --- the change stream (issue P15) ----------------------------------------------------------------------
+WAKE_RATE_MINUTES = 10
+
+
+@dataclass
+class ChangeStreamStatus:
+    """The change-event wake-up as the status page and the API show it: the stream's state in
+    words, what it delivered today, the wake-ups, and the poll cadence with its reason."""
+
+    mode: str
+    state: str  # healthy, down, off, no_listener, subscribing, silent
+    headline: str
+    topics: list[str]
+    pubsub_url: str
+    listeners: int
+    subscribed_since: dt.datetime | None
+    last_event_at: dt.datetime | None
+    last_keepalive_at: dt.datetime | None
+    down_reason: str
+    down_since: dt.datetime | None
+    events_today: int
+    wakeups_today: int
+    woken_cycles_per_minute: float
+    cadence_seconds: float
+    interval_seconds: float
+    cadence_reason: str
+
+    @property
+    def state_label(self) -> str:
+        """The headline's first word(s), big on the page ("Healthy", "Down")."""
+        return self.headline.split(":", 1)[0]
+
+    @property
+    def state_detail(self) -> str:
+        return self.headline.split(":", 1)[1].strip() if ":" in self.headline else ""
+
+
+def change_stream_status(now: dt.datetime | None = None) -> ChangeStreamStatus:
+    """The listeners seen lately (the healthy one first, else the freshest), today's counts over
+    every listener row of today, cycles that change events caused in the last ten minutes, and
+    the cadence beat follows."""
+    now = now or timezone.now()
+    rows = list(ChangeListener.objects.order_by("-seen_at")[:50])
+    fresh = [r for r in rows if listener_running(r, now)]
+    silence = stream_silence_limit()
+    cadence = cadence_choice(
+        cdc=settings.SALESFORCE_CDC,
+        listeners=fresh,
+        now=now,
+        sync_interval=float(settings.SALESFORCE_SYNC_INTERVAL),
+        safety_interval=float(settings.SALESFORCE_SAFETY_POLL_INTERVAL),
+        silence_limit=silence,
+    )
+    healthy = [r for r in fresh if listener_healthy(r, now, silence_limit=silence)]
+    shown = (healthy or fresh)[0] if (healthy or fresh) else None
+    if settings.SALESFORCE_CDC == "off":
+        state, headline = "off", "Off: SALESFORCE_CDC=off, the sync polls only"
+    elif healthy:
+        state, headline = "healthy", "Healthy: change events wake the sync"
+    elif shown is None:
+        state, headline = "no_listener", "No listener is running"
+    elif shown.down_reason:
+        state, headline = "down", "Down: the sync polls meanwhile"
+    elif shown.subscribed_since is None:
+        state, headline = "subscribing", "Subscribing"
+    else:
+        state, headline = "silent", "Silent past its keepalive period: the listener rebuilds it"
+    today = now.date()
+    counted = [r for r in rows if r.counted_on == today]
+    woken = SyncCycle.objects.filter(
+        trigger=CycleTrigger.WAKE, started_at__gte=now - dt.timedelta(minutes=WAKE_RATE_MINUTES)
+    ).count()
+    return ChangeStreamStatus(
+        mode=settings.SALESFORCE_CDC,
+        state=state,
+        headline=headline,
+        topics=list(settings.SALESFORCE_CDC_TOPICS),
+        pubsub_url=settings.SALESFORCE_PUBSUB_URL,
+        listeners=len(fresh),
+        subscribed_since=shown.subscribed_since if shown else None,
+        last_event_at=max((r.last_event_at for r in fresh if r.last_event_at), default=None),
+        last_keepalive_at=max((r.last_keepalive_at for r in fresh if r.last_keepalive_at), default=None),
+        down_reason=shown.down_reason if shown and not healthy else "",
+        down_since=shown.down_since if shown and not healthy else None,
+        events_today=sum(r.events_today for r in counted),
+        wakeups_today=sum(r.wakeups_today for r in counted),
+        woken_cycles_per_minute=woken / WAKE_RATE_MINUTES,
+        cadence_seconds=cadence.seconds,
+        interval_seconds=effective_interval(now, base=cadence.seconds),
+        cadence_reason=cadence.reason,
+    )

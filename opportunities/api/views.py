@@ -24,8 +24,10 @@ from ..models import (
     SyncState,
 )
 from ..selectors import (
+    ChangeStreamStatus,
     ObjectSyncStatus,
     activity_list,
+    change_stream_status,
     contact_role_list,
     last_cycles,
     opportunity_list,
@@ -127,6 +129,7 @@ def _cycle_json(cycle: SyncCycle) -> dict[str, Any]:
         "status": cycle.status,
         "api_calls": cycle.api_calls,
         "is_initial_load": cycle.is_initial_load,
+        "trigger": cycle.trigger,
         "error": cycle.error_message,
         "duration_seconds": cycle.duration_seconds,
     }
@@ -142,6 +145,7 @@ SYNC_STATUS_SCHEMA = inline_serializer(
         "workers": serializers.ListField(child=serializers.DictField()),
         "set_aside": serializers.ListField(child=serializers.DictField()),
         "set_aside_count": serializers.IntegerField(),
+        "change_stream": serializers.DictField(),
     },
 )
 
@@ -149,7 +153,8 @@ SYNC_STATUS_SCHEMA = inline_serializer(
 class SyncStatusView(APIView):
     """Sync health for Administrators: per object, its last run, counts and watermark; the last
     cycles; Salesforce API calls used of the daily limit; the records set aside (object, Salesforce
-    id, reason, attempts, next retry). There is no endpoint that starts a sync."""
+    id, reason, attempts, next retry); the change stream (state, reason when down, last event and
+    keepalive, deliveries and wake-ups today) and the poll cadence with its reason. There is no endpoint that starts a sync."""
 
     permission_classes = [RolePermission]
     read_permission = "opportunities.view_syncstate"
@@ -176,5 +181,30 @@ class SyncStatusView(APIView):
                 # Records the sync could not store: retried by id until they apply.
                 "set_aside": [_set_aside_json(row) for row in set_aside],
                 "set_aside_count": set_aside_count,
+                # The change-event wake-up (P15): the stream's state in words and the poll cadence.
+                "change_stream": _change_stream_json(change_stream_status()),
             }
         )
+
+
+def _change_stream_json(stream: ChangeStreamStatus) -> dict[str, Any]:
+    return {
+        "mode": stream.mode,
+        "state": stream.state,
+        "headline": stream.headline,
+        "reason": stream.down_reason,
+        "down_since": stream.down_since,
+        "subscribed_since": stream.subscribed_since,
+        "last_event_at": stream.last_event_at,
+        "last_keepalive_at": stream.last_keepalive_at,
+        "listeners": stream.listeners,
+        "topics": stream.topics,
+        "event_deliveries_today": stream.events_today,
+        "wakeups_today": stream.wakeups_today,
+        "woken_cycles_per_minute": stream.woken_cycles_per_minute,
+        "poll_cadence": {
+            "seconds": stream.interval_seconds,
+            "base_seconds": stream.cadence_seconds,
+            "reason": stream.cadence_reason,
+        },
+    }

@@ -7,6 +7,7 @@ endpoint itself and hands the session to simple-salesforce (salesforce-api.md §
 from __future__ import annotations
 
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ class SalesforceConfig:
 class Token:
     access_token: str
     instance_url: str
+    # The org id: the first id in the token response's identity URL `.../id/<orgId>/<userId>`
+    # (the Pub/Sub API's `tenantid`).
+    org_id: str = ""
 
 
 class TimeoutSession(requests.Session):
@@ -165,4 +169,15 @@ def token_request(config: SalesforceConfig, session: requests.Session) -> Token:
     if response.status_code != 200 or "access_token" not in body:
         reason = body.get("error_description") or body.get("error") or f"HTTP {response.status_code}"
         raise SalesforceAuthError(f"Salesforce refused the integration user's login: {reason}.")
-    return Token(access_token=body["access_token"], instance_url=str(body["instance_url"]).rstrip("/"))
+    return Token(
+        access_token=body["access_token"],
+        instance_url=str(body["instance_url"]).rstrip("/"),
+        org_id=org_id_from_identity_url(str(body.get("id") or "")),
+    )
+
+
+def org_id_from_identity_url(url: str) -> str:
+    """`https://login.salesforce.com/id/00Dxx0000001gEREAY/005xx000001SwiUAAS` → `00Dxx0000001gEREAY`
+    ("" when the response carried no identity URL)."""
+    parts = urllib.parse.urlsplit(url).path.strip("/").split("/")
+    return parts[-2] if len(parts) >= 3 and parts[-3] == "id" else ""

@@ -39,3 +39,30 @@ class SalesforceRequestError(SalesforceError):
         super().__init__(message)
         self.error_code = error_code
         self.status = status
+
+
+class ChangeStreamError(SalesforceError):
+    """The Pub/Sub API refused or dropped the change stream. The message says why in words;
+    `status` is the gRPC status name and `error_code` the trailer's `error-code`."""
+
+    def __init__(self, message: str, *, status: str = "", error_code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+
+
+class ChangeStreamAuthExpired(ChangeStreamError):
+    """UNAUTHENTICATED: the access token expired or was revoked; log in again and resubscribe."""
+
+
+class ChangeStreamReplayInvalid(ChangeStreamError):
+    """The stored replay id is unknown or past the retention: start from LATEST and run a cycle."""
+
+
+class ChangeStreamUnavailable(ChangeStreamError):
+    """The org does not offer the stream to this user (CDC not enabled for the object, no
+    permission, the daily event deliveries used up): poll as without CDC, try again slowly."""
+
+
+class ChangeStreamTransient(ChangeStreamError):
+    """UNAVAILABLE, INTERNAL, a stream that ended or went silent: resubscribe with backoff."""

@@ -8,11 +8,12 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
-from ..models import SyncCycle, SyncStatus
+from ..models import CycleTrigger, SyncCycle, SyncStatus
 from ..salesforce.auth import SalesforceConfig
 from ..salesforce.client import SalesforceClient
 from .engine import Progress, SyncEngine
 from .schedule import sync_due
+from .wake import WakeClaim
 
 _clients: dict[SalesforceConfig, SalesforceClient] = {}
 
@@ -35,14 +36,29 @@ def sync_cycle_run(
     progress: Progress | None = None,
     only_when_due: bool = False,
     always_describe: bool = False,
+    trigger: str = CycleTrigger.OPERATOR,
 ) -> SyncCycle | None:
     """Run one cycle now. With `only_when_due`, a beat tick that comes before the (budget-stretched)
-    interval has passed does nothing; `always_describe` describes every object unconditionally."""
+    interval has passed does nothing; `always_describe` describes every object unconditionally.
+    The cycle serves every change-event wake-up that came before it."""
     if only_when_due and not sync_due():
         return None
-    return SyncEngine(salesforce_client(), progress=progress).run_cycle(
-        reconcile=reconcile, always_describe=always_describe
+    engine = SyncEngine(salesforce_client(), progress=progress)
+    return engine.run_cycle(
+        reconcile=reconcile, always_describe=always_describe, trigger=trigger, claim=WakeClaim(trigger)
     )
+
+
+def sync_wake_run() -> WakeClaim:
+    """Run the cycles change events asked for: while a wake-up is pending (one came after the start
+    of the last cycle), one more cycle, each within the wake-up budget. Returns the last claim:
+    `outcome` "served" when nothing is pending, "budget" with `retry_in` when the budget has no
+    token now, "" when another cycle holds the lease (that cycle's end follows up)."""
+    while True:
+        claim = WakeClaim(CycleTrigger.WAKE)
+        cycle = SyncEngine(salesforce_client()).run_cycle(trigger=CycleTrigger.WAKE, claim=claim)
+        if cycle is None:
+            return claim
 
 
 def sync_history_prune() -> int:

@@ -6,8 +6,10 @@ import logging
 
 from celery import shared_task
 
+from ..models import CycleTrigger
 from ..totals import coverage_is_current, rebuild_all_totals
-from .service import sync_configured, sync_cycle_run, sync_history_prune
+from .service import sync_configured, sync_cycle_run, sync_history_prune, sync_wake_run
+from .wake import wake_pending
 
 logger = logging.getLogger(__name__)
 
@@ -17,10 +19,23 @@ def sync_cycle() -> str:
     """Beat runs this every SALESFORCE_SYNC_INTERVAL seconds."""
     if not sync_configured():
         return "not configured"
-    cycle = sync_cycle_run(only_when_due=True)
+    cycle = sync_cycle_run(only_when_due=True, trigger=CycleTrigger.POLL)
+    # Change events that came during the cycle: the one more cycle they ask for.
+    if cycle is not None and wake_pending():
+        sync_wake_run()
     if cycle is None:
         return "skipped"
     return f"cycle {cycle.pk} {cycle.status}"
+
+
+@shared_task(name="opportunities.sync.tasks.sync_wake", acks_late=True)
+def sync_wake() -> str:
+    """The change listener queues this after a burst of change events (`wake.py`): the cycles they
+    ask for, one at a time; a cycle already running absorbs it."""
+    if not sync_configured():
+        return "not configured"
+    claim = sync_wake_run()
+    return claim.outcome or "another cycle is running"
 
 
 @shared_task(name="opportunities.sync.tasks.sync_history_prune")

@@ -232,6 +232,51 @@ SALESFORCE_RETRY_BACKOFF = env.float("SALESFORCE_RETRY_BACKOFF", default=1.0)
 SALESFORCE_SET_ASIDE_RETRY_SECONDS = env.float("SALESFORCE_SET_ASIDE_RETRY_SECONDS", default=60.0)
 SYNC_HISTORY_DAYS = env.float("SYNC_HISTORY_DAYS", default=14.0)
 
+# --- Change events wake the sync (contract §1, issue P15) ---------------------------------------------
+SALESFORCE_PUBSUB_URL = env.str("SALESFORCE_PUBSUB_URL", default="api.pubsub.salesforce.com:7443").strip()
+_pubsub_host, _, _pubsub_port = SALESFORCE_PUBSUB_URL.rpartition(":")
+if not _pubsub_host or not _pubsub_port.isdigit() or "/" in SALESFORCE_PUBSUB_URL:
+    raise ImproperlyConfigured(
+        f"SALESFORCE_PUBSUB_URL must be host:port (e.g. api.pubsub.salesforce.com:7443), not {SALESFORCE_PUBSUB_URL!r}."
+    )
+SALESFORCE_CDC = env.str("SALESFORCE_CDC", default="auto").strip().lower()
+if SALESFORCE_CDC not in ("auto", "off"):
+    raise ImproperlyConfigured(
+        f"SALESFORCE_CDC must be 'auto' (wake the sync on change events when the org offers them) "
+        f"or 'off' (poll only), not {SALESFORCE_CDC!r}."
+    )
+SALESFORCE_CDC_TOPICS = [
+    topic.strip()
+    for topic in env.list(
+        "SALESFORCE_CDC_TOPICS",
+        default=[
+            "/data/OpportunityChangeEvent",
+            "/data/ContactChangeEvent",
+            "/data/LeadChangeEvent",
+            "/data/OpportunityContactRoleChangeEvent",
+        ],
+    )
+    if topic.strip()
+]
+if not SALESFORCE_CDC_TOPICS or any(not topic.startswith("/") for topic in SALESFORCE_CDC_TOPICS):
+    raise ImproperlyConfigured(
+        "SALESFORCE_CDC_TOPICS must list Pub/Sub topics such as /data/OpportunityChangeEvent "
+        f"(comma-separated), not {env.str('SALESFORCE_CDC_TOPICS', default='')!r}."
+    )
+SALESFORCE_SAFETY_POLL_INTERVAL = env.float("SALESFORCE_SAFETY_POLL_INTERVAL", default=60.0)
+if SALESFORCE_SAFETY_POLL_INTERVAL <= 0:
+    raise ImproperlyConfigured("SALESFORCE_SAFETY_POLL_INTERVAL must be a positive number of seconds.")
+# Tuning knobs of the listener (README lists them): the quiet time that gathers a burst of events
+# into one wake-up; the server's keepalive period (270 s at Salesforce) and the margin after which
+# a silent stream is rebuilt; the cap of the backoff after transient errors and the slow timer
+# after which a stream that is not available (CDC off for an object, no permission, deliveries
+# used up) is tried again.
+SALESFORCE_CDC_DEBOUNCE_MS = env.float("SALESFORCE_CDC_DEBOUNCE_MS", default=30.0)
+SALESFORCE_CDC_KEEPALIVE_SECONDS = env.float("SALESFORCE_CDC_KEEPALIVE_SECONDS", default=270.0)
+SALESFORCE_CDC_KEEPALIVE_MARGIN_SECONDS = env.float("SALESFORCE_CDC_KEEPALIVE_MARGIN_SECONDS", default=30.0)
+SALESFORCE_CDC_BACKOFF_MAX_SECONDS = env.float("SALESFORCE_CDC_BACKOFF_MAX_SECONDS", default=60.0)
+SALESFORCE_CDC_RETRY_SECONDS = env.float("SALESFORCE_CDC_RETRY_SECONDS", default=300.0)
+
 # --- Trigger campaigns and webhooks (contract §1, §5) --------------------------------------------------
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)

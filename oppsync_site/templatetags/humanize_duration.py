@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -32,3 +35,11 @@ def intword_plain(value: int | None) -> str:
     if value is None:
         return "—"
     return f"{int(value):,}"
+
+
+@register.filter
+def time_ago(moment: dt.datetime | None) -> str:
+    """A moment as "12 s ago" ("never" when there is none)."""
+    if moment is None:
+        return "never"
+    return seconds_ago((timezone.now() - moment).total_seconds())

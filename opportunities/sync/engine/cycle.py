@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
-from ...models import Activity, SyncCycle, SyncObjectRun, SyncState, SyncStatus
+from ...models import Activity, CycleTrigger, SyncCycle, SyncObjectRun, SyncState, SyncStatus
 from ...salesforce.client import SalesforceClient
 from ...salesforce.exceptions import SalesforceError, SalesforceQuotaExceeded
 from ...signals import activities_recorded
@@ -28,14 +29,31 @@ class SyncEngine:
         self.progress = progress
         self.lock = SyncLock()
 
-    def run_cycle(self, *, reconcile: bool = False, always_describe: bool = False) -> SyncCycle | None:
-        """Run one cycle; None when another cycle holds the lease. `reconcile`: every object's
-        ids are compared too; `always_describe`: every object is described whether or not its
-        metadata changed (the operator's command asks for both)."""
+    def run_cycle(
+        self,
+        *,
+        reconcile: bool = False,
+        always_describe: bool = False,
+        trigger: str = CycleTrigger.POLL,
+        claim: Callable[[], bool] | None = None,
+    ) -> SyncCycle | None:
+        """Run one cycle; None when another cycle holds the lease, or when `claim` (called once the
+        lease is held, before the cycle is recorded: the change-event wake-up's check, `wake.py`)
+        says no. `reconcile`: every object's ids are compared too; `always_describe`: every object
+        is described whether or not its metadata changed (the operator's command asks for both).
+        `trigger`: what started the cycle, for the status page and the wake-up budget."""
         if not self.lock.acquire():
             logger.info("Another sync cycle is running; this one stands down.")
             return None
-        cycle = SyncCycle.objects.create(started_at=timezone.now())
+        try:
+            wanted = claim is None or claim()
+        except BaseException:
+            self.lock.release()
+            raise
+        if not wanted:
+            self.lock.release()
+            return None
+        cycle = SyncCycle.objects.create(started_at=timezone.now(), trigger=trigger)
         # Holding the lock means no other cycle runs: one still marked running died with its worker.
         SyncCycle.objects.filter(status=SyncStatus.RUNNING).exclude(pk=cycle.pk).update(
             status=SyncStatus.FAILED, error_message="Abandoned: the worker running this cycle stopped."

@@ -1,7 +1,7 @@
 """Start the application's processes with honcho (what `make run` ends with).
 
-With Salesforce credentials configured it runs the `Procfile` (web, worker, beat) against that
-org. Without them it runs `Procfile.demo`, which adds the bundled Salesforce emulator with a demo
+With Salesforce credentials configured it runs the `Procfile` (web, worker, beat, the change-event
+listener) against that org. Without them it runs `Procfile.demo`, which adds the bundled Salesforce emulator with a demo
 org and its sales team, and points the sync at it.
 """
 

@@ -75,4 +75,5 @@ def test_every_page_costs_the_same_queries_for_2_and_for_50_rows(client, superus
     small = count_queries(client, pages(*build(opportunities=2, activities=2)))
     large = count_queries(client, pages(*build(opportunities=50, activities=500)))
     assert small == large
-    assert max(large.values()) <= 20, large
+    # The sync status page is the costliest: it also reads the change stream and its cadence (P15).
+    assert max(large.values()) <= 24, large
