@@ -266,7 +266,9 @@ class PubSubClient:
                 change_type=str(header.get("changeType") or ""),
                 record_ids=tuple(header.get("recordIds") or ()),
             )
-        except (ChangeStreamError, ValueError, TypeError, EOFError, KeyError) as error:
+        except Exception as error:  # fastavro raises IndexError, SchemaParseException, ...
+            # Whatever Salesforce sent, the event still wakes: raising here would fail the stream,
+            # which resumes just before this event and meets it again until retention drops it.
             logger.warning(
                 "A change event on %s could not be decoded (%s); it wakes the sync anyway", topic, error
             )

@@ -254,10 +254,27 @@ class Listener:
                 except (ChangeStreamTransient, SalesforceError) as error:
                     self._down(error)
                     self._idle(self.backoff.next())
+                except DatabaseError as error:
+                    # A database restart or failover: the listener waits and goes on instead of
+                    # exiting (under honcho, one process ending stops the whole stack).
+                    logger.warning("The database could not be reached (%s); trying again shortly.", error)
+                    self._database_pause()
         finally:
-            self.health.down("The listener stopped.", timezone.now())
-            self.health.stopped_at = timezone.now()
-            self._write_health(force=True)
+            try:
+                self.health.down("The listener stopped.", timezone.now())
+                self.health.stopped_at = timezone.now()
+                self._write_health(force=True)
+            except DatabaseError as error:
+                logger.warning("The listener's stop could not be recorded (%s).", error)
+
+    def _database_pause(self) -> None:
+        """Drop the broken connection and wait a backoff step before the next stream round."""
+        try:
+            close_old_connections()
+            connection.close()
+        except DatabaseError:
+            pass
+        self._idle(self.backoff.next())
 
     def _topics_of(self, error: ChangeStreamError) -> list[str]:
         named = [t for t in self.topics if t in str(error)]

@@ -53,12 +53,21 @@ def sync_wake_run() -> WakeClaim:
     """Run the cycles change events asked for: while a wake-up is pending (one came after the start
     of the last cycle), one more cycle, each within the wake-up budget. Returns the last claim:
     `outcome` "served" when nothing is pending, "budget" with `retry_in` when the budget has no
-    token now, "" when another cycle holds the lease (that cycle's end follows up)."""
-    while True:
+    token now, "" when another cycle holds the lease (that cycle's end follows up).
+
+    At most `WAKE_CYCLES_PER_TASK` cycles: an org busy enough to keep a wake-up always pending
+    (or an unknown budget) must not keep one task running into the worker's hard time limit; a
+    wake-up still pending afterwards is the listener's next tick's, or the beat's."""
+    claim = WakeClaim(CycleTrigger.WAKE)
+    for _ in range(WAKE_CYCLES_PER_TASK):
         claim = WakeClaim(CycleTrigger.WAKE)
         cycle = SyncEngine(salesforce_client()).run_cycle(trigger=CycleTrigger.WAKE, claim=claim)
         if cycle is None:
             return claim
+    return claim
+
+
+WAKE_CYCLES_PER_TASK = 20
 
 
 def sync_history_prune() -> int:

@@ -276,6 +276,17 @@ SALESFORCE_CDC_KEEPALIVE_SECONDS = env.float("SALESFORCE_CDC_KEEPALIVE_SECONDS",
 SALESFORCE_CDC_KEEPALIVE_MARGIN_SECONDS = env.float("SALESFORCE_CDC_KEEPALIVE_MARGIN_SECONDS", default=30.0)
 SALESFORCE_CDC_BACKOFF_MAX_SECONDS = env.float("SALESFORCE_CDC_BACKOFF_MAX_SECONDS", default=60.0)
 SALESFORCE_CDC_RETRY_SECONDS = env.float("SALESFORCE_CDC_RETRY_SECONDS", default=300.0)
+# A zero or negative figure would make the listener rebuild its stream (and log in) in a tight loop.
+for _name in (
+    "SALESFORCE_CDC_KEEPALIVE_SECONDS",
+    "SALESFORCE_CDC_KEEPALIVE_MARGIN_SECONDS",
+    "SALESFORCE_CDC_BACKOFF_MAX_SECONDS",
+    "SALESFORCE_CDC_RETRY_SECONDS",
+):
+    if not globals()[_name] > 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
+if not SALESFORCE_CDC_DEBOUNCE_MS >= 0:
+    raise ImproperlyConfigured("SALESFORCE_CDC_DEBOUNCE_MS must be zero or a positive number of milliseconds.")
 
 # --- Trigger campaigns and webhooks (contract §1, §5) --------------------------------------------------
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
