@@ -286,7 +286,9 @@ for _name in (
     if not globals()[_name] > 0:
         raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
 if not SALESFORCE_CDC_DEBOUNCE_MS >= 0:
-    raise ImproperlyConfigured("SALESFORCE_CDC_DEBOUNCE_MS must be zero or a positive number of milliseconds.")
+    raise ImproperlyConfigured(
+        "SALESFORCE_CDC_DEBOUNCE_MS must be zero or a positive number of milliseconds."
+    )
 
 # --- Trigger campaigns and webhooks (contract §1, §5) --------------------------------------------------
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
