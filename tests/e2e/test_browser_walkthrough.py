@@ -53,6 +53,8 @@ def demo_stack(tmp_path):
         OPPSYNC_VAR_DIR=str(var),
         OPPSYNC_PORT=str(port),
         EMULATOR_PORT=str(emulator_port),
+        # Its own Pub/Sub port: another process's stack may hold the demo's 7443.
+        EMULATOR_PUBSUB_PORT=str(free_port()),
         DEMO_WEBHOOK_PORT=str(receiver_port),
         DEMO_OPPORTUNITIES="300",
         DEMO_PEOPLE="400",
