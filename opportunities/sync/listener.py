@@ -23,6 +23,7 @@ thread, `salesforce/pubsub.py`) hand over:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -268,12 +269,9 @@ class Listener:
                 logger.warning("The listener's stop could not be recorded (%s).", error)
 
     def _database_pause(self) -> None:
-        """Drop the broken connection and wait a backoff step before the next stream round."""
-        try:
-            close_old_connections()
+        """Drop the broken connection (the next query opens a new one) and wait a backoff step."""
+        with contextlib.suppress(DatabaseError):
             connection.close()
-        except DatabaseError:
-            pass
         self._idle(self.backoff.next())
 
     def _topics_of(self, error: ChangeStreamError) -> list[str]:

@@ -58,12 +58,10 @@ def sync_wake_run() -> WakeClaim:
     At most `WAKE_CYCLES_PER_TASK` cycles: an org busy enough to keep a wake-up always pending
     (or an unknown budget) must not keep one task running into the worker's hard time limit; a
     wake-up still pending afterwards is the listener's next tick's, or the beat's."""
-    claim = WakeClaim(CycleTrigger.WAKE)
     for _ in range(WAKE_CYCLES_PER_TASK):
         claim = WakeClaim(CycleTrigger.WAKE)
-        cycle = SyncEngine(salesforce_client()).run_cycle(trigger=CycleTrigger.WAKE, claim=claim)
-        if cycle is None:
-            return claim
+        if SyncEngine(salesforce_client()).run_cycle(trigger=CycleTrigger.WAKE, claim=claim) is None:
+            break
     return claim
 
 
