@@ -36,7 +36,7 @@ from .schema import (
     custom_field_spec,
 )
 from .soql_filters import fold
-from .timeutil import Clock, format_datetime, parse_datetime
+from .timeutil import Clock, format_datetime, org_now, parse_datetime
 
 ORG_ID = make_id("00D", 1)
 INTEGRATION_USER_ID = make_id("005", 1)
@@ -305,8 +305,11 @@ class Store:
 
     def metadata_touch(self, sobjects: Iterable[str]) -> None:
         """The objects' metadata (what their describe shows: fields added, changed, hidden or
-        shown) changed now, on the org's clock: describe's If-Modified-Since compares with it."""
-        now = format_datetime(self.clock.now())
+        shown) changed now, on the org's clock: describe's If-Modified-Since compares with it.
+        The org's own time, not a record stamp: `self.clock` hands out strictly increasing stamps,
+        which run ahead of the org's time after a burst of writes, and a change stamped ahead of
+        the Date headers would answer every describe in full until the clock caught up."""
+        now = format_datetime(org_now())
         self.meta_set(
             "metadata_changed", {**self.meta_get("metadata_changed", {}), **dict.fromkeys(sobjects, now)}
         )

@@ -108,6 +108,15 @@ def test_describe_answers_304_without_a_body_until_a_field_is_added_or_hidden(em
     assert rest.describe("Contact", None).status_code == 200  # no header: always the describe
 
 
+def test_a_field_added_after_a_burst_of_writes_is_dated_by_the_orgs_clock(emulator, rest, field):
+    # Each record stamp is a millisecond after the last, so a burst runs the stamps seconds ahead
+    # of the org's clock; a metadata change dated by them would outlive every later Date header.
+    emulator.create("Lead", *({"LastName": f"Burst {n}", "Company": "Burst"} for n in range(3000)))
+    emulator.add_field("Lead", field, "string")
+    since = rest.org_date_after_every_change()
+    assert rest.describe("Lead", since).status_code == 304
+
+
 def test_hiding_a_field_that_is_hidden_already_changes_nothing(emulator, rest, field):
     emulator.add_field("Lead", field, "string")
     emulator.hide_field("Lead", field)
