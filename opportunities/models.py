@@ -521,6 +521,11 @@ class ChangeStream(models.Model):
     only once a cycle that started after its event (a higher cycle id) has succeeded.
     `wake_tokens` / `wake_tokens_at` are the token bucket that caps cycles caused by events within
     SALESFORCE_API_BUDGET (None: full).
+
+    `gone_hints` (object → ids) are the ids of DELETE events not yet checked: a contact role
+    deleted directly is a hard delete, which no window and no `IsDeleted` shows. The next cycle
+    asks Salesforce for those ids and removes the rows it no longer has; the event itself is
+    never taken as the answer.
     """
 
     name = models.CharField(max_length=40, unique=True)
@@ -531,6 +536,7 @@ class ChangeStream(models.Model):
     replay_stored_at = models.DateTimeField(null=True, blank=True)
     wake_tokens = models.FloatField(null=True, blank=True)
     wake_tokens_at = models.DateTimeField(null=True, blank=True)
+    gone_hints = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"Change stream {self.name}: wake-up {self.wake_seq}, served {self.served_seq}"

@@ -56,6 +56,7 @@ from .schedule import stream_silence_limit
 from .wake import (
     Debouncer,
     ReplayLedger,
+    gone_hints_add,
     lease_held,
     newest_cycle_id,
     newest_succeeded_cycle_id,
@@ -70,6 +71,9 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 HEALTH_WRITE_SECONDS = 2.0
+# Change types whose record ids the next cycle asks Salesforce about (wake.py, hints of hard deletes).
+DELETE_TYPES = frozenset({"DELETE", "GAP_DELETE"})
+SYNCED_OBJECTS = frozenset({"Contact", "Lead", "Opportunity", "OpportunityContactRole"})
 
 
 class Backoff:
@@ -365,10 +369,14 @@ class Listener:
     def _handle(self, batch: list[StreamItem], now: float) -> None:
         newest = newest_cycle_id()
         at = timezone.now()
+        deleted: dict[str, list[str]] = {}
         for item in batch:
             if isinstance(item, StreamEnded):
+                gone_hints_add(deleted)
                 raise item.error
             if isinstance(item, ChangeEvent):
+                if item.change_type in DELETE_TYPES and item.entity in SYNCED_OBJECTS:
+                    deleted.setdefault(item.entity, []).extend(item.record_ids)
                 self.ledger.note(item.topic, item.replay_id, newest)
                 self.seen[item.topic] = item.replay_id
                 self.health.event(at)
@@ -379,6 +387,8 @@ class Listener:
                     self.ledger.note(item.topic, item.latest_replay_id, newest)
                     self.seen[item.topic] = item.latest_replay_id
                 self.health.keepalive(at)
+        # Before the wake-up: the cycle it brings checks these ids (a hard delete shows nowhere else).
+        gone_hints_add(deleted)
         self.backoff.reset()  # the stream works: the next trouble starts the backoff afresh
 
     # --- wake-ups and the second's chores ---------------------------------------------------------

@@ -77,6 +77,13 @@ class ObjectSpec:
         live = {str(i) for i, deleted in rows if not deleted}
         return live, known
 
+    def live_among(self, ids: list[str]) -> set[str]:
+        """Which of `ids` OppSync holds as live rows of this object."""
+        rows = self.model._default_manager.filter(
+            **self.local_filter, **{f"{self.id_column}__in": ids, self.deleted_column: False}
+        ).values_list(self.id_column, flat=True)
+        return {str(i) for i in rows}
+
     def stored_stamps(self, ids: list[str]) -> dict[str, dt.datetime | None]:
         return dict(
             self.model._default_manager.filter(**{f"{self.id_column}__in": ids}).values_list(

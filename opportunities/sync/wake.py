@@ -14,6 +14,9 @@ listeners, workers and beat on every machine (the `ChangeStream` row):
    `bucket_take`): under a storm the latency grows, the budget is never overspent.
 4. Replay position: a replay id is stored only after a cycle that started after its event has
    succeeded (`ReplayLedger`).
+5. Hints of hard deletes: the ids of DELETE events wait in `gone_hints` for the next cycle, which
+   asks Salesforce for them (`engine/deletes.py`, `hinted_gone`): a contact role deleted directly
+   leaves no row and no `IsDeleted` for the window to find.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from .lock import LEASE_NAME
 from .schedule import budget_view, poll_cadence
 
 STREAM = "salesforce"
+# Ids of DELETE events kept per object for the next cycle; beyond these, getDeleted and the id
+# reconciliation still find the deletes, only later.
+GONE_HINTS_MAX = 2000
 # At most this many event-caused cycles in a burst (the bucket's size), and at most an hour's share.
 WAKE_BURST_MAX = 30.0
 
@@ -260,3 +266,37 @@ def replay_forget(topic: str) -> None:
         stream = ChangeStream.objects.select_for_update().get(name=STREAM)
         stream.replay_ids = {t: r for t, r in (stream.replay_ids or {}).items() if t != topic}
         stream.save(update_fields=["replay_ids"])
+
+
+# --- 5. hints of hard deletes ------------------------------------------------------------------------
+def gone_hints_add(hints: dict[str, list[str]]) -> None:
+    """Keep ids of DELETE events (or hints a failed cycle gives back) for the next cycle."""
+    hints = {sobject: ids for sobject, ids in hints.items() if ids}
+    if not hints:
+        return
+    _stream()
+    with transaction.atomic():
+        stream = ChangeStream.objects.select_for_update().get(name=STREAM)
+        stored = dict(stream.gone_hints or {})
+        for sobject, ids in hints.items():
+            merged = dict.fromkeys([*stored.get(sobject, []), *ids])
+            stored[sobject] = list(merged)[:GONE_HINTS_MAX]
+        stream.gone_hints = stored
+        stream.save(update_fields=["gone_hints"])
+
+
+def gone_hints_take() -> dict[str, list[str]]:
+    """The hints waiting, which leave the row: the cycle that takes them checks them or gives
+    them back (`gone_hints_add`)."""
+    with transaction.atomic():
+        stream = ChangeStream.objects.select_for_update().filter(name=STREAM).first()
+        if stream is None or not stream.gone_hints:
+            return {}
+        taken = {
+            str(s): [str(i) for i in ids]
+            for s, ids in dict(stream.gone_hints).items()
+            if isinstance(ids, list)
+        }
+        stream.gone_hints = {}
+        stream.save(update_fields=["gone_hints"])
+    return taken

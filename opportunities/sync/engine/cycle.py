@@ -12,7 +12,7 @@ from ...models import Activity, CycleTrigger, SyncCycle, SyncObjectRun, SyncStat
 from ...salesforce.client import SalesforceClient
 from ...salesforce.exceptions import SalesforceError, SalesforceQuotaExceeded
 from ...signals import activities_recorded
-from .. import set_aside
+from .. import set_aside, wake
 from ..lock import SyncLeaseLost, SyncLock
 from . import bookkeeping, composite, deletes, describe, retry, window
 from .composite import Answers, ObjectPlan
@@ -128,11 +128,20 @@ class SyncEngine:
         # Window, apply and deletes, object by object. Only the object whose deletes Salesforce
         # could not list is reconciled for it: a refusal for Lead never re-reads two million roles.
         to_reconcile = set(states) if reconcile else set()
-        for object_plan in plan.objects:
-            if object_plan.sobject not in run.failures and _object_turn(
-                run, object_plan, answers, backfills.get(object_plan.sobject, [])
-            ):
-                to_reconcile.add(object_plan.sobject)
+        # Ids of DELETE events: checked by the object's turn; what no turn checked (the object
+        # failed or was not due, the cycle stopped) goes back for the next cycle.
+        hints = wake.gone_hints_take()
+        try:
+            for object_plan in plan.objects:
+                sobject = object_plan.sobject
+                if sobject not in run.failures and _object_turn(
+                    run, object_plan, answers, backfills.get(sobject, []), hints.get(sobject, [])
+                ):
+                    to_reconcile.add(sobject)
+                if sobject not in run.failures:
+                    hints.pop(sobject, None)
+        finally:
+            wake.gone_hints_add(hints)
         # Deletes: the reconciles due.
         reconciles = deletes.reconcile_due(run, states, to_reconcile)
         if reconciles:
@@ -143,9 +152,12 @@ class SyncEngine:
         return run.failures
 
 
-def _object_turn(run: CycleRun, object_plan: ObjectPlan, answers: Answers, backfill: list[str]) -> bool:
-    """One object's window, the retry of its set-aside records, the back-fill of its new fields
-    and its getDeleted answer; True when getDeleted says it needs a reconcile."""
+def _object_turn(
+    run: CycleRun, object_plan: ObjectPlan, answers: Answers, backfill: list[str], gone_hints: list[str]
+) -> bool:
+    """One object's window, the retry of its set-aside records, the back-fill of its new fields,
+    the check of its DELETE events' ids and its getDeleted answer; True when getDeleted says it
+    needs a reconcile."""
     sobject, state = object_plan.sobject, object_plan.state
     work = bookkeeping.object_start(run, sobject, state, object_plan.window, object_plan.initial)
     retry_ids = set_aside.due_ids(sobject, run.now) if sobject in run.set_aside_objects else []
@@ -156,6 +168,8 @@ def _object_turn(run: CycleRun, object_plan: ObjectPlan, answers: Answers, backf
             retry.set_aside_retry(run, work, retry_ids)
         if backfill:
             describe.backfill(run, work, backfill)
+        if gone_hints:
+            deletes.hinted_gone(run, work, gone_hints)
         if object_plan.deleted_window is not None:
             deleted = answers.deleted(sobject)
             needs_reconcile = deletes.deleted_apply(run, work, deleted, object_plan.deleted_window)

@@ -81,6 +81,26 @@ def rows_gone(
             SPECS[sobject].mark_gone(chunk, context)
 
 
+def hinted_gone(run: CycleRun, work: ObjectWork, ids: list[str]) -> None:
+    """Ids of DELETE events (`wake.py`, hints): Salesforce is asked for those OppSync still holds
+    as live, with queryAll, and the rows it no longer returns at all are gone now (a contact role
+    deleted directly is a hard delete: no window and no getDeleted minute shows it sooner). A soft
+    delete is still returned, with `IsDeleted`, and is the window's to apply; the event alone
+    never removes anything."""
+    sobject = work.sobject
+    wanted = sorted(SPECS[sobject].live_among([i for i in ids if SALESFORCE_ID.fullmatch(i)]))
+    if not wanted:
+        return
+    run.within_quota()
+    remote: set[str] = set()
+    for soql in ids_soql_chunks(run.client, sobject, {}, wanted):
+        for records in run.client.query_all(soql, include_deleted=True):
+            remote.update(str(r["Id"]) for r in records)
+    gone = [i for i in wanted if i not in remote]
+    rows_gone(run.lock, sobject, dict.fromkeys(gone, timezone.now()), work.context)
+    logger.info("Checked %d deleted %s ids of change events: %d gone", len(wanted), sobject, len(gone))
+
+
 def reconcile_due(run: CycleRun, states: dict[str, SyncState], requested: set[str]) -> list[str]:
     """The objects to reconcile: those `requested` (the operator's, or getDeleted's gap) and those
     whose last reconcile is older than SALESFORCE_RECONCILE_INTERVAL; none that failed."""
