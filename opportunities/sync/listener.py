@@ -71,6 +71,7 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 HEALTH_WRITE_SECONDS = 2.0
+NUDGE_LONGEST_SECONDS = 30.0
 # Change types whose record ids the next cycle asks Salesforce about (wake.py, hints of hard deletes).
 DELETE_TYPES = frozenset({"DELETE", "GAP_DELETE"})
 SYNCED_OBJECTS = frozenset({"Contact", "Lead", "Opportunity", "OpportunityContactRole"})
@@ -174,6 +175,7 @@ class InProcessCycles:
                 if not self._wanted.wait(timeout=TICK_SECONDS):
                     continue
                 self._wanted.clear()
+                close_old_connections()  # a connection broken by a database restart is replaced
                 try:
                     sync_wake_run()
                 except Exception:  # a cycle's failure is the cycle's (recorded); the thread goes on
@@ -223,6 +225,7 @@ class Listener:
         self._next_tick = 0.0
         self._next_write = 0.0
         self._last_dispatch = 0.0
+        self._nudges = 0
 
     # --- the outer loop: (re)subscribe ---------------------------------------------------------------
     def run(self) -> None:
@@ -242,7 +245,9 @@ class Listener:
                         replay_forget(topic)
                         self.ledger.forget(topic)
                         self.seen.pop(topic, None)
-                    self._wake()  # the watermark bounds what the lost position could have missed
+                    # The new stream's wake-up (a rebuild's): the watermark bounds what the lost
+                    # position could have missed.
+                    self.rebuilding = True
                 except ChangeStreamAuthExpired as error:
                     self._down(error)
                     self.client.close()  # the next round logs in again at once
@@ -330,20 +335,27 @@ class Listener:
             if self.rebuilding:
                 self._wake()  # the gap between two streams: the window finds what it held
             self.rebuilding = True
-            self._consume(rebuild_at)
+            self._consume(available, rebuild_at)
         finally:
             for subscription in subscriptions:
                 subscription.cancel()
 
-    def _consume(self, rebuild_at: float | None = None) -> None:
-        """Until the stream fails (an exception) or `rebuild_at` comes (a plain return)."""
+    def _consume(self, topics: list[str], rebuild_at: float | None = None) -> None:
+        """Until the stream fails (an exception) or `rebuild_at` comes (a plain return). Each
+        topic has a stream of its own, and each must be heard from (an event or a keepalive)
+        within the silence limit: one stream gone quiet is not covered by the others' keepalives."""
         silence_limit = stream_silence_limit()
-        heard = time.monotonic()
+        heard = dict.fromkeys(topics, time.monotonic())
         while not self.stop.is_set():
             now = time.monotonic()
             if rebuild_at is not None and now >= rebuild_at:
                 return
-            deadlines = [self._next_tick, heard + silence_limit, *([rebuild_at] if rebuild_at else [])]
+            quietest = min(heard, key=lambda topic: heard[topic])
+            deadlines = [
+                self._next_tick,
+                heard[quietest] + silence_limit,
+                *([rebuild_at] if rebuild_at else []),
+            ]
             if (debounce := self.debounce.deadline()) is not None:
                 deadlines.append(debounce)
             try:
@@ -355,14 +367,16 @@ class Listener:
                 batch = [first] + [self.inbox.get_nowait() for _ in range(self.inbox.qsize())]
             now = time.monotonic()
             if batch:
-                heard = now
+                for item in batch:
+                    heard[item.topic] = now
                 self._handle(batch, now)
             if self.debounce.due(now):
                 self._wake()
-            if now - heard > silence_limit:
+            quietest = min(heard, key=lambda topic: heard[topic])
+            if now - heard[quietest] > silence_limit:
                 raise ChangeStreamTransient(
-                    f"No event and no keepalive for {silence_limit:g} s (the keepalive period plus a "
-                    "margin): the stream is rebuilt."
+                    f"No event and no keepalive on {quietest} for {silence_limit:g} s (the keepalive "
+                    "period plus a margin): the stream is rebuilt."
                 )
             self._tick(now)
 
@@ -393,6 +407,7 @@ class Listener:
 
     # --- wake-ups and the second's chores ---------------------------------------------------------
     def _wake(self) -> None:
+        self._nudges = 0
         wake_request()
         self.health.wakeup(timezone.now())
         if not lease_held():  # a running cycle follows up by itself (wake.py)
@@ -412,7 +427,12 @@ class Listener:
         try:
             stored = self.ledger.confirmed(newest_succeeded_cycle_id())
             replay_store(stored)
-            if now - self._last_dispatch >= TICK_SECONDS and wake_pending() and not lease_held():
+            # A wake-up still pending with the lease free: the queued task was lost, or the
+            # wake-up budget had no token. Nudged again after 1, 2, 4 … up to 30 s, so a spent
+            # budget does not queue a task every second.
+            nudge_after = min(NUDGE_LONGEST_SECONDS, TICK_SECONDS * 2**self._nudges)
+            if now - self._last_dispatch >= nudge_after and wake_pending() and not lease_held():
+                self._nudges += 1
                 self._dispatch()
             self._write_health()
         except DatabaseError as error:  # a busy or restarting database: the next second tries again

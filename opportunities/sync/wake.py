@@ -36,6 +36,9 @@ STREAM = "salesforce"
 # Ids of DELETE events kept per object for the next cycle; beyond these, getDeleted and the id
 # reconciliation still find the deletes, only later.
 GONE_HINTS_MAX = 2000
+# A listener resumes from its stored replay ids only if they were stored this recently (a running
+# listener stores them about every safety poll); older, it starts at LATEST (`replay_positions`).
+REPLAY_RESUME_MAX_AGE = dt.timedelta(hours=1)
 # At most this many event-caused cycles in a burst (the bucket's size), and at most an hour's share.
 WAKE_BURST_MAX = 30.0
 
@@ -236,9 +239,16 @@ def newest_succeeded_cycle_id() -> int:
     )
 
 
-def replay_positions() -> dict[str, bytes]:
-    """Where to resume, per topic (a topic without one starts at LATEST)."""
-    stored = _stream().replay_ids or {}
+def replay_positions(now: dt.datetime | None = None) -> dict[str, bytes]:
+    """Where to resume, per topic (a topic without one starts at LATEST). Positions stored longer
+    ago than REPLAY_RESUME_MAX_AGE are not used: replaying up to 72 hours of events would only spend
+    the org's daily event deliveries on wake-ups, when the start's catch-up cycle (the watermark)
+    already covers whatever changed meanwhile."""
+    stream = _stream()
+    now = now or timezone.now()
+    if stream.replay_stored_at is None or now - stream.replay_stored_at > REPLAY_RESUME_MAX_AGE:
+        return {}
+    stored = stream.replay_ids or {}
     positions = {}
     for topic, hex_id in stored.items():
         try:

@@ -24,12 +24,40 @@ from opportunities.sync.wake import (
     ReplayLedger,
     WakeClaim,
     bucket_take,
+    gone_hints_add,
+    gone_hints_take,
+    replay_positions,
+    replay_store,
     wake_bucket_size,
     wake_pending,
     wake_request,
 )
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+# --- replay positions and hints of deletes ----------------------------------------------------------
+@pytest.mark.django_db
+def test_a_listener_resumes_from_a_recent_position_but_not_from_one_hours_old():
+    replay_store({"/data/OpportunityChangeEvent": b"\x00\x07"})
+    stored_at = ChangeStream.objects.get().replay_stored_at
+    assert replay_positions(stored_at + dt.timedelta(minutes=59)) == {
+        "/data/OpportunityChangeEvent": b"\x00\x07"
+    }
+    # Down for longer: LATEST (and the start's catch-up cycle) instead of replaying up to 72 hours.
+    assert replay_positions(stored_at + dt.timedelta(minutes=61)) == {}
+
+
+@pytest.mark.django_db
+def test_hints_of_deletes_merge_stay_bounded_and_are_taken_once():
+    gone_hints_add({"OpportunityContactRole": ["00K1", "00K2"], "Lead": []})
+    gone_hints_add({"OpportunityContactRole": ["00K2", "00K3"]})
+    gone_hints_add({"Opportunity": [f"006{n}" for n in range(5000)]})
+    taken = gone_hints_take()
+    assert taken["OpportunityContactRole"] == ["00K1", "00K2", "00K3"]
+    assert "Lead" not in taken
+    assert len(taken["Opportunity"]) == 2000  # the rest is getDeleted's and the reconcile's
+    assert gone_hints_take() == {}
 
 
 # --- debounce ------------------------------------------------------------------------------------------
