@@ -77,6 +77,14 @@ DELETE_TYPES = frozenset({"DELETE", "GAP_DELETE"})
 SYNCED_OBJECTS = frozenset({"Contact", "Lead", "Opportunity", "OpportunityContactRole"})
 
 
+class TopicRefused(Exception):
+    """One topic's stream was refused while the others run (`_stream` carries on without it)."""
+
+    def __init__(self, topic: str, error: ChangeStreamError) -> None:
+        super().__init__(str(error))
+        self.topic, self.error = topic, error
+
+
 class Backoff:
     """Capped exponential backoff with jitter: base, 2·base, 4·base … up to `cap`, each delay drawn
     from its upper half so several listeners do not retry in step."""
@@ -305,7 +313,8 @@ class Listener:
         that object) is named as the reason the stream is down, the others still wake the sync,
         and the whole stream is rebuilt after the slow timer to try it again."""
         self.client.login()
-        available, missing = [], []
+        available: list[str] = []
+        missing: list[ChangeStreamError] = []
         for topic in self.topics:
             try:
                 self.client.topic(topic)
@@ -318,16 +327,13 @@ class Listener:
         # ones after a restart.
         positions = {**replay_positions(), **self.seen}
         self.inbox = queue.Queue()
-        subscriptions: list[Subscription] = []
+        subscriptions: dict[str, Subscription] = {}
         try:
             for topic in available:
-                subscriptions.append(self.client.subscribe(topic, positions.get(topic), self.inbox.put))
+                subscriptions[topic] = self.client.subscribe(topic, positions.get(topic), self.inbox.put)
             rebuild_at = None
             if missing:
-                reason = " ".join(str(error) for error in missing)
-                self.health.down(f"{reason} The other topics still wake the sync.", timezone.now())
-                self.say(f"Change events are partly available: {reason}")
-                rebuild_at = time.monotonic() + settings.SALESFORCE_CDC_RETRY_SECONDS
+                rebuild_at = self._partly_available(missing)
             else:
                 self.health.subscribed(timezone.now())
             self._write_health(force=True)
@@ -335,10 +341,27 @@ class Listener:
             if self.rebuilding:
                 self._wake()  # the gap between two streams: the window finds what it held
             self.rebuilding = True
-            self._consume(available, rebuild_at)
+            while True:
+                try:
+                    self._consume(list(subscriptions), rebuild_at)
+                    return
+                except TopicRefused as refused:
+                    # One topic's Subscribe was refused (no permission, not selected): the others
+                    # keep waking the sync until the slow timer tries it again.
+                    subscriptions.pop(refused.topic).cancel()
+                    missing.append(refused.error)
+                    rebuild_at = rebuild_at or self._partly_available(missing)
         finally:
-            for subscription in subscriptions:
+            for subscription in subscriptions.values():
                 subscription.cancel()
+
+    def _partly_available(self, missing: list[ChangeStreamError]) -> float:
+        """Say which topics are not available; returns when the whole stream is tried again."""
+        reason = " ".join(str(error) for error in missing)
+        self.health.down(f"{reason} The other topics still wake the sync.", timezone.now())
+        self._write_health(force=True)
+        self.say(f"Change events are partly available: {reason}")
+        return time.monotonic() + settings.SALESFORCE_CDC_RETRY_SECONDS
 
     def _consume(self, topics: list[str], rebuild_at: float | None = None) -> None:
         """Until the stream fails (an exception) or `rebuild_at` comes (a plain return). Each
@@ -369,7 +392,10 @@ class Listener:
             if batch:
                 for item in batch:
                     heard[item.topic] = now
-                self._handle(batch, now)
+                for ended in self._handle(batch, now):
+                    if isinstance(ended.error, ChangeStreamUnavailable) and len(heard) > 1:
+                        raise TopicRefused(ended.topic, ended.error)
+                    raise ended.error
             if self.debounce.due(now):
                 self._wake()
             quietest = min(heard, key=lambda topic: heard[topic])
@@ -380,15 +406,17 @@ class Listener:
                 )
             self._tick(now)
 
-    def _handle(self, batch: list[StreamItem], now: float) -> None:
+    def _handle(self, batch: list[StreamItem], now: float) -> list[StreamEnded]:
+        """Note the batch's events and keepalives; returns the streams that ended in it (handled
+        after the others, so no event of another topic in the same batch is lost)."""
         newest = newest_cycle_id()
         at = timezone.now()
         deleted: dict[str, list[str]] = {}
+        ended: list[StreamEnded] = []
         for item in batch:
             if isinstance(item, StreamEnded):
-                gone_hints_add(deleted)
-                raise item.error
-            if isinstance(item, ChangeEvent):
+                ended.append(item)
+            elif isinstance(item, ChangeEvent):
                 if item.change_type in DELETE_TYPES and item.entity in SYNCED_OBJECTS:
                     deleted.setdefault(item.entity, []).extend(item.record_ids)
                 self.ledger.note(item.topic, item.replay_id, newest)
@@ -403,7 +431,9 @@ class Listener:
                 self.health.keepalive(at)
         # Before the wake-up: the cycle it brings checks these ids (a hard delete shows nowhere else).
         gone_hints_add(deleted)
-        self.backoff.reset()  # the stream works: the next trouble starts the backoff afresh
+        if not ended:
+            self.backoff.reset()  # the stream works: the next trouble starts the backoff afresh
+        return ended
 
     # --- wake-ups and the second's chores ---------------------------------------------------------
     def _wake(self) -> None:

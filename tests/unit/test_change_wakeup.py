@@ -4,6 +4,8 @@ budget, the replay-store rule, the cadence, flow control, backoff and gRPC error
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from typing import Any
 
 import pytest
 
@@ -15,8 +17,15 @@ from opportunities.salesforce.exceptions import (
     ChangeStreamTransient,
     ChangeStreamUnavailable,
 )
-from opportunities.salesforce.pubsub import REPLAY_CORRUPTED, stream_error, top_up
-from opportunities.sync.listener import Backoff
+from opportunities.salesforce.pubsub import (
+    REPLAY_CORRUPTED,
+    ChangeEvent,
+    Keepalive,
+    StreamEnded,
+    stream_error,
+    top_up,
+)
+from opportunities.sync.listener import Backoff, Listener
 from opportunities.sync.schedule import cadence_choice
 from opportunities.sync.wake import (
     BucketSize,
@@ -32,6 +41,7 @@ from opportunities.sync.wake import (
     wake_pending,
     wake_request,
 )
+from tests.processes import wait_until
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -269,3 +279,78 @@ def test_the_org_id_comes_from_the_identity_url():
     url = "https://login.salesforce.com/id/00Dxx0000001gEREAY/005xx000001SwiUAAS"
     assert org_id_from_identity_url(url) == "00Dxx0000001gEREAY"
     assert org_id_from_identity_url("") == ""
+
+
+# --- one topic refused at Subscribe ----------------------------------------------------------------------
+class _FakeSubscription:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _OneTopicRefusedClient:
+    """Stands in for the Pub/Sub client (its wire is tested against the emulator): GetTopic
+    answers for both topics, but the second one's Subscribe stream ends at once, refused."""
+
+    def __init__(self) -> None:
+        self.sinks: dict[str, Any] = {}
+        self.subscriptions: dict[str, _FakeSubscription] = {}
+
+    def login(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def topic(self, name: str) -> None:
+        pass
+
+    def subscribe(self, topic: str, replay_id: bytes | None, sink: Any) -> _FakeSubscription:
+        self.sinks[topic] = sink
+        self.subscriptions[topic] = _FakeSubscription()
+        if topic == "/data/LeadChangeEvent":
+            sink(StreamEnded(topic, ChangeStreamUnavailable("You may not read /data/LeadChangeEvent.")))
+        else:
+            sink(Keepalive(topic, b"\x01"))
+        return self.subscriptions[topic]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_topic_refused_at_subscribe_leaves_the_others_waking_the_sync():
+    stop = threading.Event()
+    dispatched = threading.Event()
+    listener = Listener(
+        stop=stop,
+        say=lambda message: None,
+        dispatch=dispatched.set,
+        topics=["/data/OpportunityChangeEvent", "/data/LeadChangeEvent"],
+    )
+    client = _OneTopicRefusedClient()
+    listener.client = client  # type: ignore[assignment]
+    thread = threading.Thread(target=listener.run)
+    thread.start()
+    try:
+        wait_until(
+            lambda: (
+                "/data/LeadChangeEvent" in (ChangeListener.objects.first() or ChangeListener()).down_reason
+            ),
+            timeout=30,
+            what="the refused topic named",
+        )
+        assert client.subscriptions["/data/LeadChangeEvent"].cancelled
+        assert not client.subscriptions["/data/OpportunityChangeEvent"].cancelled
+        row = ChangeListener.objects.get()
+        assert "The other topics still wake the sync" in row.down_reason
+        seq = ChangeStream.objects.get().wake_seq  # the start's catch-up wake-up
+        dispatched.clear()
+        client.sinks["/data/OpportunityChangeEvent"](
+            ChangeEvent("/data/OpportunityChangeEvent", b"\x02", "Opportunity", "UPDATE", ("006A",))
+        )
+        wait_until(lambda: ChangeStream.objects.get().wake_seq > seq, timeout=30, what="the wake-up")
+        assert dispatched.wait(timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
