@@ -328,7 +328,7 @@ def test_a_topic_refused_at_subscribe_leaves_the_others_waking_the_sync():
         topics=["/data/OpportunityChangeEvent", "/data/LeadChangeEvent"],
     )
     client = _OneTopicRefusedClient()
-    listener.client = client  # type: ignore[assignment]
+    listener.client = client
     thread = threading.Thread(target=listener.run)
     thread.start()
     try:
