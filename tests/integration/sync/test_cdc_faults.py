@@ -17,11 +17,13 @@ from contextlib import ExitStack
 import pytest
 from django.db.models import Q
 from django.test import Client
+from django.utils import timezone
 
 from campaigns.models import Delivery, DeliveryStatus, TriggerCursor
 from campaigns.receiver import Receiver
 from campaigns.services import campaign_save
-from opportunities.models import Activity, CycleTrigger, SyncCycle, SyncObjectRun, SyncStatus
+from opportunities.models import Activity, ChangeListener, CycleTrigger, SyncCycle, SyncObjectRun, SyncStatus
+from opportunities.sync.lock import SyncLock
 from opportunities.sync.wake import lease_held, newest_cycle_id, wake_pending
 from tests.integration.sync.checks import assert_database_equals_org
 from tests.integration.sync.test_cdc_listener import (
@@ -31,6 +33,7 @@ from tests.integration.sync.test_cdc_listener import (
     listening,
     new_opportunity,
     opportunity_visible,
+    stored_replay_positions,
     stream_status,
     wait_healthy,
     wait_synced,
@@ -79,6 +82,76 @@ def assert_final_state(org) -> None:
     assert_database_equals_org(org)
     assert_no_activity_twice()
     assert_one_cycle_at_a_time()
+
+
+# --- the replay rule ---------------------------------------------------------------------------------
+def test_a_replay_id_is_stored_only_after_a_cycle_that_started_after_its_event_and_a_restart_resumes_there(
+    org, tmp_path, api
+):
+    """While this test holds the sync lease no cycle can start: the listener hears the event,
+    ticks, and still stores nothing. Killed then, the next listener resumes CUSTOM from the id
+    stored before the event and is handed the event again, whose cycle brings the change."""
+    topic = "/data/OpportunityChangeEvent"
+    env = listener_env(org, tmp_path)
+    log = tmp_path / "listener.log"
+    lock = SyncLock(lease_seconds=600, heartbeat=False)
+    with listening(env, log) as first:
+        wait_healthy(api, log)
+        sf_id = new_opportunity(org, "Stored after its cycle")
+        wait_until(lambda: opportunity_visible(api, sf_id), timeout=60, what="the deal", log=log)
+        latest = org.latest_replay()
+        wait_until(
+            lambda: stored_replay_positions().get(topic) == latest,
+            timeout=60,
+            what="the deal's replay id stored",
+            log=log,
+        )
+        wait_quiet(log)
+        assert lock.acquire()
+        org.update("Opportunity", {"Id": sf_id, "StageName": "Closed Won"})
+        event = org.latest_replay()
+        assert event == latest + 1
+        row = ChangeListener.objects.get(stopped_at=None)
+        heard = wait_until(
+            lambda: ChangeListener.objects.filter(pk=row.pk, events_today__gt=row.events_today).first(),
+            timeout=60,
+            what="the listener to hear the event",
+            log=log,
+        )
+        # One more of the listener's ticks after it wrote that (each stores what it may, then writes).
+        wait_until(
+            lambda: ChangeListener.objects.filter(pk=row.pk, seen_at__gt=heard.seen_at).exists(),
+            timeout=30,
+            what="another tick",
+            log=log,
+        )
+        assert stored_replay_positions()[topic] == latest, "stored before a cycle that started after it"
+        assert not SyncCycle.objects.filter(started_at__gt=heard.last_event_at).exists()
+        stop(first, sig=signal.SIGKILL)
+    lock.release()
+    log_2 = tmp_path / "listener-2.log"
+    restarted_at = timezone.now()
+    with listening(env, log_2):
+        wait_until(
+            lambda: opportunity_visible(api, sf_id, stage="Closed Won"),
+            timeout=60,
+            what="the change",
+            log=log_2,
+        )
+        assert org.pubsub_subscriptions()["custom_starts"][topic] == latest
+        wait_until(
+            lambda: stored_replay_positions().get(topic) == event,
+            timeout=60,
+            what="the event's replay id stored after its cycle",
+            log=log_2,
+        )
+        wait_until(
+            lambda: ChangeListener.objects.filter(started_at__gt=restarted_at, events_today__gte=1).exists(),
+            timeout=30,
+            what="the event handed over again to the restarted listener",
+            log=log_2,
+        )
+    assert_final_state(org)
 
 
 # --- drop the next N events: the safety poll brings the change ----------------------------------------
