@@ -183,6 +183,16 @@ class EmulatorControl:
         """The newest event's position in the log (the emulator's, not a replay id)."""
         return int(self.pubsub()["latest_replay"])
 
+    def pubsub_subscriptions(self) -> dict[str, Any]:
+        """Subscribe calls so far: `by_preset` (LATEST, EARLIEST, CUSTOM counts) and
+        `custom_starts` (per topic, the log position its latest CUSTOM subscription resumed from)."""
+        state = self.pubsub()
+        return {
+            "started": int(state["subscriptions_started"]),
+            "by_preset": dict(state["subscriptions_by_preset"]),
+            "custom_starts": {topic: int(p) for topic, p in state["custom_starts"].items()},
+        }
+
 
 class EmulatorProcess:
     """`python -m salesforce_emulator` in a process of its own, on a port of its own."""

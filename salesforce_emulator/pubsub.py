@@ -97,6 +97,11 @@ class PubSubService(pb_grpc.PubSubServicer):
         # Subscribe calls that got past their first request: a test waits for its stream to be
         # in place before it writes (LATEST starts at the moment the server reads the request).
         self.subscriptions_started = 0
+        # The same, per replay preset, and where each topic's latest CUSTOM subscription started
+        # (a position in the log): a test tells a listener that resumed from its stored replay id
+        # from one that started at LATEST.
+        self.subscriptions_by_preset: dict[str, int] = {"LATEST": 0, "EARLIEST": 0, "CUSTOM": 0}
+        self.custom_starts: dict[str, int] = {}
         self.bus.listeners.append(self.wake)
 
     def wake(self) -> None:
@@ -154,6 +159,8 @@ class PubSubService(pb_grpc.PubSubServicer):
             "deliveries": {"used": used, "max": maximum},
             "keepalive_seconds": self.keepalive_seconds,
             "subscriptions_started": self.subscriptions_started,
+            "subscriptions_by_preset": dict(self.subscriptions_by_preset),
+            "custom_starts": dict(self.custom_starts),
             "open_streams": len(self._wakeups),
         }
 
@@ -252,6 +259,10 @@ class PubSubService(pb_grpc.PubSubServicer):
                 return
             position, topic = self._start(first)
             self.subscriptions_started += 1
+            preset = pb.ReplayPreset.Name(first.replay_preset)
+            self.subscriptions_by_preset[preset] = self.subscriptions_by_preset.get(preset, 0) + 1
+            if first.replay_preset == pb.CUSTOM:
+                self.custom_starts[topic.name] = position
             stream.add_requested(first.num_requested)
             reader = asyncio.create_task(stream.read_requests(request_iterator))
             async for response in stream.responses(token, topic, position):

@@ -6,6 +6,7 @@ recovers from the emulator's faults."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import signal
 import sys
@@ -15,7 +16,9 @@ from contextlib import ExitStack, contextmanager
 import pytest
 from django.test import Client
 
-from opportunities.models import ChangeStream, CycleTrigger, SyncCycle, SyncStatus
+from opportunities.models import ChangeListener, ChangeStream, CycleTrigger, SyncCycle, SyncStatus
+from opportunities.sync.wake import STREAM
+from salesforce_emulator.change_events import decode_replay_id
 from tests.integration.sync.checks import activity_keys, assert_database_equals_org
 from tests.integration.sync.conftest import salesforce_environment
 from tests.integration.sync.test_sync_celery import start_worker
@@ -64,6 +67,36 @@ def stream_status(api: Client) -> dict:
 
 def wait_healthy(api: Client, log) -> None:
     wait_until(lambda: stream_status(api)["state"] == "healthy", timeout=90, what="a healthy stream", log=log)
+
+
+def subscribed_since(status: dict) -> dt.datetime | None:
+    value = status["subscribed_since"]
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def wait_resubscribed(api: Client, log, before: dt.datetime | None) -> None:
+    """A healthy stream subscribed *after* `before` (the subscription seen before a fault): the
+    state from before the fault cannot satisfy it."""
+
+    def fresh() -> bool:
+        status = stream_status(api)
+        since = subscribed_since(status)
+        return status["state"] == "healthy" and since is not None and (before is None or since > before)
+
+    wait_until(fresh, timeout=90, what="a new healthy subscription", log=log)
+
+
+def stored_replay_positions() -> dict[str, int]:
+    """The replay ids the listeners stored (ChangeStream.replay_ids), as the emulator's positions."""
+    stream = ChangeStream.objects.filter(name=STREAM).first()
+    stored = (stream.replay_ids or {}) if stream else {}
+    positions = {topic: decode_replay_id(bytes.fromhex(hex_id)) for topic, hex_id in stored.items()}
+    return {topic: position for topic, position in positions.items() if position is not None}
+
+
+def assert_no_activity_twice() -> None:
+    keys = activity_keys()
+    assert len(keys) == len(set(keys)), "an activity was recorded twice"
 
 
 def wait_synced(org, log, timeout: float = 120) -> None:
@@ -125,6 +158,8 @@ def test_a_change_becomes_visible_through_the_api_after_a_wakeup_without_the_pol
     assert "healthy" in status["poll_cadence"]["reason"]
     # No beat ran and the poll interval is an hour: every cycle was a wake-up.
     assert set(SyncCycle.objects.values_list("trigger", flat=True)) == {CycleTrigger.WAKE}
+    assert_database_equals_org(org)
+    assert_no_activity_twice()
     assert_one_cycle_at_a_time()
 
 
@@ -153,33 +188,69 @@ def test_an_org_without_cdc_syncs_as_before_and_the_status_names_why(org, tmp_pa
         wait_until(polled, timeout=60, what="a poll cycle", log=log)
         assert opportunity_visible(api, sf_id)
     assert_database_equals_org(org)
+    assert_no_activity_twice()
+    assert_one_cycle_at_a_time()
 
 
 def test_a_listener_killed_mid_burst_and_restarted_loses_and_duplicates_nothing(org, tmp_path, api):
+    """The restarted listener resumes CUSTOM from the replay id the first one stored (not at
+    LATEST): the emulator saw that position, and the events after it are delivered again."""
     org.generate(opportunities=20, people=30)
     env = listener_env(org, tmp_path)
     log = tmp_path / "listener.log"
     ids = [r["Id"] for r in org.records("Opportunity")]
     stages = ("Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review")
+    topic = "/data/OpportunityChangeEvent"
     with listening(env, log) as first:
         wait_healthy(api, log)
         wait_synced(org, log)
-        woken_before = SyncCycle.objects.filter(trigger=CycleTrigger.WAKE).count()
-        for index, sf_id in enumerate(ids[:10]):
+        for index, sf_id in enumerate(ids[:5]):
             org.update("Opportunity", {"Id": sf_id, "StageName": stages[index % 4]})
-        wait_until(
-            lambda: SyncCycle.objects.filter(trigger=CycleTrigger.WAKE).count() > woken_before,
-            timeout=60,
-            what="a cycle woken by the burst",
-            log=log,
-        )
+        # A cycle that started after those events succeeded, so their replay id was stored.
+        wait_until(lambda: topic in stored_replay_positions(), timeout=60, what="a stored replay id", log=log)
+
+        def burst() -> None:
+            for index, sf_id in enumerate(ids[5:12]):
+                org.update(
+                    "Opportunity", {"Id": sf_id, "StageName": stages[index % 4], "Amount": 500 + index}
+                )
+
+        writer = threading.Thread(target=burst)
+        writer.start()
+        latest = org.latest_replay()
+        wait_until(lambda: org.latest_replay() >= latest + 2, timeout=60, what="the burst under way", log=log)
         stop(first, sig=signal.SIGKILL)  # in the middle of the burst, perhaps of a cycle
-    for index, sf_id in enumerate(ids[10:]):
+        writer.join(timeout=60)
+    for index, sf_id in enumerate(ids[12:]):
         org.update("Opportunity", {"Id": sf_id, "StageName": stages[index % 4], "Amount": 1000 + index})
-    with listening(env, tmp_path / "listener-2.log"):
-        wait_synced(org, tmp_path / "listener-2.log")
-    keys = activity_keys()
-    assert len(keys) == len(set(keys)), "an activity was recorded twice"
+    stored = stored_replay_positions()[topic]
+    latest = org.latest_replay()
+    assert stored < latest  # the events written while no listener ran come after it
+    presets_before = org.pubsub_subscriptions()["by_preset"]
+    restarted_at = dt.datetime.now(dt.UTC)
+    log_2 = tmp_path / "listener-2.log"
+    with listening(env, log_2):
+        wait_synced(org, log_2)
+        subscriptions = org.pubsub_subscriptions()
+        # Every topic the first listener stored resumed CUSTOM from exactly that position.
+        assert subscriptions["custom_starts"][topic] == stored
+        assert subscriptions["by_preset"]["CUSTOM"] > presets_before["CUSTOM"]
+        # ... and got the events after it again (all of the log's events after `stored` are the
+        # Opportunity updates; a listener started at LATEST would have received none of them).
+        wait_until(
+            lambda: (
+                sum(
+                    ChangeListener.objects.filter(started_at__gte=restarted_at).values_list(
+                        "events_today", flat=True
+                    )
+                )
+                >= latest - stored
+            ),
+            timeout=60,
+            what="the replayed events at the restarted listener",
+            log=log_2,
+        )
+    assert_no_activity_twice()
     assert_one_cycle_at_a_time()
 
 
@@ -208,8 +279,7 @@ def test_two_listeners_at_once_run_one_cycle_at_a_time(org, tmp_path, api):
         writer.start()
         writer.join(timeout=120)
         wait_synced(org, logs[2])
-    keys = activity_keys()
-    assert len(keys) == len(set(keys)), "an activity was recorded twice"
+    assert_no_activity_twice()
     assert_one_cycle_at_a_time()
     assert SyncCycle.objects.filter(trigger=CycleTrigger.WAKE).exists()
 
@@ -224,6 +294,8 @@ def test_the_stream_recovers_from_faults_and_changes_still_wake_the_sync(org, tm
     log = tmp_path / "listener.log"
     with listening(env, log):
         wait_healthy(api, log)
+        before = subscribed_since(stream_status(api))
+        started = org.pubsub_subscriptions()["started"]
         if fault == "reset_end":
             org.pubsub_reset("end")
         elif fault == "reset_unavailable":
@@ -236,11 +308,16 @@ def test_the_stream_recovers_from_faults_and_changes_still_wake_the_sync(org, tm
                 lambda: stream_status(api)["state"] != "healthy", timeout=60, what="the stall seen", log=log
             )
             org.pubsub_stall(False)
-        wait_healthy(api, log)
+        # A new subscription, not the one from before the fault (which looked healthy too).
+        wait_resubscribed(api, log, before)
+        assert org.pubsub_subscriptions()["started"] > started
         sf_id = new_opportunity(org, f"After {fault}")
         wait_until(
             lambda: opportunity_visible(api, sf_id), timeout=60, what="the deal after the fault", log=log
         )
+    wait_synced(org, log)
+    assert_no_activity_twice()
+    assert_one_cycle_at_a_time()
 
 
 def test_used_up_deliveries_are_named_and_the_stream_comes_back(org, tmp_path, api):
@@ -250,6 +327,9 @@ def test_used_up_deliveries_are_named_and_the_stream_comes_back(org, tmp_path, a
         wait_until(lambda: stream_status(api)["state"] == "down", timeout=60, what="the stream down", log=log)
         assert "daily event deliveries are used up" in stream_status(api)["reason"]
         org.pubsub_deliveries(used=0)
-        wait_healthy(api, log)
+        wait_resubscribed(api, log, None)  # seen down above: this subscription is new
         sf_id = new_opportunity(org, "After the allocation freed up")
         wait_until(lambda: opportunity_visible(api, sf_id), timeout=60, what="the deal", log=log)
+    wait_synced(org, log)
+    assert_no_activity_twice()
+    assert_one_cycle_at_a_time()
