@@ -213,10 +213,17 @@ class PubSubClient:
         assert self._stub is not None
         return self._stub
 
+    def ensure_login(self) -> None:
+        """Log in unless this client holds a token already (a rebuilt stream keeps its token; an
+        UNAUTHENTICATED one is closed first, `close`, and so logs in again)."""
+        if self._token is None or self._channel is None:
+            self.login()
+
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
         self._channel = self._stub = None
+        self._token = None
 
     def topic(self, name: str) -> pb.TopicInfo:
         """GetTopic: the topic exists and this user may subscribe to it."""

@@ -78,11 +78,11 @@ SYNCED_OBJECTS = frozenset({"Contact", "Lead", "Opportunity", "OpportunityContac
 
 
 class TopicRefused(Exception):
-    """One topic's stream was refused while the others run (`_stream` carries on without it)."""
+    """Some topics' streams were refused while others run (`_stream` carries on without them)."""
 
-    def __init__(self, topic: str, error: ChangeStreamError) -> None:
-        super().__init__(str(error))
-        self.topic, self.error = topic, error
+    def __init__(self, refusals: dict[str, ChangeStreamError]) -> None:
+        super().__init__(" ".join(str(error) for error in refusals.values()))
+        self.refusals = refusals
 
 
 class Backoff:
@@ -229,7 +229,9 @@ class Listener:
         )
         # The newest replay id seen per topic (events and keepalives), where a rebuilt stream resumes.
         self.seen: dict[str, bytes] = {}
-        self.rebuilding = False
+        # Whether the next subscription asks for a cycle (the gap since the last one, or the start's).
+        self.rebuilding = True
+        self._subscribed_at = 0.0
         self._next_tick = 0.0
         self._next_write = 0.0
         self._last_dispatch = 0.0
@@ -241,21 +243,29 @@ class Listener:
             f"Listening for change events on {', '.join(self.topics)} at {settings.SALESFORCE_PUBSUB_URL}; "
             "they wake the sync, which stays the only writer."
         )
-        self._prune_old_rows()
-        self._wake()  # the catch-up cycle: whatever changed while no listener ran
+        started = False
         try:
             while not self.stop.is_set():
                 try:
+                    if not started:
+                        self._prune_old_rows()
+                        # The catch-up cycle: whatever changed while no listener ran. The first
+                        # subscription asks for one more (`rebuilding`): a change committed between
+                        # this cycle's read and the subscription has no event of its own.
+                        self._wake()
+                        started = True
                     self._stream()
                 except ChangeStreamReplayInvalid as error:
                     self._down(error)
+                    self.ledger.forget_all(self._topics_of(error))
                     for topic in self._topics_of(error):
-                        replay_forget(topic)
-                        self.ledger.forget(topic)
                         self.seen.pop(topic, None)
+                        with contextlib.suppress(DatabaseError):  # else the next round meets it again
+                            replay_forget(topic)
                     # The new stream's wake-up (a rebuild's): the watermark bounds what the lost
-                    # position could have missed.
+                    # position could have missed. A server that keeps refusing waits a backoff step.
                     self.rebuilding = True
+                    self._idle(self.backoff.next())
                 except ChangeStreamAuthExpired as error:
                     self._down(error)
                     self.client.close()  # the next round logs in again at once
@@ -298,7 +308,11 @@ class Listener:
     def _down(self, error: Exception) -> None:
         logger.warning("Change stream down: %s", error)
         self.health.down(str(error), timezone.now())
-        self._write_health(force=True)
+        try:
+            self._write_health(force=True)
+        except DatabaseError as db_error:  # said again by the next second's chores
+            logger.warning("The listener's state could not be recorded (%s).", db_error)
+            close_old_connections()
 
     def _idle(self, seconds: float) -> None:
         """Wait (for a retry), still doing the second's chores."""
@@ -312,7 +326,7 @@ class Listener:
         """Subscribe to every topic the org offers; a topic it does not offer (CDC not enabled for
         that object) is named as the reason the stream is down, the others still wake the sync,
         and the whole stream is rebuilt after the slow timer to try it again."""
-        self.client.login()
+        self.client.ensure_login()
         available: list[str] = []
         missing: list[ChangeStreamError] = []
         for topic in self.topics:
@@ -337,6 +351,7 @@ class Listener:
             else:
                 self.health.subscribed(timezone.now())
             self._write_health(force=True)
+            self._subscribed_at = time.monotonic()
             self.say(f"Subscribed to {', '.join(available)}.")
             if self.rebuilding:
                 self._wake()  # the gap between two streams: the window finds what it held
@@ -344,13 +359,19 @@ class Listener:
             while True:
                 try:
                     self._consume(list(subscriptions), rebuild_at)
+                    # The slow timer's planned rebuild: the new streams resume where these
+                    # stopped, so no gap needs a cycle (a cycle each time would cost an API
+                    # call every SALESFORCE_CDC_RETRY_SECONDS while a topic is unavailable).
+                    self.rebuilding = False
                     return
                 except TopicRefused as refused:
-                    # One topic's Subscribe was refused (no permission, not selected): the others
-                    # keep waking the sync until the slow timer tries it again.
-                    subscriptions.pop(refused.topic).cancel()
-                    missing.append(refused.error)
-                    rebuild_at = rebuild_at or self._partly_available(missing)
+                    # Topics whose Subscribe was refused (no permission, not selected): the others
+                    # keep waking the sync until the slow timer tries them again.
+                    for topic, refusal in refused.refusals.items():
+                        subscriptions.pop(topic).cancel()
+                        missing.append(refusal)
+                    retry_at = self._partly_available(missing)
+                    rebuild_at = min(rebuild_at, retry_at) if rebuild_at is not None else retry_at
         finally:
             for subscription in subscriptions.values():
                 subscription.cancel()
@@ -392,10 +413,9 @@ class Listener:
             if batch:
                 for item in batch:
                     heard[item.topic] = now
-                for ended in self._handle(batch, now):
-                    if isinstance(ended.error, ChangeStreamUnavailable) and len(heard) > 1:
-                        raise TopicRefused(ended.topic, ended.error)
-                    raise ended.error
+                ended = self._handle(batch, now)
+                if ended:
+                    self._ended(ended, heard)
             if self.debounce.due(now):
                 self._wake()
             quietest = min(heard, key=lambda topic: heard[topic])
@@ -405,6 +425,25 @@ class Listener:
                     "period plus a margin): the stream is rebuilt."
                 )
             self._tick(now)
+
+    def _ended(self, ended: list[StreamEnded], heard: dict[str, float]) -> None:
+        """Streams that ended: every one a refusal while other topics still run → those topics are
+        dropped (`TopicRefused`); otherwise the whole stream is rebuilt (the first other error).
+        The events of the same batch get their wake-up first, not after the rebuild's backoff."""
+        if self.debounce.deadline() is not None:
+            self.debounce.due(float("inf"))
+            self._wake()
+        refusals: dict[str, ChangeStreamError] = {
+            e.topic: e.error for e in ended if isinstance(e.error, ChangeStreamUnavailable)
+        }
+        others = [e.error for e in ended if not isinstance(e.error, ChangeStreamUnavailable)]
+        if others:
+            raise others[0]
+        for topic in refusals:
+            heard.pop(topic, None)
+        if not heard:
+            raise next(iter(refusals.values()))
+        raise TopicRefused(refusals)
 
     def _handle(self, batch: list[StreamItem], now: float) -> list[StreamEnded]:
         """Note the batch's events and keepalives; returns the streams that ended in it (handled
@@ -419,20 +458,28 @@ class Listener:
             elif isinstance(item, ChangeEvent):
                 if item.change_type in DELETE_TYPES and item.entity in SYNCED_OBJECTS:
                     deleted.setdefault(item.entity, []).extend(item.record_ids)
+                self.health.event(at)
+                # A channel such as /data/ChangeEvents carries other objects too: they wake
+                # nothing. An event that could not be decoded (no entity) still wakes.
+                if not item.entity or item.entity in SYNCED_OBJECTS:
+                    self.debounce.event(now)
+                logger.debug("%s %s %s", item.entity, item.change_type, ",".join(item.record_ids))
+        # Before the replay ids move on: the cycle the wake-up brings checks these ids (a hard
+        # delete shows nowhere else), and a failed write leaves the position where they replay.
+        gone_hints_add(deleted)
+        for item in batch:
+            if isinstance(item, ChangeEvent):
                 self.ledger.note(item.topic, item.replay_id, newest)
                 self.seen[item.topic] = item.replay_id
-                self.health.event(at)
-                self.debounce.event(now)
-                logger.debug("%s %s %s", item.entity, item.change_type, ",".join(item.record_ids))
             elif isinstance(item, Keepalive):
                 if item.latest_replay_id:
                     self.ledger.note(item.topic, item.latest_replay_id, newest)
                     self.seen[item.topic] = item.latest_replay_id
                 self.health.keepalive(at)
-        # Before the wake-up: the cycle it brings checks these ids (a hard delete shows nowhere else).
-        gone_hints_add(deleted)
-        if not ended:
-            self.backoff.reset()  # the stream works: the next trouble starts the backoff afresh
+        # The backoff starts afresh only once a stream has stayed up for its cap: a topic that
+        # fails right after each Subscribe must not resubscribe every second.
+        if not ended and time.monotonic() - self._subscribed_at >= self.backoff.cap:
+            self.backoff.reset()
         return ended
 
     # --- wake-ups and the second's chores ---------------------------------------------------------

@@ -13,7 +13,7 @@ from ..salesforce.auth import SalesforceConfig
 from ..salesforce.client import SalesforceClient
 from .engine import Progress, SyncEngine
 from .schedule import sync_due
-from .wake import WakeClaim
+from .wake import WakeClaim, wake_pending, wake_request
 
 _clients: dict[SalesforceConfig, SalesforceClient] = {}
 
@@ -60,7 +60,18 @@ def sync_wake_run() -> WakeClaim:
     wake-up still pending afterwards is the listener's next tick's, or the beat's."""
     for _ in range(WAKE_CYCLES_PER_TASK):
         claim = WakeClaim(CycleTrigger.WAKE)
-        if SyncEngine(salesforce_client()).run_cycle(trigger=CycleTrigger.WAKE, claim=claim) is None:
+        cycle = SyncEngine(salesforce_client()).run_cycle(trigger=CycleTrigger.WAKE, claim=claim)
+        if cycle is None:
+            # A wake-up that came just after this claim found nothing pending saw the lease still
+            # held and was not queued (the running cycle was to follow up): look once more.
+            if claim.outcome == "served" and wake_pending():
+                continue
+            break
+        if cycle.status == SyncStatus.FAILED:
+            # The wake-up was served by a cycle that failed (Salesforce unavailable, the lease
+            # lost): it is asked for again, for the listener's next nudge (1, 2, 4 … 30 s apart,
+            # within the wake-up budget), not in this task's loop.
+            wake_request()
             break
     return claim
 

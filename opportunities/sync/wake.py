@@ -228,6 +228,10 @@ class ReplayLedger:
     def forget(self, topic: str) -> None:
         self._pending.pop(topic, None)
 
+    def forget_all(self, topics: list[str]) -> None:
+        for topic in topics:
+            self.forget(topic)
+
 
 def newest_cycle_id() -> int:
     return int(SyncCycle.objects.aggregate(newest=Max("id"))["newest"] or 0)

@@ -292,13 +292,13 @@ class _FakeSubscription:
 
 class _OneTopicRefusedClient:
     """Stands in for the Pub/Sub client (its wire is tested against the emulator): GetTopic
-    answers for both topics, but the second one's Subscribe stream ends at once, refused."""
+    answers for every topic, but the Lead and Contact streams end at once, refused."""
 
     def __init__(self) -> None:
         self.sinks: dict[str, Any] = {}
         self.subscriptions: dict[str, _FakeSubscription] = {}
 
-    def login(self) -> None:
+    def ensure_login(self) -> None:
         pass
 
     def close(self) -> None:
@@ -310,8 +310,8 @@ class _OneTopicRefusedClient:
     def subscribe(self, topic: str, replay_id: bytes | None, sink: Any) -> _FakeSubscription:
         self.sinks[topic] = sink
         self.subscriptions[topic] = _FakeSubscription()
-        if topic == "/data/LeadChangeEvent":
-            sink(StreamEnded(topic, ChangeStreamUnavailable("You may not read /data/LeadChangeEvent.")))
+        if topic in ("/data/LeadChangeEvent", "/data/ContactChangeEvent"):
+            sink(StreamEnded(topic, ChangeStreamUnavailable(f"You may not read {topic}.")))
         else:
             sink(Keepalive(topic, b"\x01"))
         return self.subscriptions[topic]
@@ -325,21 +325,24 @@ def test_a_topic_refused_at_subscribe_leaves_the_others_waking_the_sync():
         stop=stop,
         say=lambda message: None,
         dispatch=dispatched.set,
-        topics=["/data/OpportunityChangeEvent", "/data/LeadChangeEvent"],
+        topics=["/data/OpportunityChangeEvent", "/data/LeadChangeEvent", "/data/ContactChangeEvent"],
     )
     client = _OneTopicRefusedClient()
     listener.client = client
     thread = threading.Thread(target=listener.run)
     thread.start()
     try:
+
+        def named(topic: str) -> bool:
+            return topic in (ChangeListener.objects.first() or ChangeListener()).down_reason
+
         wait_until(
-            lambda: (
-                "/data/LeadChangeEvent" in (ChangeListener.objects.first() or ChangeListener()).down_reason
-            ),
+            lambda: named("/data/LeadChangeEvent") and named("/data/ContactChangeEvent"),
             timeout=30,
-            what="the refused topic named",
+            what="every refused topic named",
         )
         assert client.subscriptions["/data/LeadChangeEvent"].cancelled
+        assert client.subscriptions["/data/ContactChangeEvent"].cancelled
         assert not client.subscriptions["/data/OpportunityChangeEvent"].cancelled
         row = ChangeListener.objects.get()
         assert "The other topics still wake the sync" in row.down_reason

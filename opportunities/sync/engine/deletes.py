@@ -14,7 +14,7 @@ from ...models import SyncState
 from ...salesforce.client import CompositeResult, deleted_from_body
 from ...salesforce.exceptions import SalesforceRequestError
 from ...salesforce.records import parse_datetime
-from .. import apply, set_aside
+from .. import apply, set_aside, wake
 from ..fields import active_fields
 from ..lock import SyncLock
 from ..objects import SPECS
@@ -93,9 +93,18 @@ def hinted_gone(run: CycleRun, work: ObjectWork, ids: list[str]) -> None:
         return
     run.within_quota()
     remote: set[str] = set()
-    for soql in ids_soql_chunks(run.client, sobject, {}, wanted):
-        for records in run.client.query_all(soql, include_deleted=True):
-            remote.update(str(r["Id"]) for r in records)
+    try:
+        for soql in ids_soql_chunks(run.client, sobject, {}, wanted):
+            for records in run.client.query_all(soql, include_deleted=True):
+                remote.update(str(r["Id"]) for r in records)
+    except SalesforceRequestError as error:
+        # A refusal of this check alone must not stop the object's sync: the ids wait for the
+        # next cycle (and getDeleted and the reconcile find the deletes anyway).
+        logger.warning(
+            "Could not check %d deleted %s ids (%s); the next cycle tries again.", len(wanted), sobject, error
+        )
+        wake.gone_hints_add({sobject: wanted})
+        return
     gone = [i for i in wanted if i not in remote]
     rows_gone(run.lock, sobject, dict.fromkeys(gone, timezone.now()), work.context)
     logger.info("Checked %d deleted %s ids of change events: %d gone", len(wanted), sobject, len(gone))

@@ -301,6 +301,16 @@ def test_an_object_not_selected_is_named_and_the_other_objects_still_wake_the_sy
         assert status["poll_cadence"]["base_seconds"] == settings.SALESFORCE_SYNC_INTERVAL
         wait_until(lambda: SyncCycle.objects.exists(), timeout=60, what="the catch-up cycle", log=log)
         wait_quiet(log)
+        # The slow timer (2 s here) rebuilds the stream to try Lead again; the new streams resume
+        # where the old ones stopped, so a planned rebuild asks for no cycle.
+        cycles, started = SyncCycle.objects.count(), org.pubsub_subscriptions()["started"]
+        wait_until(
+            lambda: org.pubsub_subscriptions()["started"] >= started + 6,
+            timeout=60,
+            what="two more rebuilds",
+            log=log,
+        )
+        assert SyncCycle.objects.count() == cycles
         before = newest_cycle_id()
         sf_id = new_opportunity(org, "Woken without Lead")
         wait_until(lambda: opportunity_visible(api, sf_id), timeout=60, what="the deal", log=log)
