@@ -7,6 +7,7 @@ calls a day that makes at the configured interval.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 
 from bench.common import django_for, start_org
 
@@ -18,7 +19,20 @@ BIG_ORG_ROWS = {
     "Contact": 700_000,
     "Lead": 300_000,
 }
-FORMULA_PAGES = 1_000_000 // 2000
+RECONCILE_PAGE_ROWS = 2000
+FORMULA_PAGES = 1_000_000 // RECONCILE_PAGE_ROWS
+
+
+def reconcile_calls(rows: Mapping[str, int]) -> int:
+    """The API calls of one daily id reconciliation of an org with these row counts: a page of
+    `SELECT Id` per 2,000 rows of each object, plus the Opportunity formula refresh's pages."""
+    pages = sum(-(-count // RECONCILE_PAGE_ROWS) for count in rows.values())
+    return pages + -(-rows.get("Opportunity", 0) // RECONCILE_PAGE_ROWS)
+
+
+def big_org_reconcile_calls() -> int:
+    """`reconcile_calls` at a million opportunities (BIG_ORG_ROWS)."""
+    return reconcile_calls(BIG_ORG_ROWS)
 
 
 def day_with_a_reconcile(idle_calls: float, durations: list[float], org_limit: int, interval: float) -> None:
@@ -33,7 +47,7 @@ def day_with_a_reconcile(idle_calls: float, durations: list[float], org_limit: i
     from opportunities.models import SyncCycle, SyncStatus
     from opportunities.sync.schedule import effective_interval
 
-    reconcile_calls = sum(-(-rows // 2000) for rows in BIG_ORG_ROWS.values()) + FORMULA_PAGES
+    reconcile_calls = big_org_reconcile_calls()
     SyncCycle.objects.all().delete()
     now = timezone.now()
     SyncCycle.objects.create(

@@ -3,6 +3,10 @@ committed in OppSync's database (and so on every page and in the API), with a re
 and beat at SALESFORCE_SYNC_INTERVAL=2.
 
     .venv/bin/python -m bench.sync_latency [--changes 60] [--redis]
+
+With `--cdc` (or `--compare`, both side by side) it runs bench/sync_stack.py instead: `make run`'s
+processes with the change listener, visibility read through the REST API (issue P15's acceptance);
+the other options are passed on.
 """
 
 from __future__ import annotations
@@ -11,12 +15,18 @@ import argparse
 import os
 import random
 import signal
+import sys
 import time
 
 from bench.common import django_for, percentile, start_org, start_worker
 
 
 def main() -> None:
+    if "--cdc" in sys.argv[1:] or "--compare" in sys.argv[1:]:
+        from bench import sync_stack
+
+        sync_stack.main()
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=60)
     parser.add_argument("--interval", type=float, default=2.0)
