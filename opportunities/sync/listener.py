@@ -94,7 +94,8 @@ class Backoff:
         self.attempt = 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.attempt)
+        # The exponent stops growing (a stream down for days must not overflow a float).
+        delay = min(self.cap, self.base * 2 ** min(self.attempt, 32))
         self.attempt += 1
         return delay * (0.5 + self.rand() / 2)
 
@@ -232,6 +233,7 @@ class Listener:
         # Whether the next subscription asks for a cycle (the gap since the last one, or the start's).
         self.rebuilding = True
         self._subscribed_at = 0.0
+        self._streamed: set[str] = set()  # the topics of the last stream
         self._next_tick = 0.0
         self._next_write = 0.0
         self._last_dispatch = 0.0
@@ -353,8 +355,12 @@ class Listener:
             self._write_health(force=True)
             self._subscribed_at = time.monotonic()
             self.say(f"Subscribed to {', '.join(available)}.")
-            if self.rebuilding:
-                self._wake()  # the gap between two streams: the window finds what it held
+            # The gap between two streams (the window finds what it held), and a topic newly
+            # subscribed at LATEST (no position: nothing replays what changed before it).
+            newly = [t for t in available if t not in positions and t not in self._streamed]
+            if self.rebuilding or newly:
+                self._wake()
+            self._streamed = set(available)
             self.rebuilding = True
             while True:
                 try:
@@ -507,7 +513,7 @@ class Listener:
             # A wake-up still pending with the lease free: the queued task was lost, or the
             # wake-up budget had no token. Nudged again after 1, 2, 4 … up to 30 s, so a spent
             # budget does not queue a task every second.
-            nudge_after = min(NUDGE_LONGEST_SECONDS, TICK_SECONDS * 2**self._nudges)
+            nudge_after = min(NUDGE_LONGEST_SECONDS, TICK_SECONDS * 2 ** min(self._nudges, 8))
             if now - self._last_dispatch >= nudge_after and wake_pending() and not lease_held():
                 self._nudges += 1
                 self._dispatch()

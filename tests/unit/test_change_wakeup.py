@@ -226,6 +226,13 @@ def test_events_stay_requested():
     assert top_up(0) == 100
 
 
+def test_backoff_stays_at_its_cap_however_long_the_stream_stays_down():
+    backoff = Backoff(1.0, 60.0, rand=lambda: 1.0)
+    for _ in range(5000):
+        delay = backoff.next()
+    assert delay == 60.0
+
+
 def test_backoff_doubles_up_to_its_cap_with_jitter():
     backoff = Backoff(1.0, 60.0, rand=lambda: 1.0)
     assert [backoff.next() for _ in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]

@@ -35,6 +35,7 @@ from tests.integration.sync.test_cdc_listener import (
     opportunity_visible,
     stored_replay_positions,
     stream_status,
+    two_listeners,
     wait_healthy,
     wait_synced,
 )
@@ -382,26 +383,21 @@ def assert_each_webhook_once(receiver: Receiver, contacts: list[str]) -> None:
     assert people == sorted(contacts), "a webhook was missing or sent for the wrong person"
 
 
-def test_two_listeners_and_a_burst_send_each_webhook_once(org, tmp_path, api):
+def buyers_and_deals(org, tmp_path, *, count: int, tag: str) -> tuple[list[str], list[str], Receiver, dict]:
+    """A small org, `count` new contacts to add to its deals, a webhook receiver and the env."""
     org.generate(opportunities=6, people=6)
     contacts = org.create(
-        "Contact", *({"LastName": f"Buyer {n}", "Email": f"b{n}@example.com"} for n in range(12))
+        "Contact", *({"LastName": f"Buyer {n}", "Email": f"{tag}{n}@example.com"} for n in range(count))
     )
     deals = [r["Id"] for r in org.records("Opportunity")]
-    receiver = Receiver(secret=SECRET).start()
-    env = webhook_env(org, tmp_path)
+    return contacts, deals, Receiver(secret=SECRET).start(), webhook_env(org, tmp_path)
+
+
+def test_two_listeners_and_a_burst_send_each_webhook_once(org, tmp_path, api):
+    contacts, deals, receiver, env = buyers_and_deals(org, tmp_path, count=12, tag="b")
     logs = [tmp_path / "listener-a.log", tmp_path / "listener-b.log", tmp_path / "worker.log"]
     try:
-        with ExitStack() as stack:
-            worker = start_worker(env, logs[2], queues="sync,triggers,webhooks")
-            stack.callback(stop, worker)
-            stack.enter_context(listening(env, logs[0]))
-            stack.enter_context(listening(env, logs[1], in_process=False))
-            wait_until(
-                lambda: stream_status(api)["listeners"] == 2, timeout=90, what="two listeners", log=logs[1]
-            )
-            wait_healthy(api, logs[0])
-            wait_synced(org, logs[2])
+        with two_listeners(org, env, api, logs, queues="sync,triggers,webhooks"):
             campaign_for_new_buyers(receiver)  # after the initial load (whose activities trigger nothing)
             writer = threading.Thread(target=role_burst, args=(org, deals, contacts))
             writer.start()
@@ -416,13 +412,7 @@ def test_two_listeners_and_a_burst_send_each_webhook_once(org, tmp_path, api):
 
 
 def test_a_listener_killed_mid_burst_sends_each_webhook_once(org, tmp_path, api):
-    org.generate(opportunities=6, people=6)
-    contacts = org.create(
-        "Contact", *({"LastName": f"Buyer {n}", "Email": f"k{n}@example.com"} for n in range(14))
-    )
-    deals = [r["Id"] for r in org.records("Opportunity")]
-    receiver = Receiver(secret=SECRET).start()
-    env = webhook_env(org, tmp_path)
+    contacts, deals, receiver, env = buyers_and_deals(org, tmp_path, count=14, tag="k")
     logs = [tmp_path / "listener.log", tmp_path / "listener-2.log", tmp_path / "worker.log"]
     try:
         with ExitStack() as stack:

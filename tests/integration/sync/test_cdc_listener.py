@@ -255,13 +255,12 @@ def test_a_listener_killed_mid_burst_and_restarted_loses_and_duplicates_nothing(
     assert_one_cycle_at_a_time()
 
 
-def test_two_listeners_at_once_run_one_cycle_at_a_time(org, tmp_path, api):
-    """One runs its cycles itself, the other queues them for a Celery worker (file broker)."""
-    org.generate(opportunities=20, people=30)
-    env = listener_env(org, tmp_path)
-    logs = [tmp_path / "listener-a.log", tmp_path / "listener-b.log", tmp_path / "worker.log"]
+@contextmanager
+def two_listeners(org, env: dict[str, str], api: Client, logs: list, *, queues: str):
+    """A Celery worker on `queues` and two listeners, one running its cycles itself and one
+    queueing them for the worker; yields once both are up, the stream healthy and the org synced."""
     with ExitStack() as stack:
-        worker = start_worker(env, logs[2], queues="sync")
+        worker = start_worker(env, logs[2], queues=queues)
         stack.callback(stop, worker)
         stack.enter_context(listening(env, logs[0]))
         stack.enter_context(listening(env, logs[1], in_process=False))
@@ -270,6 +269,15 @@ def test_two_listeners_at_once_run_one_cycle_at_a_time(org, tmp_path, api):
         )
         wait_healthy(api, logs[0])
         wait_synced(org, logs[2])
+        yield
+
+
+def test_two_listeners_at_once_run_one_cycle_at_a_time(org, tmp_path, api):
+    """One runs its cycles itself, the other queues them for a Celery worker (file broker)."""
+    org.generate(opportunities=20, people=30)
+    env = listener_env(org, tmp_path)
+    logs = [tmp_path / "listener-a.log", tmp_path / "listener-b.log", tmp_path / "worker.log"]
+    with two_listeners(org, env, api, logs, queues="sync"):
         ids = [r["Id"] for r in org.records("Opportunity")]
 
         def burst() -> None:
