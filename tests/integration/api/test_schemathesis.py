@@ -21,7 +21,12 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("role", ["administrator", "viewer"])
+# The viewer's run checks what a read-only token is answered (the 403s and their shape); the
+# queries behind its reads are the administrator's, which runs on both databases. So the viewer
+# runs in one pass only (P13).
+@pytest.mark.parametrize(
+    "role", ["administrator", pytest.param("viewer", marks=pytest.mark.sqlite_pass_only)]
+)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(synced_data, tmp_path, role):
     port = free_port()
     env = process_env(
