@@ -10,6 +10,7 @@ test asserts the path (a WAKE cycle, or beat's POLL) rather than a time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import threading
 from contextlib import ExitStack
@@ -68,15 +69,18 @@ def wait_quiet(log) -> None:
     wait_until(quiet, timeout=60, what="no cycle running and no wake-up pending", log=log)
 
 
-def cycles_that_brought(sobject: str, after_cycle_id: int) -> list[SyncCycle]:
-    """The succeeded cycles after `after_cycle_id` that created, updated or deleted a row of
-    `sobject`, oldest first."""
+def cycles_that_brought(
+    sobject: str, after_cycle_id: int, *, ended_after: dt.datetime | None = None
+) -> list[SyncCycle]:
+    """The succeeded cycles after `after_cycle_id` (and ended after `ended_after`) that created,
+    updated or deleted a row of `sobject`, oldest first."""
     runs = SyncObjectRun.objects.filter(cycle_id__gt=after_cycle_id, sobject=sobject).filter(
         Q(created_count__gt=0) | Q(updated_count__gt=0) | Q(deleted_count__gt=0)
     )
-    return list(
-        SyncCycle.objects.filter(id__in=runs.values("cycle_id"), status=SyncStatus.SUCCEEDED).order_by("id")
-    )
+    cycles = SyncCycle.objects.filter(id__in=runs.values("cycle_id"), status=SyncStatus.SUCCEEDED)
+    if ended_after is not None:
+        cycles = cycles.filter(ended_at__gte=ended_after)
+    return list(cycles.order_by("id"))
 
 
 def assert_final_state(org) -> None:
@@ -182,6 +186,7 @@ def test_a_dropped_event_is_brought_by_the_safety_poll(org, tmp_path, api, setti
         latest = org.latest_replay()
         before = newest_cycle_id()
         org.pubsub_drop_events(1)
+        created_at = timezone.now()
         sf_id = new_opportunity(org, "Dropped event")
         assert org.latest_replay() == latest, "the event was published after all"
         wait_until(
@@ -192,7 +197,9 @@ def test_a_dropped_event_is_brought_by_the_safety_poll(org, tmp_path, api, setti
         )
         status = stream_status(api)
     assert status["state"] == "healthy" and status["poll_cadence"]["base_seconds"] == 5
-    [first, *_] = cycles_that_brought("Opportunity", before)
+    # The cycle running when `before` was read may have read its window after the create: the
+    # cycles that ended after the create are the ones that can have brought it.
+    [first, *_] = cycles_that_brought("Opportunity", 0, ended_after=created_at)
     assert first.trigger == CycleTrigger.POLL
     # Nothing woke the sync after the dropped event: every cycle since was beat's.
     assert set(SyncCycle.objects.filter(id__gt=before).values_list("trigger", flat=True)) == {
