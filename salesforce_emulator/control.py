@@ -228,6 +228,26 @@ class EmulatorProcess:
         return f"localhost:{self.pubsub_port}"
 
     def start(self, timeout: float = 120) -> EmulatorControl:
+        """Start it and wait until its control API answers. A port that another process took
+        between being found free and being bound (parallel test processes pick ports the same
+        way) is replaced by a new free one, up to three times."""
+        for attempt in range(3):
+            logged = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if self.process is not None and self.process.poll() is None:
+                    raise  # it did not start for another reason: no retry
+                with self.log.open("rb") as log:
+                    log.seek(logged)
+                    tail = log.read().decode(errors="replace")
+                if attempt == 2 or not any(m in tail for m in ("address already in use", "cannot listen on")):
+                    raise
+                self.stop()  # a process whose other server bound may still be running
+                self.port, self.pubsub_port = _free_port(), _free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> EmulatorControl:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
