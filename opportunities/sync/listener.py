@@ -52,6 +52,7 @@ from ..salesforce.exceptions import (
     SalesforceError,
 )
 from ..salesforce.pubsub import ChangeEvent, Keepalive, PubSubClient, StreamEnded, StreamItem, Subscription
+from .objects import SYNCED_OBJECTS
 from .schedule import stream_silence_limit
 from .wake import (
     Debouncer,
@@ -74,7 +75,6 @@ HEALTH_WRITE_SECONDS = 2.0
 NUDGE_LONGEST_SECONDS = 30.0
 # Change types whose record ids the next cycle asks Salesforce about (wake.py, hints of hard deletes).
 DELETE_TYPES = frozenset({"DELETE", "GAP_DELETE"})
-SYNCED_OBJECTS = frozenset({"Contact", "Lead", "Opportunity", "OpportunityContactRole"})
 
 
 class TopicRefused(Exception):
