@@ -47,7 +47,14 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
-from django.db.models.lookups import GreaterThanOrEqual
+from django.db.models.lookups import (
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    LessThan,
+    LessThanOrEqual,
+    Range,
+)
 
 from opportunities.models import (
     Activity,
@@ -269,47 +276,95 @@ VARIANT_CONSTRAINTS: dict[tuple[str, str], str] = {
 }
 
 
-def stored_column(total: str, constraints: list[Constraint]) -> str | None:
-    """The totals column holding `total` over the opportunities the constraints select: all of
-    them without a constraint, a variant's for its constraint; None for any other subset."""
+# The one constraint that selects exactly the opportunities a variant leaves out: every live
+# opportunity is open or closed and won or not (the columns are never NULL), so the total over
+# the closed ones is the whole total less the open ones', over the not-won less the won ones'.
+COMPLEMENT_CONSTRAINTS: dict[tuple[str, str], str] = {
+    ("IsClosed", "is_true"): "open",
+    ("IsWon", "is_false"): "won",
+}
+
+
+def stored_columns(total: str, constraints: list[Constraint]) -> tuple[str, str | None] | None:
+    """The totals columns holding `total` over the opportunities the constraints select, as
+    (column, column subtracted from it or None): all of them without a constraint, a variant's
+    for its constraint, all less a variant's for its complement; None for any other subset."""
     if not constraints:
-        return totals_column(total)
+        return totals_column(total), None
     if len(constraints) == 1:
-        only = constraints[0]
-        variant = VARIANT_CONSTRAINTS.get((only.field.field, only.operator))
+        key = (constraints[0].field.field, constraints[0].operator)
+        variant = VARIANT_CONSTRAINTS.get(key)
         if variant is not None:
-            return totals_column(total, variant)
+            return totals_column(total, variant), None
+        left_out = COMPLEMENT_CONSTRAINTS.get(key)
+        if left_out is not None:
+            return totals_column(total), totals_column(total, left_out)
     return None
 
 
 def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
     """An aggregate filter as a comparison of the sync-maintained totals column that holds it
     (`PersonOpportunityTotals`, joined one-to-one): an indexed column instead of aggregating
-    every person's roles. None when its constraints select a subset no column holds, or for an
-    operator the comparisons below do not know; then the total is computed. Values keep the
-    column's type so its index stays usable."""
-    column = stored_column(item.spec.aggregate, item.constraints)
-    if column is None:
+    every person's roles, or the difference of two columns for a complement. None when its
+    constraints select a subset no column holds, or for an operator the comparisons below do
+    not know; then the total is computed. Values keep the column's type so its index stays
+    usable."""
+    columns = stored_columns(item.spec.aggregate, item.constraints)
+    if columns is None:
         return None
+    column, subtracted = columns
     path = f"opportunity_totals__{column}"
     op, value = item.operator, item.value
     if op in ("is_empty", "is_not_empty"):
         return Q(pk__in=[]) if op == "is_empty" else ~Q(pk__in=[])  # a total is never empty
     numbers = [Decimal(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])]
-    lookups = {"greater_than": "gt", "less_than": "lt", "at_least": "gte", "at_most": "lte"}
-    if op in lookups:
-        matched = Q(**{f"{path}__{lookups[op]}": numbers[0]})
-    elif op == "between":
-        matched = Q(**{f"{path}__range": (numbers[0], numbers[1])})
-    elif op in ("is", "is_not"):
-        matched = Q(**{f"{path}__in": numbers})
-        if op == "is_not":
-            matched = Q(**{"opportunity_totals__isnull": False}) & ~matched
+    if subtracted is None:
+        matched = _column_compared(path, op, numbers)
     else:
+        difference = F(path) - F(f"opportunity_totals__{subtracted}")
+        # A count is whole (validation): SQLite finds 0 unequal to a Decimal parameter (text).
+        operands = [int(n) for n in numbers] if item.spec.aggregate == "number_of_optys" else numbers
+        found = _difference_compared(difference, op, operands)
+        # The row's presence is stated: NOT of a comparison with no row would be unknown.
+        matched = None if found is None else Q(opportunity_totals__isnull=False) & found
+    if matched is None:
         return None
+    if op == "is_not":
+        matched = Q(opportunity_totals__isnull=False) & ~matched
     if _zero_matches(op, value):  # people without a row have all-zero totals
         matched |= Q(opportunity_totals__isnull=True)
     return matched
+
+
+_COMPARISONS = {"greater_than": "gt", "less_than": "lt", "at_least": "gte", "at_most": "lte"}
+
+
+def _column_compared(path: str, op: str, numbers: list[Decimal]) -> Q | None:
+    """The column's value meets the operator (`is_not` as its `is`, negated by the caller)."""
+    if op in _COMPARISONS:
+        return Q(**{f"{path}__{_COMPARISONS[op]}": numbers[0]})
+    if op == "between":
+        return Q(**{f"{path}__range": (numbers[0], numbers[1])})
+    if op in ("is", "is_not"):
+        return Q(**{f"{path}__in": numbers})
+    return None
+
+
+def _difference_compared(difference: Any, op: str, numbers: list[Decimal] | list[int]) -> Q | None:
+    """`_column_compared` for a difference of two columns (a lookup on an expression)."""
+    lookups: dict[str, Any] = {
+        "greater_than": GreaterThan,
+        "less_than": LessThan,
+        "at_least": GreaterThanOrEqual,
+        "at_most": LessThanOrEqual,
+    }
+    if op in lookups:
+        return Q(lookups[op](difference, numbers[0]))
+    if op == "between":
+        return Q(Range(difference, (numbers[0], numbers[1])))
+    if op in ("is", "is_not"):
+        return Q(In(difference, numbers))
+    return None
 
 
 def aggregate_expression(item: CheckedFilter, person: Any, clock: Clock) -> Any:
@@ -327,14 +382,21 @@ def _activity_count(item: CheckedFilter, clock: Clock) -> Any:
 
 
 def stored_presence_q(item: CheckedFilter) -> Q | None:
-    """Has Opportunity with no constraint, or with only Closed is false or Won is true, as a count
+    """Has Opportunity with no constraint, or with only Closed is false / true or Won is true /
+    false, as a count
     of those opportunities above zero in the sync-maintained totals (`PersonOpportunityTotals`).
     The totals count exactly what the filter asks for (live roles with a person on live
     opportunities), so one indexed column answers instead of collecting every live role's person:
     at a million people, "has an opportunity" counts in a fraction of the time (README, "Smart
     lists at a big org"). None for any other constraint."""
-    column = stored_column("number_of_optys", item.constraints)
-    return None if column is None else Q(**{f"opportunity_totals__{column}__gt": 0})
+    columns = stored_columns("number_of_optys", item.constraints)
+    if columns is None:
+        return None
+    column, subtracted = columns
+    if subtracted is None:
+        return Q(**{f"opportunity_totals__{column}__gt": 0})
+    difference = F(f"opportunity_totals__{column}") - F(f"opportunity_totals__{subtracted}")
+    return Q(opportunity_totals__isnull=False) & Q(GreaterThan(difference, 0))
 
 
 @dataclass
@@ -681,6 +743,19 @@ def _total_holds(total: str, op: str, value: Any) -> tuple[str, list[Decimal]]:
     return (among if op == "is" else f"NOT ({among})"), numbers
 
 
+def conjunctive_numbers(rule: Rule) -> frozenset[int]:
+    """The filters the rule ANDs with everything else (every filter of an ALL list; none under
+    an OR). PostgreSQL joins such a filter's EXISTS (a semi-join, NOT EXISTS an anti-join) with
+    a hash its parallel workers build together, where an `IN` set is a subplan each of them
+    computes again: three times the work on two cores (3.6 s against 1.0 s for "not removed
+    from an open opportunity")."""
+    if not rule.op:
+        return frozenset({rule.number})
+    if rule.op == "or" and len(rule.items) > 1:
+        return frozenset()
+    return frozenset().union(*(conjunctive_numbers(child) for child in rule.items))
+
+
 def combine(rule: Rule, conditions: list[Q]) -> Q:
     """The conditions combined by the rule."""
     if not rule.op:
@@ -815,11 +890,24 @@ def evaluate(
     people = universe().filter(where)
 
     def counting_where() -> Q:
+        joined = conjunctive_numbers(rule)
+        numbered = list(enumerate(zip(checked.filters, conditions, strict=True), start=1))
+        sets = {
+            number: count_q(item, condition_q, clock, facts, resolve_list)
+            for number, (item, condition_q) in numbered
+        }
+        # A filter ANDed with the rest keeps its EXISTS (joined) unless an aggregate is counted
+        # as a set beside it: the planner then nests loops around the set's grouping.
+        if any(
+            item.spec.kind == "aggregate" and sets[number] is not condition_q
+            for number, (item, condition_q) in numbered
+        ):
+            joined = frozenset()
         return combine(
             rule,
             [
-                count_q(item, condition_q, clock, facts, resolve_list)
-                for item, condition_q in zip(checked.filters, conditions, strict=True)
+                condition_q if number in joined and item.spec.kind != "aggregate" else sets[number]
+                for number, (item, condition_q) in numbered
             ],
         )
 

@@ -411,7 +411,10 @@ def test_a_list_counts_what_it_lists_and_a_later_filter_counts_its_own_rows(fiel
             "logic": "1 or 2",
             "filters": [
                 # A constraint no totals column holds, so the filter is a set of people.
-                {"filter": "has_opportunity", "constraints": [{"field": "IsWon", "operator": "is_false"}]},
+                {
+                    "filter": "has_opportunity",
+                    "constraints": [{"field": "StageName", "operator": "is_not_empty"}],
+                },
                 {"filter": "person_field", "field": "lead_source", "operator": "is", "value": ["Web"]},
             ],
         }

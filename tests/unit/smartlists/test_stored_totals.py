@@ -1,7 +1,8 @@
 """Aggregate filters read the sync-maintained totals table when a column holds the subset they
-ask for (all, open or won opportunities). Whatever the operator and value, they must select
+ask for (all, open or won opportunities, or all less the open or won ones: the closed and the
+not-won ones). Whatever the operator and value, they must select
 exactly the people that aggregating the roles themselves selects. So must Has Opportunity, which
-reads the same columns when it has no constraint or only Closed is false / Won is true."""
+reads the same columns when it has no constraint or only one of those four."""
 
 from __future__ import annotations
 
@@ -31,7 +32,14 @@ from tests.unit.smartlists.conftest import NOW
 
 pytestmark = pytest.mark.django_db
 
-SUBSETS = [[], [{"field": "IsWon", "operator": "is_true"}], [{"field": "IsClosed", "operator": "is_false"}]]
+SUBSETS = [
+    [],
+    [{"field": "IsWon", "operator": "is_true"}],
+    [{"field": "IsClosed", "operator": "is_false"}],
+    # Complements: all less the won ones, all less the open ones.
+    [{"field": "IsWon", "operator": "is_false"}],
+    [{"field": "IsClosed", "operator": "is_true"}],
+]
 COMPARISONS = [
     ("greater_than", 0),
     ("greater_than", 4999.99),
@@ -100,7 +108,7 @@ def test_the_totals_table_selects_what_aggregating_the_roles_selects(people, tot
             definition["filters"][0]["value"] = value
         item = _item(definition)
         stored = stored_total_q(item, clock)
-        assert stored is not None, "all, open and won subsets have columns"
+        assert stored is not None, "all, open and won subsets and their complements have columns"
         computed = (
             Person.objects.annotate(v=aggregate_expression(item, OuterRef("pk"), clock))
             .filter(condition(F("v"), item.spec.value_type or "number", operator, item.value, clock))
@@ -157,6 +165,8 @@ def test_refresh_and_rebuild_write_the_same_rows_and_only_for_people_with_opport
         ([], {"one", "two_roles", "mixed", "lost_only"}),
         ([{"field": "IsWon", "operator": "is_true"}], {"two_roles", "mixed"}),
         ([{"field": "IsClosed", "operator": "is_false"}], {"one", "mixed"}),
+        ([{"field": "IsWon", "operator": "is_false"}], {"one", "mixed", "lost_only"}),
+        ([{"field": "IsClosed", "operator": "is_true"}], {"two_roles", "mixed", "lost_only"}),
     ],
 )
 def test_has_opportunity_reads_the_totals_and_selects_what_the_roles_select(people, constraints, expected):
