@@ -281,19 +281,18 @@ def _live_count(page) -> int:
 
 
 def _drift_allowed(org: EmulatorControl, actions_before: int) -> int:
-    """How far two counts of one list taken moments apart may differ while the sales team
-    works: each of its edits since `actions_before` moves at most the people of one opportunity
-    (a stage or an amount) or one role; 3 more for edits made before that the sync had not
-    applied yet."""
+    """How far a count may have moved since the preview while the sales team works: each of its
+    edits since `actions_before` (read just before the preview's count) moves at most the people
+    of one opportunity (a stage, an amount, a role), and so may 3 edits made before it that the
+    sync had not applied yet."""
     actions = int(org.stats()["sales_team_actions"]) - actions_before
     roles = ContactRole.objects.filter(is_deleted=False).values("opportunity").annotate(n=Count("pk"))
     most = max((row["n"] for row in roles), default=1)
-    return 3 + actions * max(most, 1)
+    return (3 + actions) * max(most, 1)
 
 
 def test_a_marketer_builds_a_smart_list_and_asks_why(demo_stack, browser):
     base = demo_stack["base"]
-    actions_before = int(demo_stack["org"].stats()["sales_team_actions"])
     page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="en-US", accept_downloads=True)
     _login(page, base, "marketer")
     page.goto(f"{base}/admin/smartlists/smartlist/add/")
@@ -323,6 +322,7 @@ def test_a_marketer_builds_a_smart_list_and_asks_why(demo_stack, browser):
     page.fill("#logic-rule", "1 and or 2")
     page.wait_for_function("document.querySelector('#logic-error').textContent.includes('position 7')")
     page.fill("#logic-rule", "1 and (2 or 3)")
+    actions_before = int(demo_stack["org"].stats()["sales_team_actions"])
     count = _live_count(page)
     _shot(page, "14-smart-list-builder")
 

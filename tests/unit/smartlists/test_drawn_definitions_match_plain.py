@@ -73,3 +73,56 @@ def test_an_aggregate_over_some_opportunities_counts_the_same_either_way(
     for definition in aggregates:
         counted = evaluate(definition, clock=clock).people.count()
         assert counted == evaluate(definition, clock=clock, precomputed=False).people.count(), definition
+
+
+def _fast_and_plain(definition: dict) -> tuple[int, int, int]:
+    clock = Clock.current(timezone.now())
+    fast = evaluate(definition, clock=clock)
+    plain = evaluate(definition, clock=clock, precomputed=False)
+    return fast.people.count(), plain.people.count(), len(set(plain.people.values_list("pk", flat=True)))
+
+
+OPEN_REMOVAL = {
+    "filter": "not_was_removed_from_opportunity",
+    "constraints": [{"field": "IsClosed", "operator": "is_false"}],
+}
+STAGED = {"filter": "has_opportunity", "constraints": [{"field": "StageName", "operator": "is_not_empty"}]}
+BIG_TOTAL = {
+    "filter": "total_opty_amount",
+    "operator": "at_least",
+    "value": 20000,
+    "constraints": [{"field": "Amount", "operator": "at_least", "value": 5000}],
+}
+TWICE_ADDED = {
+    "filter": "was_added_to_opportunity",
+    "constraints": [{"field": "min_number_of_times", "operator": "at_least", "value": 2}],
+}
+
+
+@pytest.mark.parametrize(
+    ("logic", "filters", "nested"),
+    [
+        ("all", [OPEN_REMOVAL, BIG_TOTAL], None),  # an EXISTS beside an aggregate counted as a set
+        ("all", [STAGED, TWICE_ADDED], None),  # beside a minimum number of times
+        ("all", [STAGED, "list"], {"logic": "all", "filters": [OPEN_REMOVAL, BIG_TOTAL]}),
+        ("1 or 2", [BIG_TOTAL, "list"], {"logic": "all", "filters": [OPEN_REMOVAL, TWICE_ADDED]}),
+        ("1 and (2 or 3)", [OPEN_REMOVAL, STAGED, TWICE_ADDED], None),
+    ],
+    ids=["exists-and-aggregate", "exists-and-min-times", "exists-and-list", "list-under-or", "mixed"],
+)
+def test_filters_anded_with_the_rest_count_what_the_plain_evaluation_counts(
+    small_org, logic, filters, nested
+):
+    """On PostgreSQL such a filter keeps its EXISTS in the count (`conjunctive_numbers`) unless
+    an aggregate or a list is counted as a set beside it; a nested list counts as sets."""
+    from smartlists.models import SmartList
+
+    if nested is not None:
+        saved = SmartList.objects.create(name="nested", definition=nested)
+        filters = [
+            {"filter": "member_of_smart_list", "operator": "is", "value": [saved.pk]} if f == "list" else f
+            for f in filters
+        ]
+    fast, plain, members = _fast_and_plain({"logic": logic, "filters": filters})
+    assert fast == plain == members
+    assert 0 < members < 600, "a list that is neither empty nor everyone"

@@ -11,6 +11,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Exists, F, OuterRef
 
 from opportunities.models import PersonOpportunityTotals
@@ -42,6 +43,8 @@ SUBSETS = [
 ]
 COMPARISONS = [
     ("greater_than", 0),
+    ("is", [0.1]),
+    ("at_least", 0.1),
     ("greater_than", 4999.99),
     ("less_than", 1),
     ("less_than", 6000),
@@ -74,8 +77,11 @@ def people(fields):
     gone = deal(Decimal("100000"), won=True, deleted=True)
     crowd = {
         name: PersonFactory(first_name=name)
-        for name in ("none", "one", "two_roles", "mixed", "gone", "lost_only")
+        for name in ("none", "one", "two_roles", "mixed", "gone", "lost_only", "cents")
     }
+    # 0.70 + 0.10 less 0.70 is 0.10 exactly only in decimal arithmetic (not in SQLite's floats).
+    ContactRoleFactory(person=crowd["cents"], opportunity=deal(Decimal("0.70"), revenue=Decimal("0.70")))
+    ContactRoleFactory(person=crowd["cents"], opportunity=deal(Decimal("0.10"), closed=True, revenue=Decimal("0.10")))
     ContactRoleFactory(person=crowd["one"], opportunity=open_small)
     ContactRoleFactory(person=crowd["two_roles"], opportunity=shared)
     ContactRoleFactory(person=crowd["two_roles"], opportunity=shared, role="Evaluator")
@@ -108,6 +114,10 @@ def test_the_totals_table_selects_what_aggregating_the_roles_selects(people, tot
             definition["filters"][0]["value"] = value
         item = _item(definition)
         stored = stored_total_q(item, clock)
+        money_complement = subset >= 3 and total != "number_of_optys"
+        if money_complement and connection.vendor == "sqlite":
+            assert stored is None, "SQLite's floating-point money is not subtracted"
+            continue
         assert stored is not None, "all, open and won subsets and their complements have columns"
         computed = (
             Person.objects.annotate(v=aggregate_expression(item, OuterRef("pk"), clock))
@@ -162,11 +172,11 @@ def test_refresh_and_rebuild_write_the_same_rows_and_only_for_people_with_opport
 @pytest.mark.parametrize(
     ("constraints", "expected"),
     [
-        ([], {"one", "two_roles", "mixed", "lost_only"}),
+        ([], {"one", "two_roles", "mixed", "lost_only", "cents"}),
         ([{"field": "IsWon", "operator": "is_true"}], {"two_roles", "mixed"}),
-        ([{"field": "IsClosed", "operator": "is_false"}], {"one", "mixed"}),
-        ([{"field": "IsWon", "operator": "is_false"}], {"one", "mixed", "lost_only"}),
-        ([{"field": "IsClosed", "operator": "is_true"}], {"two_roles", "mixed", "lost_only"}),
+        ([{"field": "IsClosed", "operator": "is_false"}], {"one", "mixed", "cents"}),
+        ([{"field": "IsWon", "operator": "is_false"}], {"one", "mixed", "lost_only", "cents"}),
+        ([{"field": "IsClosed", "operator": "is_true"}], {"two_roles", "mixed", "lost_only", "cents"}),
     ],
 )
 def test_has_opportunity_reads_the_totals_and_selects_what_the_roles_select(people, constraints, expected):
