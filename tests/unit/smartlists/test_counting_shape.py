@@ -24,3 +24,45 @@ from smartlists.logic import logic_rule
 )
 def test_only_filters_anded_with_everything_else_are_joined(logic, count, joined):
     assert conjunctive_numbers(logic_rule(logic, count)) == joined
+
+
+@pytest.mark.django_db
+def test_a_count_with_sets_gathers_without_the_leader_and_sets_everything_back(fields):
+    """Only the counting statement runs with `COUNTING_WORK_MEM` and, when it holds sets of
+    people, without the leader's participation; the connection's settings are back after it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from smartlists.evaluate import smart_list_people
+    from tests.factories import ContactRoleFactory, PersonFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite counts the members' own query")
+    ContactRoleFactory(person=PersonFactory())
+    PersonFactory(lead_source="Web")
+
+    def settings() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('work_mem'), current_setting('parallel_leader_participation')"
+            )
+            return cursor.fetchone()
+
+    before = settings()
+    with_a_set = {
+        "logic": "1 or 2",
+        "filters": [
+            {
+                "filter": "has_opportunity",
+                "constraints": [{"field": "StageName", "operator": "is_not_empty"}],
+            },
+            {"filter": "person_field", "field": "lead_source", "operator": "is", "value": ["Web"]},
+        ],
+    }
+    joined_only = {"logic": "all", "filters": with_a_set["filters"][:1]}
+    for definition, leaderless in ((with_a_set, True), (joined_only, False)):
+        with CaptureQueriesContext(connection) as counted:
+            assert smart_list_people(definition).count() == (2 if leaderless else 1)
+        set_off = any("'parallel_leader_participation', 'off'" in q["sql"] for q in counted)
+        assert set_off == leaderless, definition
+        assert settings() == before

@@ -81,7 +81,9 @@ def people(fields):
     }
     # 0.70 + 0.10 less 0.70 is 0.10 exactly only in decimal arithmetic (not in SQLite's floats).
     ContactRoleFactory(person=crowd["cents"], opportunity=deal(Decimal("0.70"), revenue=Decimal("0.70")))
-    ContactRoleFactory(person=crowd["cents"], opportunity=deal(Decimal("0.10"), closed=True, revenue=Decimal("0.10")))
+    ContactRoleFactory(
+        person=crowd["cents"], opportunity=deal(Decimal("0.10"), closed=True, revenue=Decimal("0.10"))
+    )
     ContactRoleFactory(person=crowd["one"], opportunity=open_small)
     ContactRoleFactory(person=crowd["two_roles"], opportunity=shared)
     ContactRoleFactory(person=crowd["two_roles"], opportunity=shared, role="Evaluator")
