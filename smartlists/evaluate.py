@@ -786,8 +786,10 @@ class Evaluation:
     # The same members as sets of people (`count_q`) where PostgreSQL counts, `where` elsewhere;
     # built only when something counts (it asks the planner about aggregates' constraints).
     counting_where: Callable[[], Q]
-    # Every filter as a set (`count_q`), where the list is counted inside another one.
+    # Every filter as a set (`count_q`), where the list is counted inside another one, and
+    # whether that holds a set of people (not only person and stored conditions).
     counting_sets: Callable[[], Q]
+    counting_holds_sets: Callable[[], bool]
 
 
 class MemberQuerySet(QuerySet[Person]):
@@ -812,12 +814,45 @@ class MemberQuerySet(QuerySet[Person]):
         clone.counting = None
         return clone
 
+    # Other ways to narrow or widen the rows drop the counting query too.
+    def complex_filter(self, filter_obj: Any) -> MemberQuerySet:
+        clone: MemberQuerySet = super().complex_filter(filter_obj)
+        clone.counting = None
+        return clone
+
+    def __and__(self, other: Any) -> Any:
+        return _without_counting(super().__and__(other))
+
+    def __or__(self, other: Any) -> Any:
+        return _without_counting(super().__or__(other))
+
+    def __xor__(self, other: Any) -> Any:
+        return _without_counting(super().__xor__(other))  # type: ignore[misc]  # Django 4.2+, not in the stubs
+
     def count(self) -> int:
         query = self.query
-        if self.counting is None or query.is_sliced or query.combinator or query.is_empty() or query.extra:
+        if (
+            self.counting is None
+            or self._result_cache is not None  # Django's own count answers from it
+            or self._db is not None  # type: ignore[attr-defined]  # .using(): counting asks the default
+            or query.is_sliced
+            or query.combinator
+            or query.is_empty()
+            or query.extra
+            or query.distinct
+            or query.group_by is not None
+            or query.values_select
+            or query.annotations
+        ):
             return super().count()
         where, with_sets = self.counting()
         return count_with_memory(universe().filter(where), without_leader=with_sets)
+
+
+def _without_counting(combined: Any) -> Any:
+    if isinstance(combined, MemberQuerySet):
+        combined.counting = None
+    return combined
 
 
 def count_with_memory(queryset: QuerySet[Any], *, without_leader: bool = False) -> int:
@@ -906,38 +941,43 @@ def evaluate(
     where = combine(rule, conditions)
     people = universe().filter(where)
 
-    def counting_sets() -> Q:
-        """Every filter as a set of people (`count_q`): how a list counts inside another one."""
-        return combine(
-            rule,
-            [
-                count_q(item, condition_q, clock, facts, resolve_list)
-                for item, condition_q in zip(checked.filters, conditions, strict=True)
-            ],
-        )
+    numbered = list(enumerate(zip(checked.filters, conditions, strict=True), start=1))
+
+    def as_sets() -> dict[int, tuple[Q, bool]]:
+        """Each filter as the counting query reads it (`count_q`), and whether that is or holds
+        a set of people: a person or stored condition is not; a list is if its own count is."""
+        found: dict[int, tuple[Q, bool]] = {}
+        for number, (item, condition_q) in numbered:
+            counted = count_q(item, condition_q, clock, facts, resolve_list)
+            if item.spec.kind == "smart_list":
+                lists = [resolve_list(list_id) for list_id in item.value]
+                holds = item.operator != "is" or any(n.counting_holds_sets() for n in lists if n is not None)
+            else:
+                holds = counted is not condition_q
+            found[number] = (counted, holds)
+        return found
+
+    @functools.cache
+    def counting_sets() -> tuple[Q, bool]:
+        """Every filter as a set of people: how a list counts inside another one."""
+        sets = as_sets()
+        return combine(rule, [sets[number][0] for number, _ in numbered]), any(h for _, h in sets.values())
 
     def counting() -> tuple[Q, bool]:
         """`counting_sets`, but a plain EXISTS / NOT EXISTS that the rule ANDs with everything
         else stays one (`conjunctive_numbers`). Beside an aggregate or a list counted as a set
         none does: the planner then nests loops around the set's grouping (0.8 s became 13 s).
-        Also whether any filter is a set of people in it (`count_with_memory` asks)."""
+        Also whether a set of people is in it (`count_with_memory` asks)."""
+        sets = as_sets()
         joined = conjunctive_numbers(rule)
-        numbered = list(enumerate(zip(checked.filters, conditions, strict=True), start=1))
-        sets = {
-            number: count_q(item, condition_q, clock, facts, resolve_list)
-            for number, (item, condition_q) in numbered
-        }
-        if any(
-            item.spec.kind in ("aggregate", "smart_list") and sets[number] is not condition_q
-            for number, (item, condition_q) in numbered
-        ):
+        if any(item.spec.kind in ("aggregate", "smart_list") and sets[n][1] for n, (item, _) in numbered):
             joined = frozenset()
         chosen = {
-            number: condition_q if number in joined and _plain_exists(item) else sets[number]
+            number: (condition_q, False) if number in joined and _plain_exists(item) else sets[number]
             for number, (item, condition_q) in numbered
         }
-        with_sets = any(chosen[number] is not condition_q for number, (_, condition_q) in numbered)
-        return combine(rule, [chosen[number] for number, _ in numbered]), with_sets
+        counted_where = combine(rule, [chosen[number][0] for number, _ in numbered])
+        return counted_where, any(holds for _, holds in chosen.values())
 
     def members_where() -> Q:  # where the members' own query counts (SQLite, the plain evaluation)
         return where
@@ -946,9 +986,16 @@ def evaluate(
         counted = functools.cache(counting)
         people.counting = counted
         return Evaluation(
-            checked, clock, people, conditions, where, lambda: counted()[0], functools.cache(counting_sets)
+            checked,
+            clock,
+            people,
+            conditions,
+            where,
+            lambda: counted()[0],
+            lambda: counting_sets()[0],
+            lambda: counting_sets()[1],
         )
-    return Evaluation(checked, clock, people, conditions, where, members_where, members_where)
+    return Evaluation(checked, clock, people, conditions, where, members_where, members_where, lambda: False)
 
 
 def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:

@@ -63,6 +63,47 @@ def test_a_count_with_sets_gathers_without_the_leader_and_sets_everything_back(f
     for definition, leaderless in ((with_a_set, True), (joined_only, False)):
         with CaptureQueriesContext(connection) as counted:
             assert smart_list_people(definition).count() == (2 if leaderless else 1)
-        set_off = any("'parallel_leader_participation', 'off'" in q["sql"] for q in counted)
-        assert set_off == leaderless, definition
+        statements = [q["sql"] for q in counted]
+        count_at = next(i for i, sql in enumerate(statements) if sql.startswith("SELECT COUNT"))
+        set_off = [i for i, sql in enumerate(statements) if "'parallel_leader_participation', 'off'" in sql]
+        assert bool(set_off) == leaderless, definition
+        assert all(i < count_at for i in set_off), "set before the count, not after"
         assert settings() == before
+    # A connection that has it off already keeps it off (and its own work_mem).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('parallel_leader_participation', 'off', true)")
+        cursor.execute("SELECT set_config('work_mem', '300MB', true)")
+    assert smart_list_people(with_a_set).count() == 2
+    assert settings() == ("300MB", "off")
+
+
+@pytest.mark.django_db
+def test_a_list_of_person_conditions_inside_another_is_no_set(fields):
+    """Member of a list that holds only person conditions is a condition on the person: its
+    neighbours keep their EXISTS and the count keeps its leader."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from smartlists.evaluate import evaluate
+    from smartlists.models import SmartList
+    from tests.factories import ContactRoleFactory, PersonFactory
+
+    web = {"filter": "person_field", "field": "lead_source", "operator": "is", "value": ["Web"]}
+    named = {"filter": "person_field", "field": "last_name", "operator": "starts_with", "value": "A"}
+    inner = SmartList.objects.create(name="web", definition={"logic": "all", "filters": [web, named]})
+    staged = {
+        "filter": "has_opportunity",
+        "constraints": [{"field": "StageName", "operator": "is_not_empty"}],
+    }
+    listed = {"filter": "member_of_smart_list", "operator": "is", "value": [inner.pk]}
+    ContactRoleFactory(person=PersonFactory(lead_source="Web", last_name="Adams"))
+    ContactRoleFactory(person=PersonFactory(lead_source="Web", last_name="Baker"))
+    PersonFactory(lead_source="Web", last_name="Avery")
+    definition = {"logic": "all", "filters": [staged, listed]}
+    with CaptureQueriesContext(connection) as counted:
+        assert evaluate(definition).people.count() == 1
+    assert evaluate(definition, precomputed=False).people.count() == 1
+    if connection.vendor == "postgresql":
+        count_sql = next(q["sql"] for q in counted if q["sql"].startswith("SELECT COUNT"))
+        assert "EXISTS" in count_sql
+        assert not any("parallel_leader_participation', 'off'" in q["sql"] for q in counted)

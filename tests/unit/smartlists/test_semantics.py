@@ -8,10 +8,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Count, Q
 from django.test.utils import CaptureQueriesContext
 
 from opportunities.models import ActivityType
 from oppsync_site.models import SubscriptionSettings
+from people.models import Person
 from smartlists.evaluate import Clock, SmartListCycleError, smart_list_people
 from smartlists.models import SmartList
 from tests.factories import ActivityFactory, ContactRoleFactory, OpportunityFactory, PersonFactory
@@ -437,3 +439,9 @@ def test_a_list_counts_what_it_lists_and_a_later_filter_counts_its_own_rows(fiel
     assert not postgresql or "EXISTS" in searched[0]["sql"]  # the members' own query
     assert people.exclude(pk=web.pk).count() == 1
     assert people.all()[:1].count() == 1 and people.none().count() == 0
+    # Any other way to change the rows counts them, not the list.
+    assert people.complex_filter(Q(pk=web.pk)).count() == 1
+    assert (people & Person.objects.filter(pk=web.pk)).count() == 1
+    assert (people | Person.objects.filter(pk=neither.pk)).count() == 3
+    assert people.values("lead_source").distinct().count() == 2
+    assert people.order_by().values("lead_source").annotate(n=Count("pk")).count() == 2
