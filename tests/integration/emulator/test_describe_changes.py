@@ -90,8 +90,15 @@ def field() -> str:
 
 
 def test_describe_answers_304_without_a_body_until_a_field_is_added_or_hidden(emulator, rest, field):
-    since = rest.org_date_after_every_change()
-    unchanged = rest.describe("Contact", since)
+    def unchanged_since() -> tuple[str, requests.Response] | None:
+        since = rest.org_date_after_every_change()
+        answer = rest.describe("Contact", since)
+        return (since, answer) if answer.status_code == 304 else None
+
+    # A CI run once had Contact's describe answer in full for a date a second after the change
+    # before it (an earlier test's, this session's org is shared; cause not found): a date is
+    # asked for again until the org says unchanged, which an org that never does fails.
+    since, unchanged = wait_until(unchanged_since, timeout=90, what="Contact unchanged since a date")
     assert unchanged.status_code == 304 and unchanged.content == b""
     assert "Date" in unchanged.headers and "Sforce-Limit-Info" in unchanged.headers
 
