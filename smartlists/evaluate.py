@@ -316,57 +316,51 @@ def stored_total_q(item: CheckedFilter, clock: Clock) -> Q | None:
     if subtracted is not None and item.spec.aggregate != "number_of_optys" and connection.vendor == "sqlite":
         # SQLite keeps money as floating point: 0.8 less 0.7 is not 0.1 there. A count is exact.
         return None
-    path = f"opportunity_totals__{column}"
     op, value = item.operator, item.value
     if op in ("is_empty", "is_not_empty"):
         return Q(pk__in=[]) if op == "is_empty" else ~Q(pk__in=[])  # a total is never empty
-    numbers = [Decimal(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])]
-    if subtracted is None:
-        matched = _column_compared(path, op, numbers)
-    else:
-        difference = F(path) - F(f"opportunity_totals__{subtracted}")
-        # A count is whole (validation): SQLite finds 0 unequal to a Decimal parameter (text).
-        operands = [int(n) for n in numbers] if item.spec.aggregate == "number_of_optys" else numbers
-        found = _difference_compared(difference, op, operands)
-        # The row's presence is stated: NOT of a comparison with no row would be unknown.
-        matched = None if found is None else Q(opportunity_totals__isnull=False) & found
-    if matched is None:
+    numbers: list[Decimal] | list[int] = [
+        Decimal(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])
+    ]
+    if item.spec.aggregate == "number_of_optys":
+        # A count is whole (validation). Compared through an expression, SQLite finds an integer
+        # unequal to a Decimal parameter (sent as text), and PostgreSQL keeps the column's index.
+        numbers = [int(n) for n in numbers]
+    found = _compared(_stored_value(column, subtracted), op, numbers)
+    if found is None:
         return None
+    # The row's presence is stated: a comparison with no row is unknown, which NOT keeps so.
+    matched = Q(opportunity_totals__isnull=False) & found
     if op == "is_not":
-        matched = Q(opportunity_totals__isnull=False) & ~matched
+        matched = Q(opportunity_totals__isnull=False) & ~found
     if _zero_matches(op, value):  # people without a row have all-zero totals
         matched |= Q(opportunity_totals__isnull=True)
     return matched
 
 
-_COMPARISONS = {"greater_than": "gt", "less_than": "lt", "at_least": "gte", "at_most": "lte"}
+def _stored_value(column: str, subtracted: str | None) -> Any:
+    """A totals column of the person's row, less another one for a complement."""
+    value = F(f"opportunity_totals__{column}")
+    return value if subtracted is None else value - F(f"opportunity_totals__{subtracted}")
 
 
-def _column_compared(path: str, op: str, numbers: list[Decimal]) -> Q | None:
-    """The column's value meets the operator (`is_not` as its `is`, negated by the caller)."""
+_COMPARISONS: dict[str, Any] = {
+    "greater_than": GreaterThan,
+    "less_than": LessThan,
+    "at_least": GreaterThanOrEqual,
+    "at_most": LessThanOrEqual,
+}
+
+
+def _compared(value: Any, op: str, numbers: list[Decimal] | list[int]) -> Q | None:
+    """The stored value meets the operator (`is_not` as its `is`, negated by the caller);
+    None for an operator these do not know."""
     if op in _COMPARISONS:
-        return Q(**{f"{path}__{_COMPARISONS[op]}": numbers[0]})
+        return Q(_COMPARISONS[op](value, numbers[0]))
     if op == "between":
-        return Q(**{f"{path}__range": (numbers[0], numbers[1])})
+        return Q(Range(value, (numbers[0], numbers[1])))
     if op in ("is", "is_not"):
-        return Q(**{f"{path}__in": numbers})
-    return None
-
-
-def _difference_compared(difference: Any, op: str, numbers: list[Decimal] | list[int]) -> Q | None:
-    """`_column_compared` for a difference of two columns (a lookup on an expression)."""
-    lookups: dict[str, Any] = {
-        "greater_than": GreaterThan,
-        "less_than": LessThan,
-        "at_least": GreaterThanOrEqual,
-        "at_most": LessThanOrEqual,
-    }
-    if op in lookups:
-        return Q(lookups[op](difference, numbers[0]))
-    if op == "between":
-        return Q(Range(difference, (numbers[0], numbers[1])))
-    if op in ("is", "is_not"):
-        return Q(In(difference, numbers))
+        return Q(In(value, numbers))
     return None
 
 
@@ -386,8 +380,7 @@ def _activity_count(item: CheckedFilter, clock: Clock) -> Any:
 
 def stored_presence_q(item: CheckedFilter) -> Q | None:
     """Has Opportunity with no constraint, or with only Closed is false / true or Won is true /
-    false, as a count
-    of those opportunities above zero in the sync-maintained totals (`PersonOpportunityTotals`).
+    false, as a count of those opportunities above zero in the sync-maintained totals (`PersonOpportunityTotals`).
     The totals count exactly what the filter asks for (live roles with a person on live
     opportunities), so one indexed column answers instead of collecting every live role's person:
     at a million people, "has an opportunity" counts in a fraction of the time (README, "Smart
@@ -395,11 +388,8 @@ def stored_presence_q(item: CheckedFilter) -> Q | None:
     columns = stored_columns("number_of_optys", item.constraints)
     if columns is None:
         return None
-    column, subtracted = columns
-    if subtracted is None:
-        return Q(**{f"opportunity_totals__{column}__gt": 0})
-    difference = F(f"opportunity_totals__{column}") - F(f"opportunity_totals__{subtracted}")
-    return Q(opportunity_totals__isnull=False) & Q(GreaterThan(difference, 0))
+    # The row's presence is stated, so that NOT (the Not-variant) holds for people without one.
+    return Q(opportunity_totals__isnull=False) & Q(GreaterThan(_stored_value(*columns), 0))
 
 
 @dataclass
@@ -621,9 +611,9 @@ def count_q(
     nested = [resolve_list(list_id) for list_id in item.value]
     found = [n for n in nested if n is not None]
     if item.operator == "is":
-        return _either([n.counting_sets() for n in found] or [Q(pk__in=[])])
+        return _either([n.counting_sets()[0] for n in found] or [Q(pk__in=[])])
     return ~_either(
-        [Q(pk__in=universe().filter(n.counting_sets()).values("pk")) for n in found] or [Q(pk__in=[])]
+        [Q(pk__in=universe().filter(n.counting_sets()[0]).values("pk")) for n in found] or [Q(pk__in=[])]
     )
 
 
@@ -783,13 +773,11 @@ class Evaluation:
     people: QuerySet[Person]
     conditions: list[Q]
     where: Q  # the conditions combined by the list's logic (people = universe filtered by it)
-    # The same members as sets of people (`count_q`) where PostgreSQL counts, `where` elsewhere;
-    # built only when something counts (it asks the planner about aggregates' constraints).
-    counting_where: Callable[[], Q]
-    # Every filter as a set (`count_q`), where the list is counted inside another one, and
-    # whether that holds a set of people (not only person and stored conditions).
-    counting_sets: Callable[[], Q]
-    counting_holds_sets: Callable[[], bool]
+    # The same members with every filter as a set of people (`count_q`) where PostgreSQL
+    # counts, `where` elsewhere, and whether that holds a set (not only person and stored
+    # conditions): how the list counts inside another one. Built only when something counts (it
+    # asks the planner about aggregates' constraints).
+    counting_sets: Callable[[], tuple[Q, bool]]
 
 
 class MemberQuerySet(QuerySet[Person]):
@@ -943,6 +931,7 @@ def evaluate(
 
     numbered = list(enumerate(zip(checked.filters, conditions, strict=True), start=1))
 
+    @functools.cache  # the counting query and a list counting this one both ask
     def as_sets() -> dict[int, tuple[Q, bool]]:
         """Each filter as the counting query reads it (`count_q`), and whether that is or holds
         a set of people: a person or stored condition is not; a list is if its own count is."""
@@ -951,7 +940,7 @@ def evaluate(
             counted = count_q(item, condition_q, clock, facts, resolve_list)
             if item.spec.kind == "smart_list":
                 lists = [resolve_list(list_id) for list_id in item.value]
-                holds = item.operator != "is" or any(n.counting_holds_sets() for n in lists if n is not None)
+                holds = item.operator != "is" or any(n.counting_sets()[1] for n in lists if n is not None)
             else:
                 holds = counted is not condition_q
             found[number] = (counted, holds)
@@ -979,23 +968,11 @@ def evaluate(
         counted_where = combine(rule, [chosen[number][0] for number, _ in numbered])
         return counted_where, any(holds for _, holds in chosen.values())
 
-    def members_where() -> Q:  # where the members' own query counts (SQLite, the plain evaluation)
-        return where
-
     if precomputed and connection.vendor == "postgresql":
-        counted = functools.cache(counting)
-        people.counting = counted
-        return Evaluation(
-            checked,
-            clock,
-            people,
-            conditions,
-            where,
-            lambda: counted()[0],
-            lambda: counting_sets()[0],
-            lambda: counting_sets()[1],
-        )
-    return Evaluation(checked, clock, people, conditions, where, members_where, members_where, lambda: False)
+        people.counting = functools.cache(counting)
+        return Evaluation(checked, clock, people, conditions, where, counting_sets)
+    # SQLite and the plain evaluation count the members' own query.
+    return Evaluation(checked, clock, people, conditions, where, lambda: (where, False))
 
 
 def smart_list_people(definition: Any, **options: Any) -> QuerySet[Person]:
