@@ -8,6 +8,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django.utils import timezone
+
 from opportunities.models import (
     Activity,
     ActivityType,
@@ -15,11 +17,13 @@ from opportunities.models import (
     FieldDefinition,
     Opportunity,
     SyncCycle,
+    SyncLease,
     SyncStatus,
 )
 from opportunities.sync.apply import CONTACT_COLUMNS, LEAD_COLUMNS, NOT_STORED, OPPORTUNITY_COLUMNS
 from opportunities.sync.service import sync_cycle_run
 from people.models import Person
+from tests.processes import wait_until
 
 SKIPPED_TYPES = {"address", "location", "base64"}
 
@@ -282,6 +286,17 @@ def assert_totals_current() -> None:
         )
     }
     assert facts == expected_person_facts()
+
+
+def wait_for_stopped_workers_lease() -> None:
+    """A worker stopped (SIGKILL after 20 s of SIGTERM, or a warm shutdown that has not yet
+    written its release) while a cycle runs leaves its lease to expire (five seconds in these
+    workers); until then a cycle in the test process stands down."""
+    wait_until(
+        lambda: not SyncLease.objects.exclude(owner="").filter(expires_at__gt=timezone.now()).exists(),
+        timeout=60,
+        what="the stopped worker's sync lease to be released or to expire",
+    )
 
 
 def run_cycle(**options: Any) -> SyncCycle:

@@ -11,10 +11,10 @@ import pytest
 import redis
 from django.utils import timezone
 
-from opportunities.models import Activity, Opportunity, SyncCycle, SyncLease, SyncStatus
+from opportunities.models import Activity, Opportunity, SyncCycle, SyncStatus
 from opportunities.sync import service
 from opportunities.sync.service import sync_cycle_run
-from tests.integration.sync.checks import assert_database_equals_org
+from tests.integration.sync.checks import assert_database_equals_org, wait_for_stopped_workers_lease
 from tests.integration.sync.conftest import salesforce_environment
 from tests.processes import process_env, redis_test_url, stop, wait_until
 
@@ -66,13 +66,7 @@ def finish_in_test_process(org, synced_settings) -> None:
     """With the worker stopped: one plain cycle here and a comparison *before* any reconcile (so
     a lost row cannot hide behind it); then a reconciling cycle and the full comparison."""
     service._clients.clear()
-    # A worker stopped (SIGKILL after 20 s of SIGTERM) while a cycle runs leaves its lease to expire
-    # (five seconds in these workers); until then this process's cycle would stand down.
-    wait_until(
-        lambda: not SyncLease.objects.exclude(owner="").filter(expires_at__gt=timezone.now()).exists(),
-        timeout=60,
-        what="the stopped worker's sync lease to be released or to expire",
-    )
+    wait_for_stopped_workers_lease()
     for reconcile in (False, True):
         cycle = sync_cycle_run(reconcile=reconcile)
         assert cycle is not None and cycle.status == SyncStatus.SUCCEEDED, cycle and cycle.error_message

@@ -19,7 +19,12 @@ from opportunities.models import (
     SyncStatus,
 )
 from people.models import Person
-from tests.integration.sync.checks import activity_keys, assert_database_equals_org, ok_cycle
+from tests.integration.sync.checks import (
+    activity_keys,
+    assert_database_equals_org,
+    ok_cycle,
+    wait_for_stopped_workers_lease,
+)
 from tests.integration.sync.test_sync_celery import start_worker, worker_env
 from tests.processes import stop, wait_until
 
@@ -75,6 +80,7 @@ def test_two_leads_converted_into_one_contact_the_user_cannot_see_sync_on_in_a_w
     assert not SetAsideRecord.objects.exists()
 
     # The re-reads (lookback, reconcile) change nothing: no flip of the lead ids, nothing twice.
+    wait_for_stopped_workers_lease()
     ok_cycle()
     ok_cycle(reconcile=True)
     assert Person.objects.get(sf_contact_id=contact).sf_lead_id == person.sf_lead_id
