@@ -289,9 +289,8 @@ def assert_totals_current() -> None:
 
 
 def wait_for_stopped_workers_lease() -> None:
-    """A worker stopped (SIGKILL after 20 s of SIGTERM, or a warm shutdown that has not yet
-    written its release) while a cycle runs leaves its lease to expire (five seconds in these
-    workers); until then a cycle in the test process stands down."""
+    """A worker stopped (SIGKILL after 20 s of SIGTERM) while a cycle runs leaves its lease to
+    expire (five seconds in these workers); until then a cycle in the test process stands down."""
     wait_until(
         lambda: not SyncLease.objects.exclude(owner="").filter(expires_at__gt=timezone.now()).exists(),
         timeout=60,
