@@ -126,9 +126,14 @@ class ContactRole(models.Model):
             models.Index(fields=["opportunity", "is_deleted"], name="role_opportunity_idx"),
             # Has Opportunity: from the opportunities that meet a filter's constraints to their
             # people, through live roles only, without reading a role row (1.75 s -> 1.1 s for
-            # 120k opportunities at 2.5M roles).
+            # 120k opportunities at 2.5M roles). The role's own constraints (Role, Is Primary)
+            # ride along (INCLUDE, PostgreSQL), so a filter with them does not read the role
+            # table either.
             models.Index(
-                fields=["opportunity", "person"], condition=models.Q(is_deleted=False), name="role_live_idx"
+                fields=["opportunity", "person"],
+                include=["is_primary", "role"],
+                condition=models.Q(is_deleted=False),
+                name="role_live_cover_idx",
             ),
         ]
 
@@ -323,9 +328,13 @@ class Activity(models.Model):
                 fields=["activity_type", "occurred_at", "person", "opportunity", "role", "is_primary"],
                 name="activity_window_idx",
             ),
+            # Opportunity was Updated: the changed values ride along too (INCLUDE, PostgreSQL), so
+            # "StageName changed to Closed Won" reads the index alone as well (0.53 s -> 0.15 s
+            # for 274k changes of a field at 1.6M updates).
             models.Index(
                 fields=["activity_type", "field", "occurred_at", "person", "opportunity"],
-                name="activity_field_window_idx",
+                include=["new_value", "previous_value"],
+                name="activity_field_values_idx",
             ),
             # The Activities list: newest first, and newest first of one type.
             models.Index(fields=["-occurred_at", "-id"], name="activity_newest_idx"),
