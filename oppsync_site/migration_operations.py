@@ -9,7 +9,10 @@ problem (one writer at a time either way) and gets the plain statements.
 
 If a concurrent build is interrupted, PostgreSQL leaves an INVALID index behind under the same
 name; `AddIndexOnline` drops such a leftover first, so running `migrate` again finishes the job
-instead of failing on "relation already exists".
+instead of failing on "relation already exists". A migration interrupted after one of its builds
+finished is not recorded as applied, so `migrate` runs that build again: `AddIndexOnline` keeps a
+valid index of that name. (Django drops an index with IF EXISTS, so a drop that already happened
+is no error either.)
 """
 
 from __future__ import annotations
@@ -24,16 +27,16 @@ def _online(schema_editor: Any) -> bool:
     return bool(schema_editor.connection.vendor == "postgresql")
 
 
-def _drop_invalid_leftover(schema_editor: Any, name: str) -> None:
+def _index_is_valid(schema_editor: Any, name: str) -> bool | None:
+    """Whether the index of that name is valid; None when there is none."""
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
-            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = %s AND NOT i.indisvalid AND pg_table_is_visible(c.oid)",
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s AND pg_table_is_visible(c.oid)",
             [name],
         )
-        leftover = cursor.fetchone() is not None
-    if leftover:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
 
 
 class _ConcurrentlyOnPostgreSQL:
@@ -63,8 +66,15 @@ class AddIndexOnline(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
     plain = AddIndex
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if _online(schema_editor):
-            _drop_invalid_leftover(schema_editor, self.index.name)
+        # `sqlmigrate` (collect_sql) prints the statements whatever the database holds now.
+        if _online(schema_editor) and not schema_editor.collect_sql:
+            valid = _index_is_valid(schema_editor, self.index.name)
+            if valid:
+                return  # built by an earlier run that was interrupted later
+            if valid is False:
+                schema_editor.execute(
+                    f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.index.name)}"
+                )
         super().database_forwards(app_label, schema_editor, from_state, to_state)
 
 

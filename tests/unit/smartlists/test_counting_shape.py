@@ -129,18 +129,6 @@ def _scans(plan: dict) -> list[tuple[str, str, str]]:
     [
         (
             {
-                "filter": "opportunity_was_updated",
-                "field": "StageName",
-                "constraints": [
-                    {"field": "new_value", "operator": "is", "value": ["Closed Won"]},
-                    {"field": "previous_value", "operator": "is_not_empty"},
-                ],
-            },
-            "opportunities_activity",
-            "activity_field_values_idx",
-        ),
-        (
-            {
                 "filter": "has_opportunity",
                 "constraints": [
                     {"field": "Role", "operator": "is", "value": ["Decision Maker"]},
@@ -153,10 +141,9 @@ def _scans(plan: dict) -> list[tuple[str, str, str]]:
         ),
     ],
 )
-def test_value_and_role_constraints_are_read_from_a_covering_index(fields, definition_filter, table, index):
-    """Opportunity was Updated with value constraints, and Has Opportunity with the role's own
-    constraints, can be counted without reading a row of the activity or role table: the
-    index holds every column they ask for (an index-only scan is possible; with table scans
+def test_role_constraints_are_read_from_a_covering_index(fields, definition_filter, table, index):
+    """Has Opportunity with the role's own constraints can be counted without reading a row of
+    the role table: the index holds every column it asks for (an index-only scan is possible; with table scans
     ruled out and the table vacuumed, the planner takes it)."""
     import json
 
@@ -188,7 +175,8 @@ def test_value_and_role_constraints_are_read_from_a_covering_index(fields, defin
         return  # INCLUDE is PostgreSQL's; SQLite builds the index without those columns
     count_sql = next(q["sql"] for q in counted if q["sql"].startswith("SELECT COUNT"))
     with connection.cursor() as cursor:  # as autovacuum leaves a live org: index-only scans need it
-        cursor.execute(f"VACUUM ANALYZE {table}")
+        for analysed in ("people_person", "opportunities_opportunity", table):
+            cursor.execute(f"VACUUM ANALYZE {analysed}")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
