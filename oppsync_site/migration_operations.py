@@ -10,9 +10,10 @@ problem (one writer at a time either way) and gets the plain statements.
 If a concurrent build is interrupted, PostgreSQL leaves an INVALID index behind under the same
 name; `AddIndexOnline` drops such a leftover first, so running `migrate` again finishes the job
 instead of failing on "relation already exists". A migration interrupted after one of its builds
-finished is not recorded as applied, so `migrate` runs that build again: `AddIndexOnline` keeps a
-valid index of that name. (Django drops an index with IF EXISTS, so a drop that already happened
-is no error either.)
+finished is not recorded as applied, so `migrate` runs that build again: a valid index of that
+name on that table is kept. Both hold for the build a rollback does (`RemoveIndexOnline`
+backwards). Django drops an index with IF EXISTS, so a drop that already happened is no error
+either. SQLite's plain statements have no such guard.
 """
 
 from __future__ import annotations
@@ -27,16 +28,30 @@ def _online(schema_editor: Any) -> bool:
     return bool(schema_editor.connection.vendor == "postgresql")
 
 
-def _index_is_valid(schema_editor: Any, name: str) -> bool | None:
-    """Whether the index of that name is valid; None when there is none."""
+def _ready_to_build(schema_editor: Any, model: Any, name: str) -> bool:
+    """Whether the concurrent build of index `name` on `model`'s table should run: not when an
+    earlier, interrupted run of the migration built it already (a valid index of that name on
+    that table); an invalid leftover is dropped first. `sqlmigrate` (collect_sql) prints the
+    statements whatever the database holds now. A valid index of that name on another table
+    is an error, never taken for this one."""
+    if schema_editor.collect_sql:
+        return True
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = %s AND pg_table_is_visible(c.oid)",
+            "SELECT i.indisvalid, t.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_class t ON t.oid = i.indrelid WHERE c.relname = %s AND pg_table_is_visible(c.oid)",
             [name],
         )
         row = cursor.fetchone()
-    return None if row is None else bool(row[0])
+    if row is None:
+        return True
+    valid, table = bool(row[0]), row[1]
+    if not valid:
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+        return True
+    if table != model._meta.db_table:
+        raise RuntimeError(f"index {name} exists on table {table}, not on {model._meta.db_table}")
+    return False
 
 
 class _ConcurrentlyOnPostgreSQL:
@@ -66,15 +81,10 @@ class AddIndexOnline(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
     plain = AddIndex
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        # `sqlmigrate` (collect_sql) prints the statements whatever the database holds now.
-        if _online(schema_editor) and not schema_editor.collect_sql:
-            valid = _index_is_valid(schema_editor, self.index.name)
-            if valid:
-                return  # built by an earlier run that was interrupted later
-            if valid is False:
-                schema_editor.execute(
-                    f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.index.name)}"
-                )
+        if _online(schema_editor):
+            model = to_state.apps.get_model(app_label, self.model_name)
+            if not _ready_to_build(schema_editor, model, self.index.name):
+                return
         super().database_forwards(app_label, schema_editor, from_state, to_state)
 
 
@@ -82,3 +92,11 @@ class RemoveIndexOnline(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
     """RemoveIndex that does not block writes on PostgreSQL (CONCURRENTLY); plain on SQLite."""
 
     plain = RemoveIndex
+
+    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        # Backwards builds the removed index again: an interrupted rollback is finished the same way.
+        if _online(schema_editor):
+            model = to_state.apps.get_model(app_label, self.model_name)
+            if not _ready_to_build(schema_editor, model, self.name):
+                return
+        super().database_backwards(app_label, schema_editor, from_state, to_state)

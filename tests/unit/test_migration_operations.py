@@ -97,3 +97,36 @@ def test_migrating_again_keeps_an_index_an_interrupted_migration_had_already_bui
         assert _index_state("role_live_idx") is None
     finally:
         call_command("migrate", verbosity=0)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
+def test_rolling_back_again_keeps_an_index_an_interrupted_rollback_had_already_built():
+    """Rolling 0018 back builds the index it removed; a rollback interrupted after that build
+    is finished by rolling back again."""
+    try:
+        with connection.cursor() as cursor:  # what the interrupted rollback had built
+            cursor.execute(
+                "CREATE INDEX CONCURRENTLY role_live_idx ON opportunities_contactrole "
+                "(opportunity_id, person_id) WHERE NOT is_deleted"
+            )
+
+        call_command("migrate", "opportunities", "0017", verbosity=0)
+
+        assert _index_state("role_live_idx") == (True, False)
+        assert _index_state("role_live_cover_idx") is None
+    finally:
+        call_command("migrate", verbosity=0)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
+def test_an_index_of_the_same_name_on_another_table_is_an_error_not_taken_for_the_new_one():
+    call_command("migrate", "opportunities", "0017", verbosity=0)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE INDEX role_live_cover_idx ON opportunities_opportunity (id)")
+        with pytest.raises(RuntimeError, match="exists on table opportunities_opportunity"):
+            call_command("migrate", "opportunities", "0018", verbosity=0)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS role_live_cover_idx")
+        call_command("migrate", verbosity=0)
