@@ -77,43 +77,42 @@ def test_migrating_again_finishes_an_interrupted_concurrent_index_build():
         call_command("migrate", verbosity=0)
 
 
+_COVER_INDEX = (
+    "CREATE INDEX CONCURRENTLY role_live_cover_idx ON opportunities_contactrole "
+    "(opportunity_id, person_id) INCLUDE (is_primary, role) WHERE NOT is_deleted"
+)
+_LIVE_INDEX = (
+    "CREATE INDEX CONCURRENTLY role_live_idx ON opportunities_contactrole "
+    "(opportunity_id, person_id) WHERE NOT is_deleted"
+)
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
-def test_migrating_again_keeps_an_index_an_interrupted_migration_had_already_built():
-    """A non-atomic migration interrupted after its build finished is not recorded as applied:
-    the next `migrate` runs the build again and keeps the valid index instead of failing."""
-    call_command("migrate", "opportunities", "0017", verbosity=0)
+@pytest.mark.parametrize(
+    ("start", "built", "target", "kept", "gone"),
+    [
+        # Forwards: 0018 builds the covering index, then drops the old one.
+        ("0017", _COVER_INDEX, "0018", "role_live_cover_idx", "role_live_idx"),
+        # Backwards: rolling 0018 back builds the old index again, then drops the covering one.
+        ("0018", _LIVE_INDEX, "0017", "role_live_idx", "role_live_cover_idx"),
+    ],
+)
+def test_migrating_again_keeps_an_index_an_interrupted_run_had_already_built(
+    start, built, target, kept, gone
+):
+    """A non-atomic migration interrupted after its build finished is not recorded as applied
+    (or as rolled back): the next `migrate` runs the build again and keeps the valid index
+    instead of failing on "already exists"."""
+    call_command("migrate", "opportunities", start, verbosity=0)
     try:
-        assert _index_state("role_live_cover_idx") is None
-        assert _index_state("role_live_idx") == (True, False)
+        assert _index_state(kept) is None
         with connection.cursor() as cursor:  # what the interrupted run had built
-            cursor.execute(
-                "CREATE INDEX CONCURRENTLY role_live_cover_idx ON opportunities_contactrole "
-                "(opportunity_id, person_id) INCLUDE (is_primary, role) WHERE NOT is_deleted"
-            )
+            cursor.execute(built)
 
-        call_command("migrate", "opportunities", "0018", verbosity=0)
+        call_command("migrate", "opportunities", target, verbosity=0)
 
-        assert _index_state("role_live_cover_idx") == (True, False)
-        assert _index_state("role_live_idx") is None
-    finally:
-        call_command("migrate", verbosity=0)
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
-def test_rolling_back_again_keeps_an_index_an_interrupted_rollback_had_already_built():
-    """Rolling 0018 back builds the index it removed; a rollback interrupted after that build
-    is finished by rolling back again."""
-    try:
-        with connection.cursor() as cursor:  # what the interrupted rollback had built
-            cursor.execute(
-                "CREATE INDEX CONCURRENTLY role_live_idx ON opportunities_contactrole "
-                "(opportunity_id, person_id) WHERE NOT is_deleted"
-            )
-
-        call_command("migrate", "opportunities", "0017", verbosity=0)
-
-        assert _index_state("role_live_idx") == (True, False)
-        assert _index_state("role_live_cover_idx") is None
+        assert _index_state(kept) == (True, False)
+        assert _index_state(gone) is None
     finally:
         call_command("migrate", verbosity=0)
 
