@@ -28,14 +28,15 @@ def _online(schema_editor: Any) -> bool:
     return bool(schema_editor.connection.vendor == "postgresql")
 
 
-def _ready_to_build(schema_editor: Any, model: Any, name: str) -> bool:
-    """Whether the concurrent build of index `name` on `model`'s table should run: not when an
-    earlier, interrupted run of the migration built it already (a valid index of that name on
-    that table); an invalid leftover is dropped first. `sqlmigrate` (collect_sql) prints the
-    statements whatever the database holds now. A valid index of that name on another table
-    is an error, never taken for this one."""
-    if schema_editor.collect_sql:
+def _ready_to_build(schema_editor: Any, state: Any, app_label: str, model_name: str, name: str) -> bool:
+    """Whether the build of index `name` on the model's table (as `state` has it) should run:
+    always on SQLite and under `sqlmigrate` (collect_sql: it prints the statements whatever the
+    database holds now); on PostgreSQL not when an earlier, interrupted run of the migration
+    built it already (a valid index of that name on that table), and after dropping an invalid
+    leftover. A valid index of that name on another table is an error, never taken for this one."""
+    if not _online(schema_editor) or schema_editor.collect_sql:
         return True
+    table = state.apps.get_model(app_label, model_name)._meta.db_table
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
             "SELECT i.indisvalid, t.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -45,12 +46,12 @@ def _ready_to_build(schema_editor: Any, model: Any, name: str) -> bool:
         row = cursor.fetchone()
     if row is None:
         return True
-    valid, table = bool(row[0]), row[1]
+    valid, indexed_table = bool(row[0]), row[1]
     if not valid:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
         return True
-    if table != model._meta.db_table:
-        raise RuntimeError(f"index {name} exists on table {table}, not on {model._meta.db_table}")
+    if indexed_table != table:
+        raise RuntimeError(f"index {name} exists on table {indexed_table}, not on {table}")
     return False
 
 
@@ -81,11 +82,8 @@ class AddIndexOnline(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
     plain = AddIndex
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if _online(schema_editor):
-            model = to_state.apps.get_model(app_label, self.model_name)
-            if not _ready_to_build(schema_editor, model, self.index.name):
-                return
-        super().database_forwards(app_label, schema_editor, from_state, to_state)
+        if _ready_to_build(schema_editor, to_state, app_label, self.model_name, self.index.name):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
 
 
 class RemoveIndexOnline(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
@@ -95,8 +93,5 @@ class RemoveIndexOnline(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
 
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         # Backwards builds the removed index again: an interrupted rollback is finished the same way.
-        if _online(schema_editor):
-            model = to_state.apps.get_model(app_label, self.model_name)
-            if not _ready_to_build(schema_editor, model, self.name):
-                return
-        super().database_backwards(app_label, schema_editor, from_state, to_state)
+        if _ready_to_build(schema_editor, to_state, app_label, self.model_name, self.name):
+            super().database_backwards(app_label, schema_editor, from_state, to_state)

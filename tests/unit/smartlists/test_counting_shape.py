@@ -128,8 +128,6 @@ def test_role_constraints_are_read_from_a_covering_index(fields):
     """Has Opportunity with the role's own constraints can be counted without reading a row of
     the role table: the live roles' index holds every column it asks for (an index-only scan is
     possible; with table scans ruled out and the tables vacuumed, the planner takes it)."""
-    import json
-
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
@@ -166,9 +164,7 @@ def test_role_constraints_are_read_from_a_covering_index(fields):
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(f"EXPLAIN (FORMAT JSON) {count_sql}")
-        explained = cursor.fetchone()[0]
-    if isinstance(explained, str):
-        explained = json.loads(explained)
+        explained = cursor.fetchone()[0]  # psycopg decodes the JSON
     scans = [scan for scan in _scans(explained[0]["Plan"]) if scan[1] == table]
     assert scans, f"the count does not read {table}"
     assert all(scan == ("Index Only Scan", table, index) for scan in scans), scans
